@@ -1,0 +1,540 @@
+import { createHash, randomBytes, randomInt } from "node:crypto";
+import type { BigIntStats, Dirent } from "node:fs";
+import {
+  type FileHandle,
+  link,
+  mkdir,
+  open,
+  readdir,
+  rename,
+  rmdir,
+  stat,
+  unlink,
+} from "node:fs/promises";
+import { dirname, join, resolve, sep } from "node:path";
+import { Readable } from "node:stream";
+import {
+  InvalidArgumentError,
+  NotFoundError,
+  PipelineError,
+  PreconditionFailedError,
+  StoreUnavailableError,
+  UnsafePathError,
+} from "../../core/errors.ts";
+import type {
+  ByteRange,
+  ObjectInfo,
+  ObjectPage,
+  ObjectStore,
+  PutOptions,
+} from "../../ports/object-store.ts";
+import { type FileLockOptions, withFileLock } from "./file-lock.ts";
+
+/** Bucket names: what OCI allows, minus anything a filesystem would treat specially. */
+const BUCKET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/**
+ * Names of the store's own files inside a bucket (temp files, per-object lock files
+ * and locks moved aside as stale). `list` hides them and object names may not
+ * take this form, so they can never collide with an object.
+ */
+const INTERNAL_SEGMENT = /^\..*\.(?:tmp-[0-9a-f]{16}|lock(?:\.stale-[0-9a-f]{16})?)$/;
+
+/** Longest object-name segment: leaves room for the temp/lock suffixes under NAME_MAX (255). */
+const MAX_SEGMENT_BYTES = 200;
+/** OCI's object name limit. */
+const MAX_NAME_BYTES = 1024;
+/** OCI's page size limit. */
+const MAX_LIST_LIMIT = 1000;
+
+const TRANSIENT_FS_CODES = new Set([
+  "EIO",
+  "ENOSPC",
+  "EDQUOT",
+  "EMFILE",
+  "ENFILE",
+  "EAGAIN",
+  "EBUSY",
+  "ETIMEDOUT",
+  "ESTALE",
+]);
+
+/** Options for {@link LocalObjectStore}. */
+export interface LocalObjectStoreOptions {
+  /** Directory holding one subdirectory per bucket (created 0o700 on first write). */
+  root: string;
+  /** Per-object lock tuning (tests shorten it). */
+  lock?: FileLockOptions;
+}
+
+interface Located {
+  bucketDir: string;
+  /** Directory that holds the object file. */
+  dir: string;
+  /** Last name segment (the file name). */
+  base: string;
+  path: string;
+}
+
+function errno(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+function isMissing(err: unknown): boolean {
+  const code = errno(err);
+  return code === "ENOENT" || code === "ENOTDIR";
+}
+
+/** Map filesystem failures: transient ones become retryable StoreUnavailableError. */
+function mapFsError(err: unknown, context: string): unknown {
+  if (err instanceof PipelineError) return err;
+  const code = errno(err);
+  if (code !== undefined && TRANSIENT_FS_CODES.has(code)) {
+    return new StoreUnavailableError(`${context}: ${code}`, { cause: err });
+  }
+  if (code === "ENAMETOOLONG") {
+    return new InvalidArgumentError(`${context}: name too long for the local filesystem`, {
+      cause: err,
+    });
+  }
+  return err;
+}
+
+/**
+ * Etag from (device, inode, size, mtime in ns). Every put writes a new file (new
+ * inode while the old one is still linked) and stamps it with a randomized
+ * microsecond mtime, so a later object only repeats an old etag if it reuses a freed
+ * inode, has the same size and draws the same microsecond within the same
+ * millisecond. Content-hash etags would need a sidecar or a full read on `head`.
+ */
+function etagOf(st: BigIntStats): string {
+  return createHash("sha256")
+    .update(`${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`)
+    .digest("hex")
+    .slice(0, 32);
+}
+
+function infoOf(name: string, st: BigIntStats): ObjectInfo {
+  return {
+    name,
+    size: Number(st.size),
+    etag: etagOf(st),
+    lastModified: new Date(Number(st.mtimeNs / 1_000_000n)),
+  };
+}
+
+/** Code-unit order, which is what OCI and `start`/`nextStart` comparisons use. */
+function compareCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) {
+    const { bytesWritten } = await fh.write(bytes, offset, bytes.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+async function writeBody(fh: FileHandle, body: Buffer | string | Readable): Promise<void> {
+  if (typeof body === "string") return writeAll(fh, Buffer.from(body, "utf8"));
+  if (body instanceof Uint8Array) return writeAll(fh, body);
+  if (body instanceof Readable) {
+    // Pulling chunk by chunk gives backpressure for free; nothing is buffered whole.
+    for await (const chunk of body) {
+      if (typeof chunk === "string") await writeAll(fh, Buffer.from(chunk, "utf8"));
+      else if (chunk instanceof Uint8Array) await writeAll(fh, chunk);
+      else throw new InvalidArgumentError("put: body stream must yield Buffers or strings");
+    }
+    return;
+  }
+  throw new InvalidArgumentError("put: body must be a Buffer, a string or a Readable");
+}
+
+/** Make a rename durable: fsync the directory entry. Best effort (not every fs allows it). */
+async function syncDir(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, "r");
+    await fh.sync();
+  } catch {
+    // Some filesystems refuse fsync on directories; the data itself was already synced.
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * ObjectStore over a directory: one subdirectory per bucket, object names as
+ * relative paths ('/' separated). Writes go to a temp file in the target directory,
+ * are fsynced and then renamed (or hard-linked, for create-only) into place, so
+ * readers see the old object or the new one, never a mix.
+ *
+ * Conditional puts are safe across processes: `ifNoneMatch: "*"` uses `link()`,
+ * which fails atomically when the name exists; `ifMatch`, plain puts and deletes
+ * serialize on a per-object lock file (see {@link withFileLock} for its one
+ * bounded race, which needs a crashed lock holder).
+ *
+ * Limits of the local form: `contentType` and `metadata` are accepted and not
+ * stored; a name can't be both an object and a "folder" of others (`a` and `a/b`);
+ * names with empty, `.` or `..` segments are rejected.
+ */
+export class LocalObjectStore implements ObjectStore {
+  /** Absolute root directory. */
+  readonly root: string;
+  private readonly lockOptions: FileLockOptions;
+
+  constructor(options: LocalObjectStoreOptions) {
+    if (!options.root) throw new InvalidArgumentError("LocalObjectStore: root is required");
+    this.root = resolve(options.root);
+    this.lockOptions = options.lock ?? {};
+  }
+
+  /** Size and etag, or undefined when missing. */
+  async head(bucket: string, name: string): Promise<ObjectInfo | undefined> {
+    const { path } = this.locate(bucket, name);
+    try {
+      const st = await this.statFile(path);
+      return st && infoOf(name, st);
+    } catch (err) {
+      throw mapFsError(err, `head ${bucket}/${name}`);
+    }
+  }
+
+  /** Stream the object or `range` of it (clamped to its size); NotFoundError when missing. */
+  async read(bucket: string, name: string, range?: ByteRange): Promise<Readable> {
+    const { path } = this.locate(bucket, name);
+    if (range !== undefined) {
+      const { start, end } = range;
+      if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+        throw new InvalidArgumentError(
+          `read ${bucket}/${name}: invalid range [${start}, ${end}): need integers 0 <= start <= end`,
+        );
+      }
+    }
+    let fh: FileHandle;
+    try {
+      fh = await open(path, "r");
+    } catch (err) {
+      if (isMissing(err) || errno(err) === "EISDIR") {
+        throw new NotFoundError(`object ${bucket}/${name} does not exist`, {
+          details: { bucket, name },
+        });
+      }
+      throw mapFsError(err, `read ${bucket}/${name}`);
+    }
+    try {
+      // Size from the open handle: a concurrent overwrite swaps the name, not our inode.
+      const st = await fh.stat();
+      if (!st.isFile()) {
+        throw new NotFoundError(`object ${bucket}/${name} does not exist`, {
+          details: { bucket, name },
+        });
+      }
+      const start = Math.min(range?.start ?? 0, st.size);
+      const end = Math.min(range?.end ?? st.size, st.size);
+      if (end <= start) {
+        await fh.close();
+        return Readable.from([], { objectMode: false });
+      }
+      // The port's end is exclusive; createReadStream's is inclusive.
+      return fh.createReadStream({ start, end: end - 1 });
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      throw mapFsError(err, `read ${bucket}/${name}`);
+    }
+  }
+
+  /** Atomic write (temp file, fsync, rename); conditions are checked race-free. */
+  async put(
+    bucket: string,
+    name: string,
+    body: Buffer | string | Readable,
+    options: PutOptions = {},
+  ): Promise<{ etag: string }> {
+    const where = this.locate(bucket, name);
+    const { dir, base, path } = where;
+    if (options.ifNoneMatch !== undefined && options.ifNoneMatch !== "*") {
+      throw new InvalidArgumentError(`put ${bucket}/${name}: ifNoneMatch only supports "*"`);
+    }
+    if (options.ifNoneMatch === "*" && options.ifMatch !== undefined) {
+      throw new InvalidArgumentError(`put ${bucket}/${name}: ifMatch and ifNoneMatch both given`);
+    }
+    const tmp = join(dir, `.${base}.tmp-${randomBytes(8).toString("hex")}`);
+    const context = `put ${bucket}/${name}`;
+    let etag: string;
+    try {
+      const fh = await this.createTemp(dir, tmp, context);
+      try {
+        await writeBody(fh, body);
+        // Random sub-millisecond mtime: kernel timestamps are jiffy-coarse, and the
+        // etag must differ between two same-size puts in the same tick.
+        const seconds = (Date.now() + randomInt(1000) / 1000) / 1000;
+        await fh.utimes(seconds, seconds);
+        await fh.sync();
+        etag = etagOf(await fh.stat({ bigint: true }));
+      } finally {
+        await fh.close();
+      }
+      if (options.ifNoneMatch === "*") {
+        try {
+          await link(tmp, path);
+        } catch (err) {
+          if (errno(err) === "EEXIST") {
+            throw new PreconditionFailedError(
+              `put ${bucket}/${name}: object already exists (ifNoneMatch "*")`,
+              { details: { bucket, name } },
+            );
+          }
+          throw err;
+        }
+        await unlink(tmp).catch(() => undefined);
+      } else {
+        await withFileLock(
+          join(dir, `.${base}.lock`),
+          async () => {
+            if (options.ifMatch !== undefined) {
+              const current = await this.statFile(path);
+              if (!current) {
+                throw new PreconditionFailedError(
+                  `put ${bucket}/${name}: ifMatch given but the object does not exist`,
+                  { details: { bucket, name, ifMatch: options.ifMatch } },
+                );
+              }
+              const currentEtag = etagOf(current);
+              if (currentEtag !== options.ifMatch) {
+                throw new PreconditionFailedError(
+                  `put ${bucket}/${name}: etag is ${currentEtag}, not ${options.ifMatch} (ifMatch)`,
+                  { details: { bucket, name, ifMatch: options.ifMatch, etag: currentEtag } },
+                );
+              }
+            }
+            await rename(tmp, path);
+          },
+          this.lockOptions,
+        );
+      }
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      const code = errno(err);
+      if (code === "EISDIR") {
+        throw new InvalidArgumentError(
+          `${context}: a folder of objects already uses this name (the local store can't hold both "a" and "a/b")`,
+          { cause: err },
+        );
+      }
+      throw mapFsError(err, context);
+    }
+    await syncDir(dir);
+    return { etag };
+  }
+
+  /** Objects in name order; `start` is inclusive, `nextStart` names the next object. */
+  async list(
+    bucket: string,
+    options: { prefix?: string; start?: string; limit?: number } = {},
+  ): Promise<ObjectPage> {
+    const bucketDir = this.bucketDir(bucket);
+    const prefix = options.prefix ?? "";
+    const start = options.start;
+    const limit = options.limit ?? MAX_LIST_LIMIT;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+      throw new InvalidArgumentError(`list ${bucket}: limit must be 1..${MAX_LIST_LIMIT}`);
+    }
+    // Walk only the folder the prefix names. If that folder part could not be part of
+    // a valid object name, nothing matches (and it must never be joined onto a path).
+    const slash = prefix.lastIndexOf("/");
+    const folder = slash >= 0 ? prefix.slice(0, slash + 1) : "";
+    if (folder !== "" && !this.validFolder(folder)) return { objects: [] };
+    const objects: ObjectInfo[] = [];
+    let nextStart: string | undefined;
+    try {
+      for await (const [name, path] of this.walk(join(bucketDir, folder), folder, prefix, start)) {
+        let st: BigIntStats | undefined;
+        try {
+          st = await this.statFile(path);
+        } catch (err) {
+          throw mapFsError(err, `list ${bucket}`);
+        }
+        if (!st) continue; // deleted while we walked
+        if (objects.length === limit) {
+          nextStart = name;
+          break;
+        }
+        objects.push(infoOf(name, st));
+      }
+    } catch (err) {
+      throw mapFsError(err, `list ${bucket}`);
+    }
+    return nextStart === undefined ? { objects } : { objects, nextStart };
+  }
+
+  /** Delete (missing is fine), then remove folders it left empty. */
+  async delete(bucket: string, name: string): Promise<void> {
+    const { bucketDir, dir, base, path } = this.locate(bucket, name);
+    try {
+      await withFileLock(
+        join(dir, `.${base}.lock`),
+        async () => {
+          try {
+            await unlink(path);
+          } catch (err) {
+            if (isMissing(err)) return;
+            // unlink on a folder fails EISDIR (Linux) or EPERM (macOS): no such object.
+            const code = errno(err);
+            if ((code === "EISDIR" || code === "EPERM") && !(await this.statFile(path))) return;
+            throw err;
+          }
+        },
+        this.lockOptions,
+      );
+    } catch (err) {
+      if (isMissing(err)) return; // the folder is gone, so is the object
+      throw mapFsError(err, `delete ${bucket}/${name}`);
+    }
+    // A concurrent put into a folder we remove retries its mkdir (see createTemp).
+    let current = dir;
+    while (current !== bucketDir && current.startsWith(bucketDir + sep)) {
+      try {
+        await rmdir(current);
+      } catch {
+        break; // not empty (or gone): stop climbing
+      }
+      current = dirname(current);
+    }
+  }
+
+  private bucketDir(bucket: string): string {
+    if (typeof bucket !== "string" || !BUCKET_NAME.test(bucket)) {
+      throw new UnsafePathError(
+        `invalid bucket name ${JSON.stringify(bucket)}: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+        { details: { bucket } },
+      );
+    }
+    return join(this.root, bucket);
+  }
+
+  /** Validate an object name and map it to its file. */
+  private locate(bucket: string, name: string): Located {
+    const bucketDir = this.bucketDir(bucket);
+    const reject = (why: string): never => {
+      throw new UnsafePathError(`unsafe object name ${JSON.stringify(name)}: ${why}`, {
+        details: { bucket, name },
+      });
+    };
+    if (typeof name !== "string" || name.length === 0) reject("it is empty");
+    if (name.includes("\0")) reject("it contains a NUL character");
+    if (name.includes("\\")) reject("it contains a backslash");
+    if (name.startsWith("/")) reject("it is absolute (starts with '/')");
+    if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
+      throw new InvalidArgumentError(`object name longer than ${MAX_NAME_BYTES} bytes`);
+    }
+    const segments = name.split("/");
+    for (const segment of segments) {
+      if (segment === "..") reject("it contains a '..' segment");
+      if (segment === "." || segment === "") reject("it contains an empty or '.' segment");
+      if (INTERNAL_SEGMENT.test(segment)) reject("that form is reserved for temp and lock files");
+      if (Buffer.byteLength(segment) > MAX_SEGMENT_BYTES) {
+        throw new InvalidArgumentError(
+          `object name ${JSON.stringify(name)}: a '/'-separated part is longer than ${MAX_SEGMENT_BYTES} bytes`,
+        );
+      }
+    }
+    const path = resolve(bucketDir, ...segments);
+    // Defense in depth: the checks above already make this impossible.
+    if (!path.startsWith(bucketDir + sep)) reject("it resolves outside its bucket");
+    const base = segments[segments.length - 1] ?? reject("it is empty");
+    return { bucketDir, dir: dirname(path), base, path };
+  }
+
+  /** A list prefix's folder part ("a/b/") is walkable when it could prefix a valid name. */
+  private validFolder(folder: string): boolean {
+    if (folder.includes("\0") || folder.includes("\\") || folder.startsWith("/")) return false;
+    return folder
+      .slice(0, -1)
+      .split("/")
+      .every((s) => s !== "" && s !== "." && s !== ".." && !INTERNAL_SEGMENT.test(s));
+  }
+
+  /** Stats of a regular file, or undefined when missing or not a file. */
+  private async statFile(path: string): Promise<BigIntStats | undefined> {
+    try {
+      const st = await stat(path, { bigint: true });
+      return st.isFile() ? st : undefined;
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Create the temp file, re-creating folders a concurrent delete may have just removed. */
+  private async createTemp(dir: string, tmp: string, context: string): Promise<FileHandle> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+      } catch (err) {
+        const code = errno(err);
+        if (code === "EEXIST" || code === "ENOTDIR") {
+          throw new InvalidArgumentError(
+            `${context}: an object already uses part of this name as its full name (the local store can't hold both "a" and "a/b")`,
+            { cause: err },
+          );
+        }
+        throw err;
+      }
+      try {
+        return await open(tmp, "wx", 0o600);
+      } catch (err) {
+        if (errno(err) !== "ENOENT" || attempt >= 5) throw err;
+      }
+    }
+  }
+
+  /**
+   * Files under `dir` in global name order. Siblings sort by their key (folders with
+   * a trailing '/'), and every name under a folder starts with its key, so a
+   * depth-first walk yields names already sorted and can stop early.
+   */
+  private async *walk(
+    dir: string,
+    rel: string,
+    prefix: string,
+    start: string | undefined,
+  ): AsyncGenerator<[name: string, path: string]> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw err;
+    }
+    const keyed: { key: string; folder: boolean; path: string }[] = [];
+    for (const entry of entries) {
+      if (INTERNAL_SEGMENT.test(entry.name)) continue;
+      // Symlinks are not followed: they could point outside the bucket.
+      if (entry.isDirectory()) {
+        keyed.push({ key: `${rel}${entry.name}/`, folder: true, path: join(dir, entry.name) });
+      } else if (entry.isFile()) {
+        keyed.push({ key: `${rel}${entry.name}`, folder: false, path: join(dir, entry.name) });
+      }
+    }
+    keyed.sort((a, b) => compareCodeUnits(a.key, b.key));
+    for (const { key, folder, path } of keyed) {
+      if (folder) {
+        if (!key.startsWith(prefix) && !prefix.startsWith(key)) continue;
+        // Every name under `key` is < start when start > key and doesn't extend it.
+        if (start !== undefined && key < start && !start.startsWith(key)) continue;
+        yield* this.walk(path, key, prefix, start);
+      } else {
+        if (!key.startsWith(prefix)) continue;
+        if (start !== undefined && key < start) continue;
+        yield [key, path];
+      }
+    }
+  }
+}
+
+/** Factory for the local object store rooted at `root`. */
+export function createLocalObjectStore(root: string): LocalObjectStore {
+  return new LocalObjectStore({ root });
+}

@@ -1,0 +1,392 @@
+#!/usr/bin/env node
+/**
+ * batch-infer: the command line of the embedded default.
+ *   run     score a file end to end (upload → split → workers → merge → event)
+ *   status  a job's partitions, attempts, progress
+ *   jobs    recent jobs
+ *   events  the event log
+ *   rerun   rerun a job's failed partitions (--failed) or the whole job
+ */
+import { copyFile, link, mkdir, unlink } from "node:fs/promises";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { InvalidArgumentError, NotFoundError, PipelineError } from "../core/errors.ts";
+import { createLogger, type LogLevel } from "../core/log.ts";
+import type { JobRecord } from "../core/records.ts";
+import { TERMINAL_JOB_STATES } from "../core/records.ts";
+import { rerunFailedPartitions } from "../pipeline/rerun.ts";
+import { type JobProgress, runLocalJob, summarize } from "../runner/local-runner.ts";
+import { localPaths, openLocalPipeline } from "../runner/local-stores.ts";
+import { parseCount, parseFraction, parsePositiveInt, parseSize } from "./args.ts";
+import { compactNumber, createProgressReporter, duration, progressLine } from "./progress.ts";
+
+const USAGE = `Usage: batch-infer <command> [options]
+
+Commands:
+  run --input FILE --model DESCRIPTOR.json [options]   score FILE (CSV or JSONL) end to end
+  status JOB_ID [--json]                               partitions, attempts, records, rate
+  jobs [--json]                                        recent jobs
+  events [--job JOB_ID] [--type TYPE] [--json]         the local event log
+  rerun JOB_ID --failed                                rerun the partitions that failed
+  rerun JOB_ID                                         score the same input again as a new job
+
+run options:
+  --output DIR             also place predictions, errors and manifest in DIR
+  --output-format F        jsonl (default) or csv
+  --workers N              most worker processes (default 2)
+  --partition-size SIZE    target partition size, e.g. 64MiB (default 64MiB)
+  --checkpoint-every N     records per checkpoint / part object (default 50000)
+  --batch-size N           records per onnxruntime call (default 4096)
+  --max-errors N           fail the job past N bad records
+  --max-error-rate F       fail the job past this fraction of bad records (e.g. 0.01 or 1%)
+  --max-attempts N         failed attempts before a partition is given up (default 3)
+  --key COL[,COL]          input columns copied into each output row (default: the model's)
+  --threads N              onnxruntime intra-op threads per worker (default 1)
+  --visibility SECONDS     partition lease; heartbeats extend it (default 60)
+
+Common options:
+  --data-dir DIR           state of the embedded default (default .batch-infer)
+  --log-level LEVEL        debug, info, warn (default), error
+  --json                   machine-readable output
+`;
+
+const OPTIONS = {
+  input: { type: "string" },
+  model: { type: "string" },
+  output: { type: "string" },
+  "output-format": { type: "string" },
+  workers: { type: "string" },
+  "partition-size": { type: "string" },
+  "checkpoint-every": { type: "string" },
+  "batch-size": { type: "string" },
+  "max-errors": { type: "string" },
+  "max-error-rate": { type: "string" },
+  "max-attempts": { type: "string" },
+  key: { type: "string" },
+  threads: { type: "string" },
+  visibility: { type: "string" },
+  "data-dir": { type: "string" },
+  "log-level": { type: "string" },
+  json: { type: "boolean" },
+  failed: { type: "boolean" },
+  job: { type: "string" },
+  type: { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+type Values = ReturnType<
+  typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>
+>["values"];
+
+function out(line = ""): void {
+  process.stdout.write(`${line}\n`);
+}
+
+async function placeOutputs(job: JobRecord, dataDir: string, dir: string): Promise<string[]> {
+  const r = job.result;
+  if (!r) return [];
+  const buckets = localPaths(dataDir).buckets;
+  await mkdir(dir, { recursive: true });
+  const placed: string[] = [];
+  const objects = [r.errorsOutput, r.manifest, ...(job.state !== "failed" ? [r.output] : [])];
+  for (const o of objects) {
+    const from = path.join(buckets, o.bucket, o.object);
+    const to = path.join(dir, path.basename(o.object));
+    await unlink(to).catch(() => undefined);
+    // A hard link costs nothing for a multi-GB output; fall back to a copy across filesystems.
+    await link(from, to).catch(() => copyFile(from, to));
+    placed.push(to);
+  }
+  return placed;
+}
+
+function objectPath(dataDir: string, bucket: string, object: string): string {
+  return path.join(localPaths(dataDir).buckets, bucket, object);
+}
+
+async function cmdRun(v: Values): Promise<number> {
+  if (!v.input) throw new InvalidArgumentError("run needs --input FILE (a .csv or .jsonl file)");
+  if (!v.model)
+    throw new InvalidArgumentError("run needs --model DESCRIPTOR.json (see `npm run train`)");
+  const format = v["output-format"];
+  if (format !== undefined && format !== "jsonl" && format !== "csv") {
+    throw new InvalidArgumentError(`--output-format must be jsonl or csv, got "${format}"`);
+  }
+  const dataDir = v["data-dir"] ?? ".batch-infer";
+  const log = createLogger({ level: (v["log-level"] as LogLevel | undefined) ?? "warn" });
+  const maxErrors = parseCount("max-errors", v["max-errors"]);
+  const maxRate = parseFraction("max-error-rate", v["max-error-rate"]);
+  const partitionBytes = v["partition-size"]
+    ? parseSize("partition-size", v["partition-size"])
+    : undefined;
+  const spec = {
+    output: { bucket: "output", ...(format ? { format: format as "jsonl" | "csv" } : {}) },
+    ...(partitionBytes !== undefined ? { partitionBytes } : {}),
+    ...(v["checkpoint-every"]
+      ? { checkpointEvery: parsePositiveInt("checkpoint-every", v["checkpoint-every"]) }
+      : {}),
+    ...(v["batch-size"] ? { batchSize: parsePositiveInt("batch-size", v["batch-size"]) } : {}),
+    ...(v["max-attempts"]
+      ? { maxAttempts: parsePositiveInt("max-attempts", v["max-attempts"]) }
+      : {}),
+    ...(v.visibility ? { visibilitySeconds: parsePositiveInt("visibility", v.visibility) } : {}),
+    ...(v.key
+      ? {
+          keyColumns: v.key
+            .split(",")
+            .map((k) => k.trim())
+            .filter(Boolean),
+        }
+      : {}),
+    errorThreshold: {
+      ...(maxErrors !== undefined ? { maxCount: maxErrors } : {}),
+      ...(maxRate !== undefined ? { maxFraction: maxRate } : {}),
+    },
+  };
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write(
+      "\nstopping: workers are checkpointing and handing back (Ctrl-C again to force)\n",
+    );
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const reporter = createProgressReporter(process.stderr);
+  let last: JobProgress | undefined;
+  const result = await runLocalJob({
+    dataDir,
+    inputFile: v.input,
+    descriptor: v.model,
+    workers: parsePositiveInt("workers", v.workers) ?? 2,
+    intraOpThreads: parsePositiveInt("threads", v.threads) ?? 1,
+    spec,
+    log,
+    signal: controller.signal,
+    onProgress: (p) => {
+      last = p;
+      if (!v.json) reporter.update(p);
+    },
+  });
+  if (!v.json) reporter.done(last);
+  const job = result.job;
+  if (result.interrupted) {
+    out(
+      `stopped job ${job.jobId} at ${compactNumber(result.progress.records)} records; run the same command again to resume it`,
+    );
+    return 130;
+  }
+  const placed = v.output && job.result ? await placeOutputs(job, dataDir, v.output) : [];
+  if (v.json) {
+    out(
+      JSON.stringify(
+        {
+          jobId: job.jobId,
+          created: result.split.created,
+          state: job.state,
+          result: job.result,
+          error: job.error,
+          placed,
+        },
+        null,
+        2,
+      ),
+    );
+  } else {
+    const r = job.result;
+    out(
+      `job ${job.jobId} ${job.state}${result.split.created ? "" : " (existing job: same input, model and options)"}`,
+    );
+    if (r) {
+      const secs = r.durationMs / 1000;
+      out(
+        `  records   ${r.records.toLocaleString("en-US")} scored, ${r.errors.toLocaleString("en-US")} bad, in ${duration(secs)} (${compactNumber(r.records / Math.max(secs, 0.001))} records/s overall)`,
+      );
+      if (job.state !== "failed")
+        out(`  output    ${placed[2] ?? objectPath(dataDir, r.output.bucket, r.output.object)}`);
+      out(
+        `  errors    ${placed[0] ?? objectPath(dataDir, r.errorsOutput.bucket, r.errorsOutput.object)}`,
+      );
+      out(`  manifest  ${placed[1] ?? objectPath(dataDir, r.manifest.bucket, r.manifest.object)}`);
+    }
+    if (job.error) out(`  ${job.state === "failed" ? "error" : "note"}     ${job.error}`);
+  }
+  return job.state === "completed" ? 0 : job.state === "completed_with_errors" ? 3 : 1;
+}
+
+async function withPipeline<T>(
+  v: Values,
+  fn: (p: ReturnType<typeof openLocalPipeline>) => Promise<T>,
+): Promise<T> {
+  const p = openLocalPipeline(v["data-dir"] ?? ".batch-infer");
+  try {
+    return await fn(p);
+  } finally {
+    p.close();
+  }
+}
+
+async function cmdStatus(v: Values, jobId: string | undefined): Promise<number> {
+  if (!jobId) throw new InvalidArgumentError("status needs a JOB_ID (see `batch-infer jobs`)");
+  return withPipeline(v, async (p) => {
+    const row = await p.checkpoints.getJob(jobId);
+    if (!row)
+      throw new NotFoundError(
+        `no job ${jobId} in ${path.resolve(v["data-dir"] ?? ".batch-infer")}: list jobs with \`batch-infer jobs\``,
+      );
+    const job = row.value;
+    const parts = (await p.checkpoints.listPartitions(jobId)).map((x) => x.value);
+    const created = Date.parse(job.createdAt);
+    const end = TERMINAL_JOB_STATES.includes(job.state) ? Date.parse(job.updatedAt) : Date.now();
+    const prog = summarize(job, parts, created, end, 0);
+    if (v.json) {
+      out(JSON.stringify({ job, progress: prog, partitions: parts }, null, 2));
+      return 0;
+    }
+    out(`job ${job.jobId}  ${job.state}  run ${job.runAttempt}`);
+    out(
+      `  input  ${job.input.bucket}/${job.input.object} (${compactNumber(job.input.size)}B, etag ${job.input.etag})`,
+    );
+    out(`  model  ${job.model.name}@${job.model.version} sha256 ${job.model.sha256.slice(0, 12)}`);
+    out(`  ${progressLine(prog, 20)}`);
+    if (job.error) out(`  ${job.error}`);
+    out("");
+    out("  part  state     records    bad  progress  attempts  last");
+    for (const x of parts) {
+      const span = x.end - x.start;
+      const pct =
+        x.state === "done"
+          ? 100
+          : span === 0
+            ? 0
+            : ((Math.min(x.end, x.offset) - x.start) / span) * 100;
+      const last = x.attempts.at(-1);
+      const lastText = x.lastError ?? (last ? `${last.worker} ${last.outcome ?? "running"}` : "");
+      out(
+        `  ${String(x.index).padStart(4)}  ${x.state.padEnd(8)} ${String(x.records).padStart(8)} ${String(x.errors).padStart(6)}  ${pct.toFixed(1).padStart(6)}%  ${String(x.attempts.length).padStart(8)}  ${lastText.slice(0, 80)}`,
+      );
+    }
+    return 0;
+  });
+}
+
+async function cmdJobs(v: Values): Promise<number> {
+  return withPipeline(v, async (p) => {
+    const jobs = (await p.checkpoints.listJobs({ limit: 50 })).map((r) => r.value);
+    if (v.json) {
+      out(JSON.stringify(jobs, null, 2));
+      return 0;
+    }
+    if (jobs.length === 0)
+      out("no jobs yet: start one with `batch-infer run --input FILE --model DESCRIPTOR.json`");
+    for (const j of jobs) {
+      out(
+        `${j.jobId}  ${j.state.padEnd(21)} ${j.createdAt}  ${j.input.bucket}/${j.input.object}  ${j.model.name}@${j.model.version}  ${j.result ? `${j.result.records} records` : ""}`,
+      );
+    }
+    return 0;
+  });
+}
+
+async function cmdEvents(v: Values): Promise<number> {
+  return withPipeline(v, async (p) => {
+    const events = await p.eventLog.read({
+      ...(v.job ? { jobId: v.job } : {}),
+      ...(v.type ? { eventType: v.type } : {}),
+    });
+    for (const e of events) {
+      out(v.json ? JSON.stringify(e) : `${e.eventTime}  ${e.eventType}  ${JSON.stringify(e.data)}`);
+    }
+    return 0;
+  });
+}
+
+async function cmdRerun(v: Values, jobId: string | undefined): Promise<number> {
+  if (!jobId) throw new InvalidArgumentError("rerun needs a JOB_ID (see `batch-infer jobs`)");
+  if (!v.failed) {
+    throw new InvalidArgumentError(
+      `to score the same input again as a new job, run \`batch-infer run\` with the same --input and --model; to retry only what failed, use \`rerun ${jobId} --failed\``,
+    );
+  }
+  const dataDir = v["data-dir"] ?? ".batch-infer";
+  const { job, partitions } = await withPipeline(v, (p) => rerunFailedPartitions(p, jobId));
+  out(`rerunning partitions ${partitions.join(", ")} of ${jobId} (run ${job.runAttempt})`);
+  // Drive the same job to completion with the local pool: `run` resumes the existing job.
+  const log = createLogger({ level: (v["log-level"] as LogLevel | undefined) ?? "warn" });
+  const p = openLocalPipeline(dataDir);
+  const row = await p.checkpoints.getJob(jobId);
+  p.close();
+  if (!row) throw new NotFoundError(`job ${jobId} vanished`);
+  const input = objectPath(dataDir, row.value.input.bucket, row.value.input.object);
+  const reporter = createProgressReporter(process.stderr);
+  const spec = row.value.spec;
+  const result = await runLocalJob({
+    dataDir,
+    inputFile: input,
+    inputBucket: row.value.input.bucket,
+    descriptor: spec.model.descriptor,
+    workers: parsePositiveInt("workers", v.workers) ?? 2,
+    spec: { ...spec, output: spec.output },
+    log,
+    onProgress: (pr) => reporter.update(pr),
+  });
+  reporter.done(result.progress);
+  out(`job ${jobId} ${result.job.state}${result.job.error ? `: ${result.job.error}` : ""}`);
+  return result.job.state === "completed" ? 0 : 3;
+}
+
+/** Run the CLI with `argv` (without node and script); returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    process.stderr.write(
+      `batch-infer: ${(err as Error).message}\nRun \`batch-infer --help\` for usage.\n`,
+    );
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [command, arg] = positionals;
+  if (values.help || !command) {
+    process.stdout.write(USAGE);
+    return command || values.help ? 0 : 2;
+  }
+  try {
+    switch (command) {
+      case "run":
+        return await cmdRun(values);
+      case "status":
+        return await cmdStatus(values, arg);
+      case "jobs":
+        return await cmdJobs(values);
+      case "events":
+        return await cmdEvents(values);
+      case "rerun":
+        return await cmdRerun(values, arg);
+      default:
+        process.stderr.write(
+          `batch-infer: unknown command "${command}"\nRun \`batch-infer --help\` for usage.\n`,
+        );
+        return 2;
+    }
+  } catch (err) {
+    if (err instanceof PipelineError) {
+      process.stderr.write(`batch-infer: error: ${err.message}\n`);
+      return err.code === "INVALID_ARGUMENT" || err.code === "INVALID_SPEC" ? 2 : 1;
+    }
+    throw err;
+  }
+}
+
+const invokedDirectly = process.argv[1] && /(cli|main)\.(ts|js)$/.test(process.argv[1]);
+if (invokedDirectly) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`batch-infer: internal error: ${(err as Error).stack ?? String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

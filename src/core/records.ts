@@ -1,0 +1,185 @@
+/**
+ * Terminology
+ * - **job**: one scoring run of one input object through one model, with one spec.
+ *   Its id is derived from the input's identity (bucket, object, etag), the model's
+ *   content hash and the spec, so the same upload delivered twice is the same job.
+ * - **partition**: a byte range of the input. It owns the records that *start* inside
+ *   its range; a reader skips to the first record start after its offset and reads
+ *   past its end to finish its last record.
+ * - **chunk / part**: every `checkpointEvery` records a worker writes that chunk's
+ *   results as one part object, then commits the checkpoint that lists it.
+ * - **epoch**: bumped each time a worker claims a partition; part names carry it, and
+ *   a worker whose epoch is stale can't commit (fencing), so its writes are never merged.
+ * - **checkpoint**: the partition row: next byte offset, counts, committed parts.
+ */
+
+/** Input file formats the readers understand. */
+export type InputFormat = "csv" | "jsonl";
+/** Output formats the merger writes. */
+export type OutputFormat = "jsonl" | "csv";
+
+/** Where a job's outputs go. */
+export interface OutputLocation {
+  bucket: string;
+  /** Folder-like prefix; the job writes `<prefix>/<jobId>/...`. */
+  prefix: string;
+  format: OutputFormat;
+}
+
+/** Bad-record budget: the job fails once either limit is crossed. */
+export interface ErrorThreshold {
+  /** Most bad records allowed (absent = no count limit). */
+  maxCount?: number;
+  /** Most bad records allowed as a fraction of records read, 0..1 (absent = no limit). */
+  maxFraction?: number;
+}
+
+/** A job spec after defaults are applied (see src/core/job-spec.ts for the schema). */
+export interface JobSpec {
+  input: { bucket: string; object: string; format: InputFormat };
+  output: OutputLocation;
+  /** Model descriptor location: a local path (local) or bucket object (OCI). */
+  model: { descriptor: string };
+  /** Target partition size in bytes. */
+  partitionBytes: number;
+  /** Records per checkpoint (and per part object). */
+  checkpointEvery: number;
+  /** Records per onnxruntime call. */
+  batchSize: number;
+  errorThreshold: ErrorThreshold;
+  /** Input columns copied into every output row; default: the model descriptor's. */
+  keyColumns?: string[];
+  /** Deliveries of a partition before it is marked failed and dead-lettered. */
+  maxAttempts: number;
+  /** Queue visibility (lease) per partition; heartbeats extend it. */
+  visibilitySeconds: number;
+  /** Distinguishes deliberate reruns of the same input; part of the job id. */
+  runTag?: string;
+}
+
+/** Lifecycle of a job. */
+export type JobState =
+  | "splitting"
+  | "running"
+  | "merging"
+  | "completed"
+  | "completed_with_errors"
+  | "failed";
+
+/** Terminal job states. */
+export const TERMINAL_JOB_STATES: readonly JobState[] = [
+  "completed",
+  "completed_with_errors",
+  "failed",
+];
+
+/** Lifecycle of a partition. */
+export type PartitionState = "pending" | "running" | "done" | "failed";
+
+/** One committed part object of a partition. */
+export interface PartRef {
+  seq: number;
+  epoch: number;
+  /** Byte offsets of the chunk in the input: first record start, next record start. */
+  startOffset: number;
+  endOffset: number;
+  records: number;
+  errors: number;
+  /** Input lines owned by this chunk (records, bad records and blank lines). */
+  lines: number;
+  /** Output part object: size and sha256 of its bytes. */
+  bytes: number;
+  sha256: string;
+  /** Errors part object size (0 = none written). */
+  errorBytes: number;
+}
+
+/** One claim of a partition by a worker, for status and the job report. */
+export interface Attempt {
+  epoch: number;
+  worker: string;
+  startedAt: string;
+  endedAt?: string;
+  outcome?: "done" | "failed" | "handed_back" | "lost" | "error";
+  detail?: string;
+  /** Offset the attempt resumed from. */
+  fromOffset: number;
+}
+
+/** The partition row: its range and its checkpoint. */
+export interface PartitionRecord {
+  jobId: string;
+  index: number;
+  /** Byte range [start, end) in the input whose record starts it owns. */
+  start: number;
+  end: number;
+  state: PartitionState;
+  /** Fencing token, bumped on every claim. */
+  epoch: number;
+  owner?: string;
+  /** Epoch ms after which another worker may take the partition over. */
+  leaseUntil?: number;
+  /** Next record start to read (the checkpoint). */
+  offset: number;
+  records: number;
+  errors: number;
+  lines: number;
+  parts: PartRef[];
+  attempts: Attempt[];
+  lastError?: string;
+  /** Attempts with an epoch at or below this were before a `rerun --failed` and don't count. */
+  retryFromEpoch?: number;
+  updatedAt: string;
+}
+
+/** What the model is, as recorded in the job and manifest. */
+export interface ModelIdentity {
+  name: string;
+  version: string;
+  descriptor: string;
+  /** sha256 of the ONNX file. */
+  sha256: string;
+}
+
+/** Identity of the input object the job was created from. */
+export interface InputIdentity {
+  bucket: string;
+  object: string;
+  etag: string;
+  size: number;
+  format: InputFormat;
+  /** Header columns (CSV), or empty (JSONL). */
+  columns: string[];
+  /** Byte offset where records start (after the CSV header). */
+  dataStart: number;
+}
+
+/** Counts and locations once a job has finished. */
+export interface JobResult {
+  records: number;
+  errors: number;
+  failedPartitions: number[];
+  output: { bucket: string; object: string; bytes: number; sha256: string };
+  errorsOutput: { bucket: string; object: string; bytes: number };
+  manifest: { bucket: string; object: string };
+  durationMs: number;
+}
+
+/** The job row. */
+export interface JobRecord {
+  jobId: string;
+  state: JobState;
+  spec: JobSpec;
+  input: InputIdentity;
+  model: ModelIdentity;
+  partitionCount: number;
+  createdAt: string;
+  updatedAt: string;
+  /** Incremented by `rerun --failed`. */
+  runAttempt: number;
+  /** Why the job failed (state failed), in words a user can act on. */
+  error?: string;
+  result?: JobResult;
+  /** Outbox flag: the completion event has been published. */
+  completionPublished?: boolean;
+}

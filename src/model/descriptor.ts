@@ -1,0 +1,130 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { ModelError } from "../core/errors.ts";
+import { sha256Hex } from "../core/ids.ts";
+import type { ModelIdentity } from "../core/records.ts";
+import { compileValidator } from "../core/schema.ts";
+import descriptorSchema from "./descriptor.schema.json" with { type: "json" };
+
+/** A numeric input column; `missing` is imputed for empty/null values. */
+export interface NumberFeature {
+  column: string;
+  type: "number";
+  missing?: number;
+}
+/** true/false/1/0/yes/no → 1 or 0. */
+export interface BooleanFeature {
+  column: string;
+  type: "boolean";
+  missing?: boolean;
+}
+/** One-hot over `categories`; an unknown value is all zeros or a bad record. */
+export interface CategoryFeature {
+  column: string;
+  type: "category";
+  categories: string[];
+  unknown?: "zeros" | "error";
+}
+/** One column's contribution to the feature vector. */
+export type Feature = NumberFeature | BooleanFeature | CategoryFeature;
+
+/** A model output mapped to an output column (`index` within the output's last dimension). */
+export interface OutputMapping {
+  name: string;
+  column: string;
+  index?: number;
+}
+
+/** The model descriptor (src/model/descriptor.schema.json). */
+export interface ModelDescriptor {
+  name: string;
+  version: string;
+  onnx: string;
+  input: { name: string };
+  keyColumns?: string[];
+  features: Feature[];
+  outputs: OutputMapping[];
+  label?: { from: string; threshold: number; column: string; labels: [string, string] };
+  metrics?: Record<string, unknown>;
+}
+
+/** A descriptor with its ONNX bytes loaded and identity computed. */
+export interface LoadedModel {
+  descriptor: ModelDescriptor;
+  descriptorPath: string;
+  onnxPath: string;
+  onnxBytes: Uint8Array;
+  identity: ModelIdentity;
+  /** Width of the feature vector. */
+  width: number;
+}
+
+const validateDescriptor = compileValidator<ModelDescriptor>(
+  "model descriptor",
+  "INVALID_MODEL",
+  descriptorSchema,
+);
+
+/** Number of float slots a feature takes in the vector. */
+export function featureWidth(f: Feature): number {
+  return f.type === "category" ? f.categories.length : 1;
+}
+
+/** Validate a parsed descriptor (schema + cross-field rules). */
+export function parseDescriptor(raw: unknown): ModelDescriptor {
+  const d = validateDescriptor(raw);
+  const outputColumns = new Set(d.outputs.map((o) => o.column));
+  if (d.label && !outputColumns.has(d.label.from)) {
+    throw new ModelError(
+      `model descriptor invalid at /label/from: "${d.label.from}" is not one of the output columns ${JSON.stringify([...outputColumns])}`,
+    );
+  }
+  return d;
+}
+
+/** Read a descriptor file and the ONNX file it names. Throws ModelError with what to fix. */
+export async function loadModel(descriptorPath: string): Promise<LoadedModel> {
+  let text: string;
+  try {
+    text = await readFile(descriptorPath, "utf8");
+  } catch (err) {
+    throw new ModelError(
+      `cannot read model descriptor ${descriptorPath}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ModelError(
+      `model descriptor ${descriptorPath} is not valid JSON: ${(err as Error).message}`,
+    );
+  }
+  const descriptor = parseDescriptor(raw);
+  const onnxPath = path.resolve(path.dirname(descriptorPath), descriptor.onnx);
+  let onnxBytes: Uint8Array;
+  try {
+    onnxBytes = await readFile(onnxPath);
+  } catch (err) {
+    throw new ModelError(
+      `cannot read ONNX file ${onnxPath} named by ${descriptorPath}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  return {
+    descriptor,
+    descriptorPath,
+    onnxPath,
+    onnxBytes,
+    width: descriptor.features.reduce((n, f) => n + featureWidth(f), 0),
+    identity: {
+      name: descriptor.name,
+      version: descriptor.version,
+      descriptor: descriptorPath,
+      sha256: sha256Hex(onnxBytes),
+    },
+  };
+}

@@ -1,0 +1,282 @@
+import { ModelError } from "../core/errors.ts";
+import {
+  createFieldSpans,
+  decodeField,
+  type FieldSpans,
+  parseNumber,
+  splitCsvLine,
+} from "../records/csv-fields.ts";
+import { parseJsonLine } from "../records/jsonl.ts";
+import type { Feature, ModelDescriptor } from "./descriptor.ts";
+import { featureWidth } from "./descriptor.ts";
+
+/**
+ * Turns one input record into a row of the model's float32 feature tensor and
+ * captures its key columns. Returns undefined on success, or the reason the
+ * record is bad (it then goes to the errors output).
+ */
+export interface RecordFeaturizer {
+  /** Feature vector width. */
+  readonly width: number;
+  /** Number of key values captured per record. */
+  readonly keyCount: number;
+  featurize(
+    buf: Buffer,
+    start: number,
+    end: number,
+    out: Float32Array,
+    rowOffset: number,
+    keys: string[],
+  ): string | undefined;
+  /** Best-effort key values of a bad record, for the errors output. */
+  keysOf(buf: Buffer, start: number, end: number): string[] | undefined;
+}
+
+const TRUE_WORDS = ["true", "1", "yes", "y", "t"];
+const FALSE_WORDS = ["false", "0", "no", "n", "f"];
+
+/** 1, 0, or -1 when the bytes are not a boolean word (ASCII, case-insensitive). */
+function parseBooleanBytes(buf: Buffer, start: number, end: number): number {
+  const len = end - start;
+  if (len === 0 || len > 5) return -1;
+  let s = "";
+  for (let i = start; i < end; i++) {
+    const c = buf[i] as number;
+    s += String.fromCharCode(c >= 65 && c <= 90 ? c + 32 : c);
+  }
+  if (TRUE_WORDS.includes(s)) return 1;
+  if (FALSE_WORDS.includes(s)) return 0;
+  return -1;
+}
+
+function bytesEqual(buf: Buffer, start: number, end: number, word: Buffer): boolean {
+  if (end - start !== word.length) return false;
+  for (let i = 0; i < word.length; i++) if (buf[start + i] !== word[i]) return false;
+  return true;
+}
+
+/** Where each feature and key column sits in the input header. */
+function columnIndex(columns: string[], column: string, role: string): number {
+  const i = columns.indexOf(column);
+  if (i < 0) {
+    throw new ModelError(
+      `${role} column "${column}" is not in the input; its columns are: ${columns.slice(0, 40).join(", ")}${columns.length > 40 ? ", ..." : ""}`,
+    );
+  }
+  return i;
+}
+
+/** Check a descriptor and key columns against a CSV header before any record is read. */
+export function checkColumns(
+  descriptor: ModelDescriptor,
+  keyColumns: string[],
+  columns: string[],
+): void {
+  for (const f of descriptor.features) columnIndex(columns, f.column, "feature");
+  for (const k of keyColumns) columnIndex(columns, k, "key");
+}
+
+interface CsvPlanEntry {
+  feature: Feature;
+  field: number;
+  slot: number;
+  categoryBytes?: Buffer[];
+}
+
+/** A featurizer for CSV lines over a known header; parses bytes in place. */
+export function createCsvFeaturizer(
+  descriptor: ModelDescriptor,
+  keyColumns: string[],
+  columns: string[],
+): RecordFeaturizer {
+  let slot = 0;
+  const plan: CsvPlanEntry[] = descriptor.features.map((feature) => {
+    const entry: CsvPlanEntry = {
+      feature,
+      field: columnIndex(columns, feature.column, "feature"),
+      slot,
+      ...(feature.type === "category"
+        ? { categoryBytes: feature.categories.map((c) => Buffer.from(c, "utf8")) }
+        : {}),
+    };
+    slot += featureWidth(feature);
+    return entry;
+  });
+  const width = slot;
+  const keyFields = keyColumns.map((k) => columnIndex(columns, k, "key"));
+  const expected = columns.length;
+  const spans: FieldSpans = createFieldSpans(Math.max(8, expected + 1));
+
+  const split = (buf: Buffer, start: number, end: number): string | undefined => {
+    const status = splitCsvLine(buf, start, end, spans);
+    if (status === "unterminated_quote") return "unterminated quoted field";
+    if (status === "text_after_quote") return "text after a closing quote";
+    if (spans.count !== expected) return `expected ${expected} fields, got ${spans.count}`;
+    return undefined;
+  };
+
+  return {
+    width,
+    keyCount: keyFields.length,
+    featurize(buf, start, end, out, rowOffset, keys) {
+      const bad = split(buf, start, end);
+      if (bad) return bad;
+      for (const e of plan) {
+        const s = spans.starts[e.field] as number;
+        const t = spans.ends[e.field] as number;
+        const f = e.feature;
+        const at = rowOffset + e.slot;
+        if (f.type === "number") {
+          if (s === t) {
+            if (f.missing === undefined) return `column ${f.column}: missing value`;
+            out[at] = f.missing;
+            continue;
+          }
+          const v = parseNumber(buf, s, t);
+          if (Number.isNaN(v)) {
+            return `column ${f.column}: ${JSON.stringify(buf.toString("utf8", s, Math.min(t, s + 40)))} is not a number`;
+          }
+          out[at] = v;
+        } else if (f.type === "boolean") {
+          if (s === t) {
+            if (f.missing === undefined) return `column ${f.column}: missing value`;
+            out[at] = f.missing ? 1 : 0;
+            continue;
+          }
+          const b = parseBooleanBytes(buf, s, t);
+          if (b < 0)
+            return `column ${f.column}: ${JSON.stringify(buf.toString("utf8", s, Math.min(t, s + 40)))} is not a boolean`;
+          out[at] = b;
+        } else {
+          const cats = e.categoryBytes as Buffer[];
+          out.fill(0, at, at + cats.length);
+          let hit = -1;
+          if (spans.kinds[e.field] === 2) {
+            const text = decodeField(buf, s, t, 2);
+            hit = f.categories.indexOf(text);
+          } else {
+            for (let c = 0; c < cats.length; c++) {
+              if (bytesEqual(buf, s, t, cats[c] as Buffer)) {
+                hit = c;
+                break;
+              }
+            }
+          }
+          if (hit >= 0) out[at + hit] = 1;
+          else if (f.unknown === "error") {
+            return `column ${f.column}: ${JSON.stringify(buf.toString("utf8", s, Math.min(t, s + 40)))} is not one of its ${cats.length} categories`;
+          }
+        }
+      }
+      for (const k of keyFields) {
+        try {
+          keys.push(
+            decodeField(
+              buf,
+              spans.starts[k] as number,
+              spans.ends[k] as number,
+              spans.kinds[k] as number,
+            ),
+          );
+        } catch (err) {
+          return `column ${columns[k]}: ${(err as Error).message}`;
+        }
+      }
+      return undefined;
+    },
+    keysOf(buf, start, end) {
+      if (splitCsvLine(buf, start, end, spans) !== "ok") return undefined;
+      try {
+        return keyFields.map((k) =>
+          k < spans.count
+            ? decodeField(
+                buf,
+                spans.starts[k] as number,
+                spans.ends[k] as number,
+                spans.kinds[k] as number,
+              )
+            : "",
+        );
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+function jsonNumber(v: unknown): number {
+  if (typeof v === "number") return v;
+  if (typeof v === "string" && v.trim() !== "") return Number(v);
+  return Number.NaN;
+}
+
+/** A featurizer for JSON-lines records (one object per line). */
+export function createJsonlFeaturizer(
+  descriptor: ModelDescriptor,
+  keyColumns: string[],
+): RecordFeaturizer {
+  let slot = 0;
+  const plan = descriptor.features.map((feature) => {
+    const e = { feature, slot };
+    slot += featureWidth(feature);
+    return e;
+  });
+  const width = slot;
+  const keyOf = (v: unknown): string =>
+    v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v);
+  return {
+    width,
+    keyCount: keyColumns.length,
+    featurize(buf, start, end, out, rowOffset, keys) {
+      let obj: Record<string, unknown>;
+      try {
+        obj = parseJsonLine(buf, start, end);
+      } catch (err) {
+        return (err as Error).message;
+      }
+      for (const { feature: f, slot: s } of plan) {
+        const v = obj[f.column];
+        const at = rowOffset + s;
+        const missing = v === undefined || v === null || v === "";
+        if (f.type === "number") {
+          if (missing) {
+            if (f.missing === undefined) return `field ${f.column}: missing value`;
+            out[at] = f.missing;
+            continue;
+          }
+          const n = jsonNumber(v);
+          if (Number.isNaN(n)) return `field ${f.column}: ${JSON.stringify(v)} is not a number`;
+          out[at] = n;
+        } else if (f.type === "boolean") {
+          if (missing) {
+            if (f.missing === undefined) return `field ${f.column}: missing value`;
+            out[at] = f.missing ? 1 : 0;
+            continue;
+          }
+          if (v === true || v === 1) out[at] = 1;
+          else if (v === false || v === 0) out[at] = 0;
+          else if (typeof v === "string" && TRUE_WORDS.includes(v.toLowerCase())) out[at] = 1;
+          else if (typeof v === "string" && FALSE_WORDS.includes(v.toLowerCase())) out[at] = 0;
+          else return `field ${f.column}: ${JSON.stringify(v)} is not a boolean`;
+        } else {
+          out.fill(0, at, at + f.categories.length);
+          const hit = typeof v === "string" ? f.categories.indexOf(v) : -1;
+          if (hit >= 0) out[at + hit] = 1;
+          else if (f.unknown === "error" || (!missing && typeof v !== "string")) {
+            return `field ${f.column}: ${JSON.stringify(v)} is not one of its ${f.categories.length} categories`;
+          }
+        }
+      }
+      for (const k of keyColumns) keys.push(keyOf(obj[k]));
+      return undefined;
+    },
+    keysOf(buf, start, end) {
+      try {
+        const obj = parseJsonLine(buf, start, end);
+        return keyColumns.map((k) => keyOf(obj[k]));
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}

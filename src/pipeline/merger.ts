@@ -1,0 +1,332 @@
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { ConflictError } from "../core/errors.ts";
+import type { JobRecord, JobResult, JobState, PartitionRecord } from "../core/records.ts";
+import { TERMINAL_JOB_STATES } from "../core/records.ts";
+import type { PipelineDeps } from "./deps.ts";
+import { EVENT_TYPES, jobEvent } from "./events.ts";
+import { errorPartName, type JobLayout, jobLayout, partName } from "./layout.ts";
+import { outputColumns } from "./output-rows.ts";
+
+/** The manifest written next to a job's output: enough to verify it without the job store. */
+export interface Manifest {
+  jobId: string;
+  status: JobState;
+  message?: string;
+  runAttempt: number;
+  input: JobRecord["input"];
+  model: JobRecord["model"];
+  spec: JobRecord["spec"];
+  columns: string[];
+  counts: {
+    records: number;
+    errors: number;
+    lines: number;
+    partitions: number;
+    failedPartitions: number[];
+  };
+  output?: { object: string; bytes: number; sha256: string };
+  errorsOutput: { object: string; bytes: number; sha256: string };
+  timings: { createdAt: string; finishedAt: string; durationMs: number };
+  partitions: {
+    index: number;
+    start: number;
+    end: number;
+    state: PartitionRecord["state"];
+    records: number;
+    errors: number;
+    lines: number;
+    attempts: PartitionRecord["attempts"];
+    lastError?: string;
+    parts: { seq: number; epoch: number; records: number; bytes: number; sha256: string }[];
+  }[];
+}
+
+async function* concatParts(
+  deps: PipelineDeps,
+  layout: JobLayout,
+  job: JobRecord,
+  partitions: PartitionRecord[],
+  header: string,
+  digest: { hash: ReturnType<typeof createHash>; bytes: number },
+): AsyncGenerator<Buffer> {
+  if (header) {
+    const b = Buffer.from(header);
+    digest.hash.update(b);
+    digest.bytes += b.length;
+    yield b;
+  }
+  for (const p of partitions) {
+    if (p.state !== "done") continue;
+    for (const ref of p.parts) {
+      if (ref.bytes === 0) continue;
+      const name = partName(layout, p.index, ref.seq, ref.epoch, job.spec.output.format);
+      for await (const chunk of await deps.store.read(layout.bucket, name)) {
+        const b = chunk as Buffer;
+        digest.hash.update(b);
+        digest.bytes += b.length;
+        yield b;
+      }
+    }
+  }
+}
+
+async function* rewriteErrors(
+  deps: PipelineDeps,
+  layout: JobLayout,
+  job: JobRecord,
+  partitions: PartitionRecord[],
+  digest: { hash: ReturnType<typeof createHash>; bytes: number },
+): AsyncGenerator<Buffer> {
+  // Line numbers: the CSV header is line 1; each partition and chunk knows how many lines it owned.
+  let lineBase = job.input.format === "csv" && job.input.dataStart > 0 ? 1 : 0;
+  for (const p of partitions) {
+    let partBase = lineBase;
+    for (const ref of p.parts) {
+      if (ref.errorBytes > 0) {
+        const name = errorPartName(layout, p.index, ref.seq, ref.epoch);
+        const chunks: Buffer[] = [];
+        for await (const c of await deps.store.read(layout.bucket, name)) chunks.push(c as Buffer);
+        let out = "";
+        for (const line of Buffer.concat(chunks).toString("utf8").split("\n")) {
+          if (!line) continue;
+          const e = JSON.parse(line) as {
+            line: number;
+            offset: number;
+            reason: string;
+            key: unknown;
+            record: unknown;
+          };
+          out += `${JSON.stringify({ line: partBase + e.line, offset: e.offset, partition: p.index, reason: e.reason, key: e.key, record: e.record })}\n`;
+        }
+        const b = Buffer.from(out);
+        digest.hash.update(b);
+        digest.bytes += b.length;
+        yield b;
+      }
+      partBase += ref.lines;
+    }
+    lineBase += p.lines;
+  }
+}
+
+function decideStatus(
+  job: JobRecord,
+  partitions: PartitionRecord[],
+): { status: JobState; message?: string } {
+  const records = partitions.reduce((n, p) => n + p.records, 0);
+  const errors = partitions.reduce((n, p) => n + p.errors, 0);
+  const failed = partitions.filter((p) => p.state === "failed").map((p) => p.index);
+  const { maxCount, maxFraction } = job.spec.errorThreshold;
+  if (job.error) return { status: "failed", message: job.error };
+  if (maxCount !== undefined && errors > maxCount) {
+    return {
+      status: "failed",
+      message: `${errors} bad records exceed errorThreshold.maxCount ${maxCount} (see the errors output)`,
+    };
+  }
+  const fraction = records + errors === 0 ? 0 : errors / (records + errors);
+  if (maxFraction !== undefined && fraction > maxFraction) {
+    return {
+      status: "failed",
+      message: `${(fraction * 100).toFixed(3)}% bad records exceed errorThreshold.maxFraction ${maxFraction} (see the errors output)`,
+    };
+  }
+  if (failed.length > 0) {
+    return {
+      status: "completed_with_errors",
+      message: `partitions ${failed.join(", ")} failed after retries; fix the cause and run \`rerun ${job.jobId} --failed\``,
+    };
+  }
+  return { status: "completed" };
+}
+
+/** The completion event for a finished job. */
+export function completionEvent(job: JobRecord, now: Date) {
+  const r = job.result;
+  const layout = jobLayout(job);
+  return jobEvent(
+    EVENT_TYPES.jobCompleted,
+    job,
+    `r${job.runAttempt}`,
+    {
+      status: job.state,
+      records: r?.records ?? 0,
+      errors: r?.errors ?? 0,
+      failedPartitions: r?.failedPartitions ?? [],
+      durationMs: r?.durationMs ?? 0,
+      output: r && job.state !== "failed" ? `${layout.bucket}/${r.output.object}` : undefined,
+      errorsOutput: r ? `${layout.bucket}/${r.errorsOutput.object}` : undefined,
+      manifest: `${layout.bucket}/${layout.manifest}`,
+      model: `${job.model.name}@${job.model.version}`,
+      input: `${job.input.bucket}/${job.input.object}`,
+      ...(job.error ? { message: job.error } : {}),
+    },
+    now,
+  );
+}
+
+async function publishCompletion(deps: PipelineDeps, jobId: string): Promise<void> {
+  for (;;) {
+    const row = await deps.checkpoints.getJob(jobId);
+    if (!row || row.value.completionPublished) return;
+    // Outbox: publish, then mark. A crash in between republishes the same eventID (consumers dedupe).
+    await deps.events.publish([completionEvent(row.value, new Date(deps.now()))]);
+    try {
+      await deps.checkpoints.updateJob(
+        jobId,
+        { ...row.value, completionPublished: true },
+        row.version,
+      );
+      return;
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+    }
+  }
+}
+
+async function deletePrefix(deps: PipelineDeps, bucket: string, prefix: string): Promise<void> {
+  let start: string | undefined;
+  do {
+    const page = await deps.store.list(bucket, {
+      prefix,
+      ...(start ? { start } : {}),
+      limit: 1000,
+    });
+    for (const o of page.objects) await deps.store.delete(bucket, o.name);
+    start = page.nextStart;
+  } while (start);
+}
+
+/**
+ * Merge a job whose partitions are all terminal: concatenate the committed
+ * parts in input order into the final output, rewrite error line numbers,
+ * write the manifest, move the job to its final state by compare-and-set and
+ * publish the completion event once. Idempotent: running it again (a redelivered
+ * merge task) rewrites identical bytes and publishes nothing new.
+ */
+export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRecord | undefined> {
+  const row = await deps.checkpoints.getJob(jobId);
+  if (!row) return undefined;
+  const job = row.value;
+  const log = deps.log.child({ jobId });
+  if (TERMINAL_JOB_STATES.includes(job.state)) {
+    await publishCompletion(deps, jobId);
+    return job;
+  }
+  if (job.state !== "merging") return job;
+
+  const partitions = (await deps.checkpoints.listPartitions(jobId)).map((p) => p.value);
+  const layout = jobLayout(job);
+  const { status, message } = decideStatus(job, partitions);
+  const records = partitions.reduce((n, p) => n + p.records, 0);
+  const errors = partitions.reduce((n, p) => n + p.errors, 0);
+  const failedPartitions = partitions.filter((p) => p.state === "failed").map((p) => p.index);
+  const model = await deps.loadModel(job.spec.model.descriptor).catch(() => undefined);
+  const keyNames = job.spec.keyColumns ?? model?.descriptor.keyColumns ?? [];
+  const columns = model
+    ? outputColumns(model.descriptor, keyNames.length ? keyNames : ["_offset"])
+    : [];
+  const header = job.spec.output.format === "csv" && model ? `${columns.join(",")}\n` : "";
+
+  const errDigest = { hash: createHash("sha256"), bytes: 0 };
+  await deps.store.put(
+    layout.bucket,
+    layout.errors,
+    Readable.from(rewriteErrors(deps, layout, job, partitions, errDigest)),
+  );
+  let output: Manifest["output"];
+  if (status !== "failed") {
+    const outDigest = { hash: createHash("sha256"), bytes: 0 };
+    await deps.store.put(
+      layout.bucket,
+      layout.output,
+      Readable.from(concatParts(deps, layout, job, partitions, header, outDigest)),
+    );
+    output = {
+      object: layout.output,
+      bytes: outDigest.bytes,
+      sha256: outDigest.hash.digest("hex"),
+    };
+  }
+  const finishedAt = new Date(deps.now());
+  const durationMs = finishedAt.getTime() - Date.parse(job.createdAt);
+  const manifest: Manifest = {
+    jobId,
+    status,
+    ...(message ? { message } : {}),
+    runAttempt: job.runAttempt,
+    input: job.input,
+    model: job.model,
+    spec: job.spec,
+    columns,
+    counts: {
+      records,
+      errors,
+      lines: partitions.reduce((n, p) => n + p.lines, 0),
+      partitions: partitions.length,
+      failedPartitions,
+    },
+    ...(output ? { output } : {}),
+    errorsOutput: {
+      object: layout.errors,
+      bytes: errDigest.bytes,
+      sha256: errDigest.hash.digest("hex"),
+    },
+    timings: { createdAt: job.createdAt, finishedAt: finishedAt.toISOString(), durationMs },
+    partitions: partitions.map((p) => ({
+      index: p.index,
+      start: p.start,
+      end: p.end,
+      state: p.state,
+      records: p.records,
+      errors: p.errors,
+      lines: p.lines,
+      attempts: p.attempts,
+      ...(p.lastError ? { lastError: p.lastError } : {}),
+      parts: p.parts.map((r) => ({
+        seq: r.seq,
+        epoch: r.epoch,
+        records: r.records,
+        bytes: r.bytes,
+        sha256: r.sha256,
+      })),
+    })),
+  };
+  await deps.store.put(layout.bucket, layout.manifest, `${JSON.stringify(manifest, null, 2)}\n`, {
+    contentType: "application/json",
+  });
+
+  const result: JobResult = {
+    records,
+    errors,
+    failedPartitions,
+    output: {
+      bucket: layout.bucket,
+      object: layout.output,
+      bytes: output?.bytes ?? 0,
+      sha256: output?.sha256 ?? "",
+    },
+    errorsOutput: { bucket: layout.bucket, object: layout.errors, bytes: errDigest.bytes },
+    manifest: { bucket: layout.bucket, object: layout.manifest },
+    durationMs,
+  };
+  const final: JobRecord = {
+    ...job,
+    state: status,
+    ...(message ? { error: message } : {}),
+    result,
+    completionPublished: false,
+    updatedAt: finishedAt.toISOString(),
+  };
+  try {
+    await deps.checkpoints.updateJob(jobId, final, row.version);
+  } catch (err) {
+    if (!(err instanceof ConflictError)) throw err;
+    log.info("another merger finished this job first");
+  }
+  await publishCompletion(deps, jobId);
+  if (status === "completed") await deletePrefix(deps, layout.bucket, layout.partsPrefix);
+  log.info("job finished", { status, records, errors, failedPartitions, durationMs });
+  return (await deps.checkpoints.getJob(jobId))?.value;
+}

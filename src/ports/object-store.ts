@@ -1,0 +1,58 @@
+import type { Readable } from "node:stream";
+
+/** What `head` and `list` report about one object. */
+export interface ObjectInfo {
+  name: string;
+  size: number;
+  /** Opaque version tag; changes whenever the content changes. */
+  etag: string;
+  lastModified: Date;
+}
+
+/** A byte range: `start` inclusive, `end` exclusive (JS convention; OCI's Range header is inclusive). */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/** Conditions and metadata for `put`. */
+export interface PutOptions {
+  /** `"*"`: only create, fail with PreconditionFailedError if the object exists. */
+  ifNoneMatch?: "*";
+  /** Only replace the object whose etag is this. */
+  ifMatch?: string;
+  contentType?: string;
+  metadata?: Record<string, string>;
+}
+
+/** A page of `list`. */
+export interface ObjectPage {
+  objects: ObjectInfo[];
+  /** Pass as `start` to get the next page; absent on the last page. */
+  nextStart?: string;
+}
+
+/**
+ * Port: a bucketed object store (Object Storage on OCI, a directory per bucket locally).
+ * Writes are atomic: a reader sees the old object or the new one, never a mix.
+ */
+export interface ObjectStore {
+  /** Size and etag, or undefined when the object does not exist. */
+  head(bucket: string, name: string): Promise<ObjectInfo | undefined>;
+  /** Stream the object, or the part of it in `range`. Throws NotFoundError when missing. */
+  read(bucket: string, name: string, range?: ByteRange): Promise<Readable>;
+  /** Write an object atomically. Throws PreconditionFailedError when a condition fails. */
+  put(
+    bucket: string,
+    name: string,
+    body: Buffer | string | Readable,
+    options?: PutOptions,
+  ): Promise<{ etag: string }>;
+  /** Objects whose names start with `prefix`, in name order, `limit` per page. */
+  list(
+    bucket: string,
+    options?: { prefix?: string; start?: string; limit?: number },
+  ): Promise<ObjectPage>;
+  /** Delete; deleting a missing object is not an error. */
+  delete(bucket: string, name: string): Promise<void>;
+}

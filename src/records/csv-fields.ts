@@ -1,0 +1,485 @@
+/**
+ * CSV field splitting, number parsing and strict field decoding over byte ranges of a
+ * Buffer. These run once per field of every record, so they work on byte offsets and
+ * allocate nothing on the hot path (no per-field strings, no regexes).
+ *
+ * Dialect: RFC 4180 quoting on a single line. A quoted field may hold delimiters and
+ * `""` escapes but never a raw newline (a newline always ends the record, like Spark's
+ * `multiLine=false`), so a quote still open at the end of the line is a bad record.
+ */
+import { InvalidArgumentError } from "../core/errors.ts";
+import { BadRecordError } from "./bad-record.ts";
+
+/**
+ * Where the fields of one line lie in its buffer (reused across lines).
+ * `splitCsvLine` replaces the arrays with larger ones when a line has more fields
+ * than they hold, so a FieldSpans never limits the field count.
+ */
+export interface FieldSpans {
+  /** Fields found by the last `splitCsvLine` call. */
+  count: number;
+  /** Field i's bytes are buf[starts[i], ends[i]), surrounding quotes excluded. */
+  starts: Int32Array;
+  ends: Int32Array;
+  /** 0 plain, 1 quoted, 2 quoted with `""` escapes inside (decodeField unescapes them). */
+  kinds: Uint8Array;
+}
+
+/** A FieldSpans with room for `capacity` fields; it grows on demand. */
+export function createFieldSpans(capacity: number): FieldSpans {
+  const cap = Math.max(1, Math.floor(capacity) || 1);
+  return {
+    count: 0,
+    starts: new Int32Array(cap),
+    ends: new Int32Array(cap),
+    kinds: new Uint8Array(cap),
+  };
+}
+
+function growFieldSpans(out: FieldSpans): void {
+  const cap = out.starts.length * 2;
+  const starts = new Int32Array(cap);
+  const ends = new Int32Array(cap);
+  const kinds = new Uint8Array(cap);
+  starts.set(out.starts);
+  ends.set(out.ends);
+  kinds.set(out.kinds);
+  out.starts = starts;
+  out.ends = ends;
+  out.kinds = kinds;
+}
+
+/** FieldSpans plus each field's numeric value, filled by `splitCsvNumbers`. */
+export interface NumericFieldSpans extends FieldSpans {
+  /** values[i] === parseNumber(buf, starts[i], ends[i]) (NaN when not a number). */
+  values: Float64Array;
+}
+
+/** A NumericFieldSpans with room for `capacity` fields; it grows on demand. */
+export function createNumericFieldSpans(capacity: number): NumericFieldSpans {
+  const spans = createFieldSpans(capacity);
+  return { ...spans, values: new Float64Array(spans.starts.length) };
+}
+
+function growNumericFieldSpans(out: NumericFieldSpans): void {
+  growFieldSpans(out);
+  const values = new Float64Array(out.starts.length);
+  values.set(out.values);
+  out.values = values;
+}
+
+/**
+ * Outcome of splitting one line: `unterminated_quote` (a quoted field never closes on
+ * this line) and `text_after_quote` (`"a"b`) make the line a bad record.
+ */
+export type CsvLineStatus = "ok" | "unterminated_quote" | "text_after_quote";
+
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+
+/**
+ * Split the line buf[start, end) (terminator already stripped) into field spans.
+ * A line always has at least one field (an empty line is one empty field); a trailing
+ * delimiter adds an empty last field. A quote inside an unquoted field is kept as a
+ * literal character (lenient, like most readers); only a field that *starts* with a
+ * quote is a quoted field. On a non-ok status `out.count` holds the fields split so far.
+ */
+export function splitCsvLine(
+  buf: Buffer,
+  start: number,
+  end: number,
+  out: FieldSpans,
+  delimiter: number = COMMA,
+): CsvLineStatus {
+  let starts = out.starts;
+  let ends = out.ends;
+  let kinds = out.kinds;
+  let cap = starts.length;
+  let n = 0;
+  let i = start;
+  for (;;) {
+    if (n === cap) {
+      growFieldSpans(out);
+      starts = out.starts;
+      ends = out.ends;
+      kinds = out.kinds;
+      cap = starts.length;
+    }
+    if (i < end && buf[i] === QUOTE) {
+      let j = i + 1;
+      let kind = 1;
+      for (;;) {
+        while (j < end && buf[j] !== QUOTE) j++;
+        if (j >= end) {
+          out.count = n;
+          return "unterminated_quote";
+        }
+        if (j + 1 < end && buf[j + 1] === QUOTE) {
+          kind = 2;
+          j += 2;
+          continue;
+        }
+        break;
+      }
+      starts[n] = i + 1;
+      ends[n] = j;
+      kinds[n] = kind;
+      n++;
+      j++;
+      if (j === end) break;
+      if (buf[j] !== delimiter) {
+        out.count = n;
+        return "text_after_quote";
+      }
+      i = j + 1;
+    } else {
+      let j = i;
+      while (j < end && buf[j] !== delimiter) j++;
+      starts[n] = i;
+      ends[n] = j;
+      kinds[n] = 0;
+      n++;
+      if (j === end) break;
+      i = j + 1;
+    }
+  }
+  out.count = n;
+  return "ok";
+}
+
+/** Exact doubles 1e0..1e22: every power of ten up to 1e22 is representable. */
+const POW10 = [
+  1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
+  1e18, 1e19, 1e20, 1e21, 1e22,
+];
+const TWO_POW_53 = 9007199254740992;
+
+/** Undocumented but stable Buffer methods that skip toString's argument handling. */
+interface FastSlices {
+  latin1Slice(start: number, end: number): string;
+}
+
+function latin1(buf: Buffer, start: number, end: number): string {
+  return (buf as unknown as FastSlices).latin1Slice(start, end);
+}
+
+/** Lower-cased ASCII byte at i (only meaningful for letters). */
+function lowerAt(buf: Buffer, i: number): number {
+  return (buf[i] as number) | 0x20;
+}
+
+/** True when buf[i, e) is `word` (lower-case ASCII letters), ignoring case. */
+function matchesWord(buf: Buffer, i: number, e: number, word: string): boolean {
+  if (e - i !== word.length) return false;
+  for (let k = 0; k < word.length; k++) {
+    if (lowerAt(buf, i + k) !== word.charCodeAt(k)) return false;
+  }
+  return true;
+}
+
+/**
+ * Parse buf[start, end) as a decimal number, or NaN when it is not one.
+ *
+ * Grammar: optional ASCII whitespace (tab, LF, VT, FF, CR, space), optional sign, digits
+ * with an optional `.` (at least one digit on either side: `5.` and `.5` are fine), an
+ * optional exponent (`e`/`E`, sign, at least one digit), optional whitespace.
+ * For every such text the result is exactly `Number(text)`: a mantissa below 2^53 with
+ * a power of ten within ±22 is computed with one correctly rounded multiply or divide
+ * (Clinger's fast path); anything else goes to `Number()` itself.
+ *
+ * Deliberate differences from `Number(text)`:
+ * - empty or all-whitespace text is NaN (Number gives 0): a blank feature is missing;
+ * - hex/octal/binary literals (`0x10`, `0o7`, `0b1`) are NaN (Number parses them);
+ * - non-ASCII whitespace (e.g. U+00A0) is not trimmed: NaN;
+ * - `inf` / `infinity` in any case, with an optional sign, are ±Infinity (Number only
+ *   knows `Infinity`), so numpy/pandas exports round-trip;
+ * - `nan` in any case is NaN, which callers can't tell from invalid text: treating it
+ *   as a bad feature is intended (models seldom handle NaN inputs).
+ */
+export function parseNumber(buf: Buffer, start: number, end: number): number {
+  let i = start;
+  let e = end;
+  // Whitespace trimming mirrors what Number() trims in ASCII, so the slow path agrees.
+  while (i < e && isAsciiSpace(buf[i] as number)) i++;
+  while (e > i && isAsciiSpace(buf[e - 1] as number)) e--;
+  if (i === e) return Number.NaN;
+  let c = buf[i] as number;
+  let negative = false;
+  if (c === 0x2d || c === 0x2b) {
+    negative = c === 0x2d;
+    i++;
+    if (i === e) return Number.NaN;
+  }
+  let mantissa = 0;
+  const intStart = i;
+  while (i < e) {
+    const d = (buf[i] as number) - 0x30;
+    if (d >>> 0 > 9) break;
+    mantissa = mantissa * 10 + d;
+    i++;
+  }
+  const intDigits = i - intStart;
+  let fracDigits = 0;
+  if (i < e && buf[i] === 0x2e) {
+    i++;
+    const fracStart = i;
+    while (i < e) {
+      const d = (buf[i] as number) - 0x30;
+      if (d >>> 0 > 9) break;
+      mantissa = mantissa * 10 + d;
+      i++;
+    }
+    fracDigits = i - fracStart;
+  }
+  if (intDigits + fracDigits === 0) {
+    // Not a number-shaped text; the only other valid forms are inf/infinity/nan.
+    if (i !== intStart) return Number.NaN; // a lone "." (possibly signed)
+    if (matchesWord(buf, i, e, "inf") || matchesWord(buf, i, e, "infinity")) {
+      return negative ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
+    }
+    return Number.NaN;
+  }
+  let exponent = 0;
+  if (i < e && lowerAt(buf, i) === 0x65) {
+    i++;
+    let expNegative = false;
+    c = i < e ? (buf[i] as number) : 0;
+    if (c === 0x2d || c === 0x2b) {
+      expNegative = c === 0x2d;
+      i++;
+    }
+    const expStart = i;
+    while (i < e) {
+      const d = (buf[i] as number) - 0x30;
+      if (d >>> 0 > 9) break;
+      // Saturate: beyond this the slow path decides (0 or Infinity), so precision is moot.
+      if (exponent < 100000) exponent = exponent * 10 + d;
+      i++;
+    }
+    if (i === expStart) return Number.NaN;
+    if (expNegative) exponent = -exponent;
+  }
+  if (i !== e) return Number.NaN;
+  // mantissa only ever grows, and rounding is monotonic, so a final value below 2^53
+  // means every step was exact.
+  if (mantissa < TWO_POW_53) {
+    let value: number;
+    const power = exponent - fracDigits;
+    if (mantissa === 0 || power === 0) value = mantissa;
+    else if (power > 0 && power <= 22) value = mantissa * (POW10[power] as number);
+    else if (power < 0 && power >= -22) value = mantissa / (POW10[-power] as number);
+    else return Number(latin1(buf, start, end));
+    return negative ? -value : value;
+  }
+  return Number(latin1(buf, start, end));
+}
+
+/**
+ * `splitCsvLine` and `parseNumber` in one pass over the line, for all-numeric tables:
+ * the same spans and status as splitCsvLine, plus out.values[i] equal to
+ * parseNumber(buf, starts[i], ends[i]) for each field (NaN where not a number).
+ * Plain decimals are parsed while the field is scanned, so each byte is read once;
+ * anything else (exponents, spaces, quotes, text) takes the general path.
+ */
+export function splitCsvNumbers(
+  buf: Buffer,
+  start: number,
+  end: number,
+  out: NumericFieldSpans,
+  delimiter: number = COMMA,
+): CsvLineStatus {
+  if (
+    delimiter === 0x2e ||
+    delimiter === 0x2d ||
+    delimiter === 0x2b ||
+    (delimiter >= 0x30 && delimiter <= 0x39)
+  ) {
+    // The delimiter could be part of a number: scan first, parse after.
+    const status = splitCsvLine(buf, start, end, out, delimiter);
+    if (out.values.length < out.starts.length) {
+      out.values = new Float64Array(out.starts.length);
+    }
+    for (let f = 0; f < out.count; f++) {
+      out.values[f] = parseNumber(buf, out.starts[f] as number, out.ends[f] as number);
+    }
+    return status;
+  }
+  let starts = out.starts;
+  let ends = out.ends;
+  let kinds = out.kinds;
+  let values = out.values;
+  let cap = starts.length;
+  let n = 0;
+  let i = start;
+  for (;;) {
+    if (n === cap) {
+      growNumericFieldSpans(out);
+      starts = out.starts;
+      ends = out.ends;
+      kinds = out.kinds;
+      values = out.values;
+      cap = starts.length;
+    }
+    const c = i < end ? (buf[i] as number) : -1;
+    if (c === QUOTE) {
+      let j = i + 1;
+      let kind = 1;
+      for (;;) {
+        while (j < end && buf[j] !== QUOTE) j++;
+        if (j >= end) {
+          out.count = n;
+          return "unterminated_quote";
+        }
+        if (j + 1 < end && buf[j + 1] === QUOTE) {
+          kind = 2;
+          j += 2;
+          continue;
+        }
+        break;
+      }
+      starts[n] = i + 1;
+      ends[n] = j;
+      kinds[n] = kind;
+      values[n] = parseNumber(buf, i + 1, j);
+      n++;
+      j++;
+      if (j === end) break;
+      if (buf[j] !== delimiter) {
+        out.count = n;
+        return "text_after_quote";
+      }
+      i = j + 1;
+    } else {
+      let j = i;
+      let negative = false;
+      if (c === 0x2d) {
+        negative = true;
+        j++;
+      } else if (c === 0x2b) {
+        j++;
+      }
+      const digitsStart = j;
+      let mantissa = 0;
+      while (j < end) {
+        const d = (buf[j] as number) - 0x30;
+        if (d >>> 0 > 9) break;
+        mantissa = mantissa * 10 + d;
+        j++;
+      }
+      const intDigits = j - digitsStart;
+      let fracDigits = 0;
+      if (j < end && buf[j] === 0x2e) {
+        j++;
+        const fracStart = j;
+        while (j < end) {
+          const d = (buf[j] as number) - 0x30;
+          if (d >>> 0 > 9) break;
+          mantissa = mantissa * 10 + d;
+          j++;
+        }
+        fracDigits = j - fracStart;
+      }
+      let value: number;
+      if (
+        (j === end || buf[j] === delimiter) &&
+        intDigits + fracDigits > 0 &&
+        mantissa < TWO_POW_53 &&
+        fracDigits <= 22
+      ) {
+        value = fracDigits === 0 ? mantissa : mantissa / (POW10[fracDigits] as number);
+        if (negative) value = -value;
+      } else {
+        while (j < end && buf[j] !== delimiter) j++;
+        value = parseNumber(buf, i, j);
+      }
+      starts[n] = i;
+      ends[n] = j;
+      kinds[n] = 0;
+      values[n] = value;
+      n++;
+      if (j === end) break;
+      i = j + 1;
+    }
+  }
+  out.count = n;
+  return "ok";
+}
+
+function isAsciiSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Strictly decode buf[start, end) as UTF-8, or undefined when the bytes are not valid
+ * UTF-8. ASCII-only ranges (the common case) skip the TextDecoder call.
+ */
+export function decodeUtf8Strict(buf: Buffer, start: number, end: number): string | undefined {
+  let acc = 0;
+  for (let i = start; i < end; i++) acc |= buf[i] as number;
+  if (acc < 0x80) return latin1(buf, start, end);
+  try {
+    return utf8.decode(buf.subarray(start, end));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Decode one field span (from `splitCsvLine`) to a string: strict UTF-8, and `""`
+ * unescaped when `kind` is 2. Throws BadRecordError "invalid UTF-8 in field".
+ */
+export function decodeField(buf: Buffer, start: number, end: number, kind: number): string {
+  const text = decodeUtf8Strict(buf, start, end);
+  if (text === undefined) throw new BadRecordError("invalid UTF-8 in field");
+  return kind === 2 ? text.replaceAll('""', '"') : text;
+}
+
+/**
+ * Column names from the CSV header line buf[start, end) (terminator stripped; a leading
+ * UTF-8 BOM is ignored). Names are kept exactly as written (no trimming); one unnamed
+ * column is allowed (pandas writes its index that way). Throws InvalidArgumentError for
+ * an empty header, bad quoting, invalid UTF-8 or duplicate names.
+ */
+export function parseCsvHeader(buf: Buffer, start: number, end: number): string[] {
+  let s = start;
+  if (end - s >= 3 && buf[s] === 0xef && buf[s + 1] === 0xbb && buf[s + 2] === 0xbf) s += 3;
+  if (s === end) {
+    throw new InvalidArgumentError(
+      "CSV header is empty: the first line must name the columns (is the file empty or does it start with a blank line?)",
+    );
+  }
+  const spans = createFieldSpans(64);
+  const status = splitCsvLine(buf, s, end, spans);
+  if (status === "unterminated_quote") {
+    throw new InvalidArgumentError(
+      `CSV header has an unterminated quote in column ${spans.count + 1}: quoted names must close on the header line`,
+    );
+  }
+  if (status === "text_after_quote") {
+    throw new InvalidArgumentError(
+      `CSV header has text after the closing quote of column ${spans.count}: write it as "name" or escape quotes as ""`,
+    );
+  }
+  const names: string[] = [];
+  const seen = new Map<string, number>();
+  for (let f = 0; f < spans.count; f++) {
+    const text = decodeUtf8Strict(buf, spans.starts[f] as number, spans.ends[f] as number);
+    if (text === undefined) {
+      throw new InvalidArgumentError(
+        `CSV header column ${f + 1} is not valid UTF-8: save the file as UTF-8`,
+      );
+    }
+    const name = spans.kinds[f] === 2 ? text.replaceAll('""', '"') : text;
+    const previous = seen.get(name);
+    if (previous !== undefined) {
+      throw new InvalidArgumentError(
+        `CSV header names column ${JSON.stringify(name)} twice (columns ${previous + 1} and ${f + 1}): column names must be unique`,
+      );
+    }
+    seen.set(name, f);
+    names.push(name);
+  }
+  return names;
+}

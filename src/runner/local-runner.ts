@@ -1,0 +1,240 @@
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import path from "node:path";
+import { InvalidArgumentError, NotFoundError } from "../core/errors.ts";
+import { sha256Hex } from "../core/ids.ts";
+import type { JobSpecInput } from "../core/job-spec.ts";
+import type { Logger } from "../core/log.ts";
+import type { JobRecord, PartitionRecord } from "../core/records.ts";
+import { TERMINAL_JOB_STATES } from "../core/records.ts";
+import { createScorer } from "../model/scorer.ts";
+import { objectCreatedEvent } from "../pipeline/events.ts";
+import { DEFAULT_POLICY, decideReplicas, type ScalingPolicy } from "../pipeline/scaler.ts";
+import { type SplitResult, splitFromEvent } from "../pipeline/splitter.ts";
+import { type LocalPipeline, openLocalPipeline } from "./local-stores.ts";
+import { type PoolMember, ProcessPool, type WorkerCommand } from "./process-pool.ts";
+
+/** Progress of a job, as the CLI's bar shows it. */
+export interface JobProgress {
+  jobId: string;
+  state: JobRecord["state"];
+  records: number;
+  errors: number;
+  bytesDone: number;
+  bytesTotal: number;
+  partitions: number;
+  partitionsDone: number;
+  partitionsFailed: number;
+  workers: number;
+  /** Records per second since the run started. */
+  rate: number;
+  /** Seconds left, from the byte rate (undefined until measurable). */
+  etaSeconds?: number;
+  elapsedMs: number;
+}
+
+/** Options of `run` on the embedded default. */
+export interface LocalRunOptions {
+  dataDir: string;
+  /** A local file to score: it is "uploaded" to the input bucket, which fires the upload event. */
+  inputFile: string;
+  inputBucket?: string;
+  descriptor: string;
+  /** Most worker processes (the scaler decides how many run). */
+  workers: number;
+  spec?: Omit<Partial<JobSpecInput>, "input" | "model">;
+  intraOpThreads?: number;
+  log: Logger;
+  onProgress?: (p: JobProgress) => void;
+  /** Abort = stop gracefully: workers checkpoint and hand back; run again to resume. */
+  signal?: AbortSignal;
+  /** Tests and chaos: see the pool, kill its workers. */
+  onPool?: (pool: ProcessPool) => void;
+  onWorkerExit?: (m: PoolMember, code: number | null, signal: NodeJS.Signals | null) => void;
+  workerCommand?: WorkerCommand;
+  scaling?: Partial<ScalingPolicy>;
+  progressIntervalMs?: number;
+}
+
+/** What `run` ended with. */
+export interface LocalRunResult {
+  split: SplitResult;
+  job: JobRecord;
+  interrupted: boolean;
+  progress: JobProgress;
+}
+
+/** Summarize partitions into progress figures. */
+export function summarize(
+  job: JobRecord,
+  partitions: PartitionRecord[],
+  startedAt: number,
+  now: number,
+  startRecords: number,
+): JobProgress {
+  let records = 0;
+  let errors = 0;
+  let bytesDone = 0;
+  let bytesTotal = 0;
+  let done = 0;
+  let failed = 0;
+  for (const p of partitions) {
+    records += p.records;
+    errors += p.errors;
+    bytesTotal += p.end - p.start;
+    if (p.state === "done" || p.state === "failed") bytesDone += p.end - p.start;
+    else bytesDone += Math.min(p.end, p.offset) - p.start;
+    if (p.state === "done") done++;
+    if (p.state === "failed") failed++;
+  }
+  const elapsedMs = Math.max(1, now - startedAt);
+  const rate = ((records + errors - startRecords) * 1000) / elapsedMs;
+  const byteRate = bytesDone / elapsedMs;
+  const etaSeconds =
+    byteRate > 0 && bytesDone < bytesTotal ? (bytesTotal - bytesDone) / byteRate / 1000 : undefined;
+  return {
+    jobId: job.jobId,
+    state: job.state,
+    records,
+    errors,
+    bytesDone,
+    bytesTotal,
+    partitions: partitions.length,
+    partitionsDone: done,
+    partitionsFailed: failed,
+    workers: 0,
+    rate,
+    ...(etaSeconds !== undefined ? { etaSeconds } : {}),
+    elapsedMs,
+  };
+}
+
+/**
+ * Put a local file into a bucket unless an object of the same size, written
+ * after the file's last change, is already there (rsync's quick check), so a
+ * second `run` of the same file resumes the same job rather than starting anew.
+ */
+export async function uploadFile(
+  pipeline: LocalPipeline,
+  bucket: string,
+  name: string,
+  file: string,
+): Promise<{ etag: string; uploaded: boolean }> {
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(file);
+  } catch {
+    throw new NotFoundError(`input file ${file} does not exist`);
+  }
+  if (!st.isFile()) throw new InvalidArgumentError(`input ${file} is not a regular file`);
+  const existing = await pipeline.store.head(bucket, name);
+  if (existing && existing.size === st.size && existing.lastModified.getTime() >= st.mtimeMs) {
+    return { etag: existing.etag, uploaded: false };
+  }
+  const { etag } = await pipeline.store.put(bucket, name, createReadStream(file));
+  return { etag, uploaded: true };
+}
+
+/**
+ * Run a job on the embedded default: upload → object event → splitter → queue →
+ * a scaled pool of worker processes → merge → completion event. Returns when
+ * the job is finished (or the signal stops it; running it again resumes).
+ */
+export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunResult> {
+  const pipeline = openLocalPipeline(options.dataDir, { log: options.log });
+  const bucket = options.inputBucket ?? "input";
+  const objectName = path.basename(options.inputFile);
+  let pool: ProcessPool | undefined;
+  try {
+    const { etag } = await uploadFile(pipeline, bucket, objectName, options.inputFile);
+    const event = objectCreatedEvent({
+      bucket,
+      object: objectName,
+      etag,
+      eventId: `local-${sha256Hex(`${bucket}/${objectName}@${etag}`).slice(0, 16)}`,
+    });
+    await pipeline.events.publish([event]);
+    const split = await splitFromEvent(
+      {
+        ...pipeline,
+        // Fail up front, before anything is written, if onnxruntime can't run the model as described.
+        checkModel: async (model) => {
+          const scorer = await createScorer(model, { thread: false });
+          await scorer.close();
+        },
+      },
+      event,
+      {
+        ...options.spec,
+        output: { bucket: "output", ...options.spec?.output },
+        model: { descriptor: path.resolve(options.descriptor) },
+      },
+    );
+    const jobId = split.jobId;
+    const policy: ScalingPolicy = {
+      ...DEFAULT_POLICY,
+      maxReplicas: Math.max(1, options.workers),
+      cooldownSeconds: 0,
+      ...options.scaling,
+    };
+    pool = new ProcessPool({
+      env: {
+        ...process.env,
+        BATCH_INFER_DATA_DIR: pipeline.paths.dataDir,
+        ORT_INTRA_OP_THREADS: String(options.intraOpThreads ?? 1),
+      },
+      queue: pipeline.queue,
+      log: options.log,
+      ...(options.workerCommand ? { command: options.workerCommand } : {}),
+      ...(options.onWorkerExit ? { onExit: options.onWorkerExit } : {}),
+    });
+    options.onPool?.(pool);
+
+    const startedAt = Date.now();
+    let startRecords: number | undefined;
+    let lastActiveAt: number | undefined;
+    let progress: JobProgress | undefined;
+    let interrupted = false;
+    const interval = options.progressIntervalMs ?? 250;
+    for (;;) {
+      if (options.signal?.aborted) {
+        interrupted = true;
+        break;
+      }
+      const row = await pipeline.checkpoints.getJob(jobId);
+      if (!row) throw new NotFoundError(`job ${jobId} vanished from the checkpoint store`);
+      const parts = (await pipeline.checkpoints.listPartitions(jobId)).map((p) => p.value);
+      startRecords ??= parts.reduce((n, p) => n + p.records + p.errors, 0);
+      progress = {
+        ...summarize(row.value, parts, startedAt, Date.now(), startRecords),
+        workers: pool.list().length,
+      };
+      options.onProgress?.(progress);
+      if (TERMINAL_JOB_STATES.includes(row.value.state) && row.value.completionPublished) break;
+
+      const stats = await pipeline.queue.stats();
+      const decision = decideReplicas(policy, {
+        visible: stats.visible,
+        inFlight: stats.inFlight,
+        currentReplicas: await pool.current(),
+        now: Date.now(),
+        ...(lastActiveAt !== undefined ? { lastActiveAt } : {}),
+      });
+      lastActiveAt = decision.lastActiveAt;
+      if (decision.replicas !== (await pool.current())) {
+        options.log.info("scaling workers", {
+          replicas: decision.replicas,
+          reason: decision.reason,
+        });
+        await pool.scaleTo(decision.replicas);
+      }
+      await new Promise((r) => setTimeout(r, interval));
+    }
+    await pool.close();
+    const job = (await pipeline.checkpoints.getJob(jobId))?.value as JobRecord;
+    return { split, job, interrupted, progress: progress as JobProgress };
+  } finally {
+    await pool?.close();
+    pipeline.close();
+  }
+}

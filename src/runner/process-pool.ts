@@ -1,0 +1,147 @@
+import { type ChildProcess, fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { Logger } from "../core/log.ts";
+import type { ReplicaTarget } from "../ports/replica-target.ts";
+import type { TaskQueue } from "../ports/task-queue.ts";
+
+/** How to start a worker process. */
+export interface WorkerCommand {
+  modulePath: string;
+  execArgv: string[];
+}
+
+/** The worker entry next to this module: the .ts source under tsx, or the bundle's worker.js. */
+export function defaultWorkerCommand(): WorkerCommand {
+  const here = import.meta.url;
+  if (here.endsWith(".ts")) {
+    return {
+      modulePath: fileURLToPath(new URL("./worker-main.ts", here)),
+      execArgv: ["--import", "tsx"],
+    };
+  }
+  return { modulePath: fileURLToPath(new URL("./worker.js", here)), execArgv: [] };
+}
+
+/** One worker process as the pool sees it. */
+export interface PoolMember {
+  id: string;
+  pid: number | undefined;
+  busy: boolean;
+  stopping: boolean;
+  claim?: { receipt: string; jobId: string; partition?: number };
+}
+
+interface Member extends PoolMember {
+  proc: ChildProcess;
+  exited: Promise<void>;
+}
+
+/**
+ * ReplicaTarget for the embedded default: a pool of worker child processes.
+ * Scale-down stops idle workers first (SIGTERM: they checkpoint and hand back).
+ * When a worker dies without handing back (SIGKILL, crash), the pool returns its
+ * message to the queue at once instead of waiting out the visibility timeout.
+ */
+export class ProcessPool implements ReplicaTarget {
+  private desired = 0;
+  private seq = 0;
+  private readonly members = new Map<string, Member>();
+  private closed = false;
+
+  constructor(
+    private readonly options: {
+      env: NodeJS.ProcessEnv;
+      queue: TaskQueue;
+      log: Logger;
+      command?: WorkerCommand;
+      /** Called on every worker exit (for progress and the chaos tests). */
+      onExit?: (m: PoolMember, code: number | null, signal: NodeJS.Signals | null) => void;
+    },
+  ) {}
+
+  async current(): Promise<number> {
+    return this.desired;
+  }
+
+  async scaleTo(replicas: number): Promise<void> {
+    this.desired = Math.max(0, Math.floor(replicas));
+    this.reconcile();
+  }
+
+  /** Live workers (not yet exited). */
+  list(): PoolMember[] {
+    return [...this.members.values()].map(({ proc: _p, exited: _e, ...m }) => m);
+  }
+
+  /** Send a signal to one worker (tests, chaos, `kill`). */
+  signal(id: string, signal: NodeJS.Signals): boolean {
+    const m = this.members.get(id);
+    if (!m) return false;
+    if (signal === "SIGTERM") m.stopping = true;
+    return m.proc.kill(signal);
+  }
+
+  /** Stop every worker gracefully and wait for them to exit. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.desired = 0;
+    for (const m of this.members.values()) {
+      m.stopping = true;
+      m.proc.kill("SIGTERM");
+    }
+    await Promise.all([...this.members.values()].map((m) => m.exited));
+  }
+
+  private reconcile(): void {
+    if (this.closed) return;
+    const live = [...this.members.values()].filter((m) => !m.stopping);
+    for (let n = live.length; n < this.desired; n++) this.spawn();
+    if (live.length > this.desired) {
+      // Idle workers go first; busy ones only if the policy really asks for fewer.
+      const victims = live
+        .sort((a, b) => Number(a.busy) - Number(b.busy))
+        .slice(0, live.length - this.desired);
+      for (const m of victims) {
+        m.stopping = true;
+        m.proc.kill("SIGTERM");
+      }
+    }
+  }
+
+  private spawn(): void {
+    const cmd = this.options.command ?? defaultWorkerCommand();
+    const id = `w${++this.seq}`;
+    const proc = fork(cmd.modulePath, [], {
+      execArgv: cmd.execArgv,
+      env: { ...this.options.env, WORKER_ID: `${id}-${process.pid}` },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    let resolveExit = () => {};
+    const exited = new Promise<void>((r) => {
+      resolveExit = r;
+    });
+    const member: Member = { id, pid: proc.pid, busy: false, stopping: false, proc, exited };
+    this.members.set(id, member);
+    proc.on("message", (msg: { type?: string; claim?: PoolMember["claim"] | null }) => {
+      if (msg?.type === "claim") {
+        member.busy = Boolean(msg.claim);
+        if (msg.claim) member.claim = msg.claim;
+        else delete member.claim;
+      }
+    });
+    proc.on("exit", (code, signal) => {
+      this.members.delete(id);
+      const claim = member.claim;
+      if (claim && (code !== 0 || signal)) {
+        // Died holding a message: give it back now so another worker resumes from the checkpoint.
+        void this.options.queue.changeVisibility(claim.receipt, 0).catch(() => undefined);
+      }
+      if (code !== 0 && !member.stopping) {
+        this.options.log.warn("worker exited unexpectedly", { worker: id, code, signal, claim });
+      }
+      this.options.onExit?.(member, code, signal);
+      resolveExit();
+      this.reconcile();
+    });
+  }
+}

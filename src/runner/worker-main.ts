@@ -1,0 +1,43 @@
+/**
+ * A worker process of the embedded default (one "pod"). The local pool starts
+ * it; it receives tasks until SIGTERM, then checkpoints and hands back its
+ * partition. Configuration comes from the environment, as in the worker image.
+ */
+import { createLogger, type LogLevel } from "../core/log.ts";
+import { PartitionWorker } from "../pipeline/partition-worker.ts";
+import { openLocalPipeline } from "./local-stores.ts";
+import { workerConfigFromEnv } from "./worker-config.ts";
+
+const config = workerConfigFromEnv(process.env);
+const log = createLogger({ level: (process.env.LOG_LEVEL as LogLevel | undefined) ?? "warn" });
+const deps = openLocalPipeline(config.dataDir, { log });
+const worker = new PartitionWorker(deps, {
+  workerId: config.workerId,
+  scorer: { intraOpThreads: config.intraOpThreads, thread: config.inferenceThread },
+  receiveWaitSeconds: 1,
+  onClaim: (claim) => process.send?.({ type: "claim", claim: claim ?? null }),
+  onCommit: (p) =>
+    process.send?.({ type: "commit", jobId: p.jobId, partition: p.index, offset: p.offset }),
+});
+
+let signals = 0;
+const onStop = () => {
+  signals++;
+  if (signals > 1) process.exit(143);
+  worker.stop();
+};
+process.on("SIGTERM", onStop);
+process.on("SIGINT", onStop);
+// The pool going away (parent killed) is a stop too.
+process.on("disconnect", onStop);
+
+worker
+  .run()
+  .then(() => {
+    deps.close();
+    process.exit(0);
+  })
+  .catch((err: unknown) => {
+    log.error("worker crashed", { error: String(err) });
+    process.exit(1);
+  });

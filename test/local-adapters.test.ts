@@ -1,0 +1,356 @@
+import assert from "node:assert/strict";
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { appendFile, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { Readable } from "node:stream";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { LocalObjectStore } from "../src/adapters/local/fs-object-store.ts";
+import { JsonlEventLog } from "../src/adapters/local/jsonl-event-sink.ts";
+import { mapSqliteError } from "../src/adapters/local/sqlite.ts";
+import { SqliteCheckpointStore } from "../src/adapters/local/sqlite-checkpoint-store.ts";
+import { SqliteTaskQueue } from "../src/adapters/local/sqlite-task-queue.ts";
+import { StoreUnavailableError } from "../src/core/errors.ts";
+import {
+  checkpointStoreConformance,
+  sampleJob,
+} from "./conformance/checkpoint-store.conformance.ts";
+import { eventSinkConformance, sampleEvent } from "./conformance/event-sink.conformance.ts";
+import { objectStoreConformance } from "./conformance/object-store.conformance.ts";
+import { taskQueueConformance } from "./conformance/task-queue.conformance.ts";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const projectRoot = resolve(here, "..");
+const workerScript = join(here, "helpers", "local-adapter-worker.ts");
+
+const tempDirs: string[] = [];
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "local-adapters-"));
+  tempDirs.push(dir);
+  return dir;
+}
+after(async () => {
+  await Promise.all(tempDirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => {
+    assert.equal((err as { code?: unknown }).code, code, `expected ${code}, got ${String(err)}`);
+    return true;
+  });
+}
+
+// ---- The port contracts ---------------------------------------------------------
+
+objectStoreConformance("LocalObjectStore conformance", async () => {
+  const root = await tempDir();
+  return {
+    store: new LocalObjectStore({ root }),
+    bucket: "conformance",
+    cleanup: () => rm(root, { recursive: true, force: true }),
+  };
+});
+
+taskQueueConformance("SqliteTaskQueue conformance (injected clock)", async ({ maxDeliveries }) => {
+  const dir = await tempDir();
+  let now = Date.now();
+  const queue = new SqliteTaskQueue({
+    path: join(dir, "queue.db"),
+    queue: `q-${randomBytes(3).toString("hex")}`,
+    maxDeliveries,
+    now: () => now,
+    pollIntervalMs: 10,
+  });
+  return {
+    queue,
+    advance: (ms) => {
+      now += ms;
+    },
+    cleanup: async () => {
+      queue.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+// Runs the suite's real-time path too (what a cloud queue gets), at ~1 s per expiry test.
+taskQueueConformance("SqliteTaskQueue conformance (real clock)", async ({ maxDeliveries }) => {
+  const dir = await tempDir();
+  const queue = new SqliteTaskQueue({ path: join(dir, "queue.db"), queue: "q", maxDeliveries });
+  return {
+    queue,
+    cleanup: async () => {
+      queue.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+checkpointStoreConformance("SqliteCheckpointStore conformance", async () => {
+  const dir = await tempDir();
+  const store = new SqliteCheckpointStore({ path: join(dir, "state.db") });
+  return {
+    store,
+    cleanup: async () => {
+      store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+eventSinkConformance("JsonlEventLog conformance", async () => {
+  const dir = await tempDir();
+  const log = new JsonlEventLog({ path: join(dir, "events", "events.jsonl") });
+  return { sink: log, log, cleanup: () => rm(dir, { recursive: true, force: true }) };
+});
+
+// ---- Local-only behaviour -------------------------------------------------------
+
+interface Worker {
+  child: ChildProcessWithoutNullStreams;
+  lines: string[];
+  ready: Promise<void>;
+  exited: Promise<number | null>;
+}
+
+function spawnWorker(args: string[]): Worker {
+  const child = spawn(process.execPath, ["--import", "tsx", workerScript, ...args], {
+    cwd: projectRoot,
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  let onReady: () => void = () => undefined;
+  const ready = new Promise<void>((r) => {
+    onReady = r;
+  });
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    if (line === "ready") onReady();
+    else lines.push(line);
+  });
+  const exited = new Promise<number | null>((resolveExit, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code !== 0) reject(new Error(`worker ${args.join(" ")} exited ${code}: ${stderr}`));
+      else resolveExit(code);
+    });
+  });
+  // Surface a crash before "ready" instead of hanging on it.
+  exited.catch(() => onReady());
+  return { child, lines, ready, exited };
+}
+
+/** Start `count` workers, wait until all are ready, release them together, wait for exit. */
+async function runWorkers(count: number, args: string[]): Promise<Worker[]> {
+  const workers = Array.from({ length: count }, () => spawnWorker(args));
+  await Promise.all(workers.map((w) => w.ready));
+  for (const w of workers) w.child.stdin.end("go\n");
+  await Promise.all(workers.map((w) => w.exited));
+  return workers;
+}
+
+describe("local adapters across processes", () => {
+  it("three processes drain one SQLite queue, each message exactly once", {
+    timeout: 30_000,
+  }, async () => {
+    const dir = await tempDir();
+    const path = join(dir, "queue.db");
+    const queue = new SqliteTaskQueue({ path, queue: "work", maxDeliveries: 0 });
+    const sent = await queue.send(Array.from({ length: 300 }, (_, i) => ({ body: `task ${i}` })));
+    const workers = await runWorkers(3, ["queue", path, "work"]);
+    const processed = workers.flatMap((w) =>
+      w.lines.map((l) => JSON.parse(l) as { id: string; deliveryCount: number }),
+    );
+    const ids = processed.map((p) => p.id);
+    assert.equal(ids.length, 300, "messages processed in total");
+    assert.equal(new Set(ids).size, 300, "a message was processed twice");
+    assert.deepEqual([...ids].sort(), [...sent].sort());
+    assert.ok(processed.every((p) => p.deliveryCount === 1));
+    assert.deepEqual(await queue.stats(), { visible: 0, inFlight: 0, deadLettered: 0 });
+    queue.close();
+  });
+
+  it("four processes increment one job row by CAS without losing an update", {
+    timeout: 30_000,
+  }, async () => {
+    const dir = await tempDir();
+    const path = join(dir, "state.db");
+    const store = new SqliteCheckpointStore({ path });
+    const jobId = "job-cas-counter";
+    await store.createJob(sampleJob(jobId, { runAttempt: 0 }));
+    const processes = 4;
+    const times = 25;
+    await runWorkers(processes, ["cas", path, jobId, String(times)]);
+    const row = await store.getJob(jobId);
+    assert.equal(row?.value.runAttempt, processes * times);
+    assert.equal(row?.version, String(1 + processes * times));
+    store.close();
+  });
+});
+
+describe("LocalObjectStore (local only)", () => {
+  it("creates files 0o600 and folders 0o700", async () => {
+    const root = join(await tempDir(), "objects");
+    const store = new LocalObjectStore({ root });
+    await store.put("b1", "deep/er/file.txt", "x");
+    await store.put("b1", "streamed", Readable.from([Buffer.from("y")]));
+    const mode = async (p: string): Promise<number> => (await stat(p)).mode & 0o777;
+    assert.equal(await mode(join(root, "b1", "deep", "er", "file.txt")), 0o600);
+    assert.equal(await mode(join(root, "b1", "streamed")), 0o600);
+    for (const d of ["", "b1", "b1/deep", "b1/deep/er"]) {
+      assert.equal(await mode(join(root, d)), 0o700, `folder ${d || "(root)"}`);
+    }
+  });
+
+  it("rejects more unsafe names and bad bucket names", async () => {
+    const store = new LocalObjectStore({ root: await tempDir() });
+    for (const name of [
+      "",
+      "a\\b",
+      "a\0b",
+      "a//b",
+      "a/./b",
+      "a/",
+      "./a",
+      "..",
+      "x/.y.tmp-0123456789abcdef",
+    ]) {
+      await rejectsWithCode(store.put("b", name, "x"), "UNSAFE_PATH");
+    }
+    for (const bucket of ["", "..", ".hidden", "a/b", "-x", "a".repeat(64)]) {
+      await rejectsWithCode(store.put(bucket, "x", "x"), "UNSAFE_PATH");
+      await rejectsWithCode(store.list(bucket), "UNSAFE_PATH");
+    }
+    // A prefix that walks upwards matches nothing rather than escaping.
+    assert.deepEqual((await store.list("b", { prefix: "../" })).objects, []);
+  });
+
+  it("hides temp and lock files from list and removes emptied folders on delete", async () => {
+    const root = await tempDir();
+    const store = new LocalObjectStore({ root });
+    await store.put("b", "keep/x", "x");
+    await store.put("b", "gone/a/b/c", "c");
+    await writeFile(join(root, "b", "keep", ".x.tmp-0123456789abcdef"), "partial");
+    await writeFile(join(root, "b", "keep", ".x.lock"), "{}");
+    assert.deepEqual(
+      (await store.list("b")).objects.map((o) => o.name),
+      ["gone/a/b/c", "keep/x"],
+    );
+    await store.delete("b", "gone/a/b/c");
+    assert.deepEqual(await readdir(join(root, "b")), ["keep"]);
+    assert.deepEqual((await store.list("missing-bucket")).objects, []);
+  });
+
+  it("says clearly when a name is both an object and a folder", async () => {
+    const store = new LocalObjectStore({ root: await tempDir() });
+    await store.put("b", "a/b", "x");
+    await rejectsWithCode(store.put("b", "a", "x"), "INVALID_ARGUMENT");
+    await store.put("b", "f", "x");
+    await rejectsWithCode(store.put("b", "f/g", "x"), "INVALID_ARGUMENT");
+    assert.equal(await store.head("b", "a"), undefined);
+    await store.delete("b", "a");
+    assert.ok(await store.head("b", "a/b"));
+  });
+
+  it("cleans up its temp file when a streamed body fails", async () => {
+    const root = await tempDir();
+    const store = new LocalObjectStore({ root });
+    async function* failing(): AsyncGenerator<Buffer> {
+      yield Buffer.from("partial");
+      throw new Error("source broke");
+    }
+    await assert.rejects(store.put("b", "dir/obj", Readable.from(failing())), /source broke/);
+    assert.equal(await store.head("b", "dir/obj"), undefined);
+    assert.deepEqual(await readdir(join(root, "b", "dir")), []);
+  });
+});
+
+describe("SqliteTaskQueue (local only)", () => {
+  it("lists and redrives dead letters", async () => {
+    const dir = await tempDir();
+    const queue = new SqliteTaskQueue({ path: join(dir, "q.db"), queue: "q", maxDeliveries: 1 });
+    const [id] = await queue.send([{ body: "poison" }]);
+    const [m] = await queue.receive({ max: 1, visibilitySeconds: 30 });
+    assert.ok(m);
+    await queue.changeVisibility(m.receipt, 0);
+    assert.deepEqual(await queue.receive({ max: 1, visibilitySeconds: 30 }), []);
+    const dead = await queue.listDeadLetters();
+    assert.equal(dead.length, 1);
+    assert.equal(dead[0]?.id, id);
+    assert.equal(dead[0]?.deliveryCount, 1);
+    assert.match(dead[0]?.reason ?? "", /maxDeliveries 1/);
+    assert.equal(await queue.redrive([String(id)]), 1);
+    const [again] = await queue.receive({ max: 1, visibilitySeconds: 30 });
+    assert.equal(again?.deliveryCount, 1);
+    assert.equal(again?.id, id);
+    queue.close();
+  });
+
+  it("keeps queues in one file apart and limits body size", async () => {
+    const path = join(await tempDir(), "shared.db");
+    const a = new SqliteTaskQueue({ path, queue: "a", maxDeliveries: 0 });
+    const b = new SqliteTaskQueue({ path, queue: "b", maxDeliveries: 0 });
+    await a.send([{ body: "for a" }]);
+    assert.deepEqual(await b.receive({ max: 10, visibilitySeconds: 30 }), []);
+    assert.deepEqual(await b.stats(), { visible: 0, inFlight: 0, deadLettered: 0 });
+    await rejectsWithCode(a.send([{ body: "x".repeat(256 * 1024 + 1) }]), "INVALID_ARGUMENT");
+    await rejectsWithCode(a.delete("not-a-receipt"), "LEASE_LOST");
+    a.close();
+    b.close();
+  });
+
+  it("maps SQLITE_BUSY and I/O errors to a retryable STORE_UNAVAILABLE", () => {
+    const busy = Object.assign(new Error("database is locked"), { code: "SQLITE_BUSY" });
+    const mapped = mapSqliteError(busy, "test");
+    assert.ok(mapped instanceof StoreUnavailableError);
+    assert.equal(mapped.retryable, true);
+    assert.ok(mapSqliteError({ code: "SQLITE_IOERR_WRITE" }, "t") instanceof StoreUnavailableError);
+    const constraint = Object.assign(new Error("x"), { code: "SQLITE_CONSTRAINT" });
+    assert.equal(mapSqliteError(constraint, "t"), constraint);
+  });
+});
+
+describe("JsonlEventLog (local only)", () => {
+  it("dedupes across two instances on one file", async () => {
+    const path = join(await tempDir(), "events.jsonl");
+    const a = new JsonlEventLog({ path });
+    const b = new JsonlEventLog({ path });
+    const e1 = sampleEvent("job-1");
+    const e2 = sampleEvent("job-1");
+    await a.publish([e1]);
+    await b.publish([e1, e2]);
+    await a.publish([e2, e1]);
+    // Both at once: the append lock serializes them.
+    const e3 = sampleEvent("job-1");
+    await Promise.all([a.publish([e3]), b.publish([e3])]);
+    assert.deepEqual(
+      (await a.read()).map((e) => e.eventID),
+      [e1.eventID, e2.eventID, e3.eventID],
+    );
+    assert.equal((await stat(path)).mode & 0o777, 0o600);
+  });
+
+  it("tolerates a torn last line and keeps appending parseable lines", async () => {
+    const path = join(await tempDir(), "events.jsonl");
+    const log = new JsonlEventLog({ path });
+    const e1 = sampleEvent("job-t");
+    await log.publish([e1]);
+    await appendFile(path, '{"eventID":"torn","data":{"jobI');
+    assert.deepEqual(await log.read(), [e1]);
+    const e2 = sampleEvent("job-t");
+    await new JsonlEventLog({ path }).publish([e2]);
+    assert.deepEqual(await log.read({ jobId: "job-t" }), [e1, e2]);
+  });
+
+  it("rejects an oversized event", async () => {
+    const log = new JsonlEventLog({ path: join(await tempDir(), "events.jsonl") });
+    const big = sampleEvent("job-big", "t", { blob: "x".repeat(1024 * 1024) });
+    await rejectsWithCode(log.publish([big]), "INVALID_ARGUMENT");
+  });
+});
