@@ -292,6 +292,23 @@ describe("SqliteTaskQueue (local only)", () => {
     queue.close();
   });
 
+  it("never returns a message twice in one receive, even with visibility 0", async () => {
+    const dir = await tempDir();
+    const queue = new SqliteTaskQueue({ path: join(dir, "q.db"), queue: "q", maxDeliveries: 1 });
+    const ids = await queue.send(["1", "2", "3", "4"].map((body) => ({ body })));
+    for (const m of await queue.receive({ max: 2, visibilitySeconds: 30 })) {
+      await queue.changeVisibility(m.receipt, 0);
+    }
+    // The first two are now over the limit and get buried; the loop must not revisit 3 and 4.
+    const got = await queue.receive({ max: 4, visibilitySeconds: 0 });
+    assert.deepEqual(
+      got.map((m) => m.id),
+      ids.slice(2),
+    );
+    assert.equal((await queue.stats()).deadLettered, 2);
+    queue.close();
+  });
+
   it("keeps queues in one file apart and limits body size", async () => {
     const path = join(await tempDir(), "shared.db");
     const a = new SqliteTaskQueue({ path, queue: "a", maxDeliveries: 0 });

@@ -24,8 +24,8 @@ export interface WorkerOptions {
   receiveWaitSeconds?: number;
   /** Batches in flight on the inference thread while the next one is parsed (default 2). */
   pipelineDepth?: number;
-  /** Called after each checkpoint commit (progress reporting, tests). */
-  onCommit?: (p: PartitionRecord) => void;
+  /** Called after each checkpoint commit and awaited (progress reporting; tests pause a worker here). */
+  onCommit?: (p: PartitionRecord) => void | Promise<void>;
   /** Called when this worker claims or releases a message (the local pool uses it to hand back a dead worker's partition). */
   onClaim?: (claim: { receipt: string; jobId: string; partition?: number } | undefined) => void;
 }
@@ -518,7 +518,7 @@ export class PartitionWorker {
         : {}),
       updatedAt: at,
     }));
-    this.options.onCommit?.(committed);
+    await this.options.onCommit?.(committed);
   }
 
   private async handBack(lease: PartitionLease, msg: QueueMessage, log: Logger): Promise<void> {

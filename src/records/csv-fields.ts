@@ -204,12 +204,10 @@ export function parseNumber(buf: Buffer, start: number, end: number): number {
   while (e > i && isAsciiSpace(buf[e - 1] as number)) e--;
   if (i === e) return Number.NaN;
   let c = buf[i] as number;
-  let negative = false;
-  if (c === 0x2d || c === 0x2b) {
-    negative = c === 0x2d;
-    i++;
-    if (i === e) return Number.NaN;
-  }
+  // Branch-free sign: with random signs a branch here mispredicts half the time.
+  const minus = ((c ^ 0x2d) - 1) >>> 31;
+  i += minus | (((c ^ 0x2b) - 1) >>> 31);
+  if (i === e) return Number.NaN;
   let mantissa = 0;
   const intStart = i;
   while (i < e) {
@@ -235,7 +233,7 @@ export function parseNumber(buf: Buffer, start: number, end: number): number {
     // Not a number-shaped text; the only other valid forms are inf/infinity/nan.
     if (i !== intStart) return Number.NaN; // a lone "." (possibly signed)
     if (matchesWord(buf, i, e, "inf") || matchesWord(buf, i, e, "infinity")) {
-      return negative ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
+      return minus ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
     }
     return Number.NaN;
   }
@@ -269,7 +267,7 @@ export function parseNumber(buf: Buffer, start: number, end: number): number {
     else if (power > 0 && power <= 22) value = mantissa * (POW10[power] as number);
     else if (power < 0 && power >= -22) value = mantissa / (POW10[-power] as number);
     else return Number(latin1(buf, start, end));
-    return negative ? -value : value;
+    return value * (1 - 2 * minus);
   }
   return Number(latin1(buf, start, end));
 }
@@ -320,7 +318,16 @@ export function splitCsvNumbers(
       values = out.values;
       cap = starts.length;
     }
-    const c = i < end ? (buf[i] as number) : -1;
+    if (i === end) {
+      // Empty last field (or empty line).
+      starts[n] = i;
+      ends[n] = i;
+      kinds[n] = 0;
+      values[n] = Number.NaN;
+      n++;
+      break;
+    }
+    const c = buf[i] as number;
     if (c === QUOTE) {
       let j = i + 1;
       let kind = 1;
@@ -350,14 +357,9 @@ export function splitCsvNumbers(
       }
       i = j + 1;
     } else {
-      let j = i;
-      let negative = false;
-      if (c === 0x2d) {
-        negative = true;
-        j++;
-      } else if (c === 0x2b) {
-        j++;
-      }
+      // Branch-free sign: with random signs a branch here mispredicts half the time.
+      const minus = ((c ^ 0x2d) - 1) >>> 31;
+      let j = i + minus;
       const digitsStart = j;
       let mantissa = 0;
       while (j < end) {
@@ -386,8 +388,7 @@ export function splitCsvNumbers(
         mantissa < TWO_POW_53 &&
         fracDigits <= 22
       ) {
-        value = fracDigits === 0 ? mantissa : mantissa / (POW10[fracDigits] as number);
-        if (negative) value = -value;
+        value = (mantissa / (POW10[fracDigits] as number)) * (1 - 2 * minus);
       } else {
         while (j < end && buf[j] !== delimiter) j++;
         value = parseNumber(buf, i, j);

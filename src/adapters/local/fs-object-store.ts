@@ -252,16 +252,29 @@ export class LocalObjectStore implements ObjectStore {
     body: Buffer | string | Readable,
     options: PutOptions = {},
   ): Promise<{ etag: string }> {
-    const where = this.locate(bucket, name);
-    const { dir, base, path } = where;
+    const { dir, base, path } = this.locate(bucket, name);
     if (options.ifNoneMatch !== undefined && options.ifNoneMatch !== "*") {
       throw new InvalidArgumentError(`put ${bucket}/${name}: ifNoneMatch only supports "*"`);
     }
     if (options.ifNoneMatch === "*" && options.ifMatch !== undefined) {
       throw new InvalidArgumentError(`put ${bucket}/${name}: ifMatch and ifNoneMatch both given`);
     }
-    const tmp = join(dir, `.${base}.tmp-${randomBytes(8).toString("hex")}`);
     const context = `put ${bucket}/${name}`;
+    // Fail fast before streaming a body that can't be stored; the checks that
+    // decide are the atomic ones below.
+    if (options.ifNoneMatch === "*" || options.ifMatch !== undefined) {
+      const current = await this.statFile(path).catch(() => undefined);
+      if (options.ifNoneMatch === "*" && current) {
+        throw new PreconditionFailedError(
+          `put ${bucket}/${name}: object already exists (ifNoneMatch "*")`,
+          { details: { bucket, name } },
+        );
+      }
+      if (options.ifMatch !== undefined && (!current || etagOf(current) !== options.ifMatch)) {
+        throw this.ifMatchFailed(bucket, name, options.ifMatch, current);
+      }
+    }
+    const tmp = join(dir, `.${base}.tmp-${randomBytes(8).toString("hex")}`);
     let etag: string;
     try {
       const fh = await this.createTemp(dir, tmp, context);
@@ -295,18 +308,8 @@ export class LocalObjectStore implements ObjectStore {
           async () => {
             if (options.ifMatch !== undefined) {
               const current = await this.statFile(path);
-              if (!current) {
-                throw new PreconditionFailedError(
-                  `put ${bucket}/${name}: ifMatch given but the object does not exist`,
-                  { details: { bucket, name, ifMatch: options.ifMatch } },
-                );
-              }
-              const currentEtag = etagOf(current);
-              if (currentEtag !== options.ifMatch) {
-                throw new PreconditionFailedError(
-                  `put ${bucket}/${name}: etag is ${currentEtag}, not ${options.ifMatch} (ifMatch)`,
-                  { details: { bucket, name, ifMatch: options.ifMatch, etag: currentEtag } },
-                );
+              if (!current || etagOf(current) !== options.ifMatch) {
+                throw this.ifMatchFailed(bucket, name, options.ifMatch, current);
               }
             }
             await rename(tmp, path);
@@ -402,6 +405,25 @@ export class LocalObjectStore implements ObjectStore {
       }
       current = dirname(current);
     }
+  }
+
+  private ifMatchFailed(
+    bucket: string,
+    name: string,
+    ifMatch: string,
+    current: BigIntStats | undefined,
+  ): PreconditionFailedError {
+    if (!current) {
+      return new PreconditionFailedError(
+        `put ${bucket}/${name}: ifMatch given but the object does not exist`,
+        { details: { bucket, name, ifMatch } },
+      );
+    }
+    const etag = etagOf(current);
+    return new PreconditionFailedError(
+      `put ${bucket}/${name}: etag is ${etag}, not ${ifMatch} (ifMatch); re-read and retry`,
+      { details: { bucket, name, ifMatch, etag } },
+    );
   }
 
   private bucketDir(bucket: string): string {

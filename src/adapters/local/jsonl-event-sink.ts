@@ -78,6 +78,18 @@ function parseLines(bytes: Buffer, onEvent: (event: PipelineEvent) => void): num
 }
 
 /**
+ * Like {@link parseLines}, plus a last line without its newline, which counts if it
+ * parses (a hand-edited file) and is skipped if not (a crashed writer's torn tail).
+ * Returns true when there was such a line.
+ */
+function parseAll(bytes: Buffer, onEvent: (event: PipelineEvent) => void): boolean {
+  const consumed = parseLines(bytes, onEvent);
+  if (consumed === bytes.length) return false;
+  parseLines(Buffer.concat([bytes.subarray(consumed), Buffer.from("\n")]), onEvent);
+  return true;
+}
+
+/**
  * EventSink and EventLog over an append-only JSONL file, one CloudEvents envelope
  * per line. Publishing skips events whose eventID is already in the file, across
  * processes: appends take a lock file, and under it each instance reads only the
@@ -138,11 +150,7 @@ export class JsonlEventLog implements EventSink, EventLog {
       if (options.eventType !== undefined && event.eventType !== options.eventType) return;
       out.push(event);
     };
-    const consumed = parseLines(bytes, keep);
-    // A last line without its newline is complete if it parses (a writer's own
-    // newline is part of its single write, so this is only a hand-edited file).
-    if (consumed < bytes.length)
-      parseLines(Buffer.concat([bytes.subarray(consumed), Buffer.from("\n")]), keep);
+    parseAll(bytes, keep);
     return out;
   }
 
@@ -176,7 +184,7 @@ export class JsonlEventLog implements EventSink, EventLog {
 
   /**
    * Add the eventIDs appended since our last scan to `seen`. Returns true when the
-   * file ends in a partial line, which under the lock can only be a crashed writer's.
+   * file ends without a newline (under the lock, a crashed writer's torn line).
    */
   private async catchUp(fh: FileHandle): Promise<boolean> {
     const st = await fh.stat({ bigint: true });
@@ -194,10 +202,10 @@ export class JsonlEventLog implements EventSink, EventLog {
       if (bytesRead === 0) break;
       got += bytesRead;
     }
-    const consumed = parseLines(bytes.subarray(0, got), (event) => this.seen.add(event.eventID));
-    // Step over a torn tail too: we are about to terminate it with a newline.
+    const unterminated = parseAll(bytes.subarray(0, got), (event) => this.seen.add(event.eventID));
+    // Step over an unterminated tail too: it is terminated before our lines go in.
     this.scanned += got;
-    return consumed < got;
+    return unterminated;
   }
 
   private mapError(err: unknown, context: string): unknown {

@@ -165,7 +165,7 @@ export class SqliteTaskQueue implements TaskQueue {
   private claim(max: number, visibilitySeconds: number, channel?: string): QueueMessage[] {
     const select = this.store.sql<MessageRow>(
       `SELECT id, channel, body, delivery_count FROM messages
-       WHERE queue = ? AND dead_lettered_at IS NULL AND visible_at <= ?
+       WHERE queue = ? AND dead_lettered_at IS NULL AND visible_at <= ? AND id > ?
        ${channel === undefined ? "" : "AND channel = ?"}
        ORDER BY id LIMIT ?`,
     );
@@ -182,13 +182,16 @@ export class SqliteTaskQueue implements TaskQueue {
       const out: QueueMessage[] = [];
       // Loop because rows over the delivery limit are buried, not returned, and
       // shouldn't make a receive come back short while deliverable rows remain.
+      // `after` moves past rows already handled (with visibility 0 they still match).
+      let after = 0;
       for (;;) {
         const want = max - out.length;
-        const params: unknown[] = [this.queue, now];
+        const params: unknown[] = [this.queue, now, after];
         if (channel !== undefined) params.push(channel);
         params.push(want);
         const rows = select.all(...params);
         for (const row of rows) {
+          after = row.id;
           if (this.maxDeliveries > 0 && row.delivery_count >= this.maxDeliveries) {
             bury.run(
               now,
@@ -258,6 +261,7 @@ export class SqliteTaskQueue implements TaskQueue {
   /** Depth for the scaler: visible, in flight, dead-lettered. */
   async stats(): Promise<QueueStats> {
     return guarded(`stats of queue ${this.queue}`, () => {
+      const now = this.now();
       const row = this.store
         .sql<{
           visible: number | null;
@@ -270,7 +274,7 @@ export class SqliteTaskQueue implements TaskQueue {
              SUM(CASE WHEN dead_lettered_at IS NOT NULL THEN 1 ELSE 0 END) AS dead
            FROM messages WHERE queue = ?`,
         )
-        .get(this.now(), this.now(), this.queue);
+        .get(now, now, this.queue);
       return {
         visible: row?.visible ?? 0,
         inFlight: row?.inFlight ?? 0,
