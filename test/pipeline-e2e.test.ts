@@ -8,7 +8,12 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import * as ort from "onnxruntime-node";
-import { customerRecords, featurize, writeDataset } from "../src/model/datasets.ts";
+import {
+  customerRecords,
+  type FeatureSpec,
+  featurize,
+  writeDataset,
+} from "../src/model/datasets.ts";
 import { loadModel } from "../src/model/descriptor.ts";
 import { openLocalPipeline } from "../src/runner/local-stores.ts";
 import type { ProcessPool } from "../src/runner/process-pool.ts";
@@ -40,7 +45,7 @@ async function independentScores(
   const ids: string[] = [];
   let r = 0;
   for (const rec of customerRecords(seed, rows)) {
-    featurize(model.descriptor.features, rec, x, r * width);
+    featurize(model.descriptor.features as FeatureSpec[], rec, x, r * width);
     ids.push(rec.customer_id);
     r++;
   }

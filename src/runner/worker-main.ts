@@ -16,8 +16,6 @@ const worker = new PartitionWorker(deps, {
   scorer: { intraOpThreads: config.intraOpThreads, thread: config.inferenceThread },
   receiveWaitSeconds: 1,
   onClaim: (claim) => process.send?.({ type: "claim", claim: claim ?? null }),
-  onCommit: (p) =>
-    process.send?.({ type: "commit", jobId: p.jobId, partition: p.index, offset: p.offset }),
 });
 
 let signals = 0;
