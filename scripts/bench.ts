@@ -568,7 +568,7 @@ for (const r of reports) {
     r.model,
     fmtInt(r.bare.rowsPerSec),
     fmtInt(r.pipeline.rowsPerSec),
-    r.ratio.toFixed(2),
+    r.ratio.toFixed(r.ratio < 0.1 ? 3 : 2),
     fmtInt(r.hand.rowsPerSec),
     `${r.oursOverHand.toFixed(1)}x`,
     pct(r.ckptOverheadPct),
