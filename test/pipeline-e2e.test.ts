@@ -150,7 +150,16 @@ async function runAndSignal(
     },
     onProgress: (p) => {
       if (!pool || signalled.length > 0 || p.records < total * fraction) return;
-      const busy = pool.list().find((m) => m.busy && m.claim?.partition !== undefined);
+      // A worker mid-partition: it has committed a checkpoint of the partition in hand, not its last.
+      const busy = pool
+        .list()
+        .find(
+          (m) =>
+            m.busy &&
+            m.committed &&
+            !m.committed.done &&
+            m.committed.partition === m.claim?.partition,
+        );
       if (!busy) return;
       signalled.push({ worker: busy.id, partition: busy.claim?.partition });
       pool.signal(busy.id, signal);

@@ -29,6 +29,8 @@ export interface PoolMember {
   busy: boolean;
   stopping: boolean;
   claim?: { receipt: string; jobId: string; partition?: number };
+  /** The last checkpoint this worker committed for the partition in hand. */
+  committed?: { partition: number; offset: number; done: boolean };
 }
 
 interface Member extends PoolMember {
@@ -122,13 +124,27 @@ export class ProcessPool implements ReplicaTarget {
     });
     const member: Member = { id, pid: proc.pid, busy: false, stopping: false, proc, exited };
     this.members.set(id, member);
-    proc.on("message", (msg: { type?: string; claim?: PoolMember["claim"] | null }) => {
-      if (msg?.type === "claim") {
-        member.busy = Boolean(msg.claim);
-        if (msg.claim) member.claim = msg.claim;
-        else delete member.claim;
-      }
-    });
+    proc.on(
+      "message",
+      (
+        msg: { type?: string; claim?: PoolMember["claim"] | null } & Partial<
+          PoolMember["committed"]
+        >,
+      ) => {
+        if (msg?.type === "claim") {
+          member.busy = Boolean(msg.claim);
+          delete member.committed;
+          if (msg.claim) member.claim = msg.claim;
+          else delete member.claim;
+        } else if (msg?.type === "commit") {
+          member.committed = {
+            partition: msg.partition ?? -1,
+            offset: msg.offset ?? 0,
+            done: Boolean(msg.done),
+          };
+        }
+      },
+    );
     proc.on("exit", (code, signal) => {
       this.members.delete(id);
       const claim = member.claim;

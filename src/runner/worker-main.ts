@@ -16,6 +16,14 @@ const worker = new PartitionWorker(deps, {
   scorer: { intraOpThreads: config.intraOpThreads, thread: config.inferenceThread },
   receiveWaitSeconds: 1,
   onClaim: (claim) => process.send?.({ type: "claim", claim: claim ?? null }),
+  onCommit: (p) => {
+    process.send?.({
+      type: "commit",
+      partition: p.index,
+      offset: p.offset,
+      done: p.state === "done",
+    });
+  },
 });
 
 let signals = 0;
