@@ -7,7 +7,22 @@ export interface WorkerConfig {
   workerId: string;
   intraOpThreads: number;
   inferenceThread: boolean;
+  /** onnxruntime execution providers in order, e.g. ["cuda", "cpu"] in the GPU image. */
+  executionProviders: string[];
 }
+
+/** Environment variables the worker reads (the image and manifests may set only these). */
+export const WORKER_ENV = [
+  "BATCH_INFER_DATA_DIR",
+  "WORKER_ID",
+  "ORT_INTRA_OP_THREADS",
+  "ORT_EXECUTION_PROVIDERS",
+  "INFERENCE_THREAD",
+  "LOG_LEVEL",
+  "NODE_ENV",
+] as const;
+
+const PROVIDERS = new Set(["cpu", "cuda", "tensorrt", "webgpu"]);
 
 function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const raw = env[name];
@@ -31,5 +46,21 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv): WorkerConfig {
     workerId: env.WORKER_ID || newWorkerId(),
     intraOpThreads: intFrom(env, "ORT_INTRA_OP_THREADS", 1),
     inferenceThread: env.INFERENCE_THREAD !== "0",
+    executionProviders: providersFrom(env.ORT_EXECUTION_PROVIDERS),
   };
+}
+
+function providersFrom(raw: string | undefined): string[] {
+  if (!raw) return ["cpu"];
+  const list = raw
+    .split(",")
+    .map((p) => p.trim().toLowerCase())
+    .filter(Boolean);
+  const bad = list.filter((p) => !PROVIDERS.has(p));
+  if (bad.length > 0 || list.length === 0) {
+    throw new InvalidArgumentError(
+      `environment variable ORT_EXECUTION_PROVIDERS must list providers from ${[...PROVIDERS].join(", ")}, got "${raw}"`,
+    );
+  }
+  return list;
 }

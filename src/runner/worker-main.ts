@@ -13,7 +13,11 @@ const log = createLogger({ level: (process.env.LOG_LEVEL as LogLevel | undefined
 const deps = openLocalPipeline(config.dataDir, { log });
 const worker = new PartitionWorker(deps, {
   workerId: config.workerId,
-  scorer: { intraOpThreads: config.intraOpThreads, thread: config.inferenceThread },
+  scorer: {
+    intraOpThreads: config.intraOpThreads,
+    thread: config.inferenceThread,
+    executionProviders: config.executionProviders,
+  },
   receiveWaitSeconds: 1,
   onClaim: (claim) => process.send?.({ type: "claim", claim: claim ?? null }),
   onCommit: (p) => {

@@ -1,0 +1,62 @@
+import type { Logger } from "../../src/core/log.ts";
+import {
+  decideReplicas,
+  type ScalingDecision,
+  type ScalingPolicy,
+} from "../../src/pipeline/scaler.ts";
+import type { ReplicaTarget } from "../../src/ports/replica-target.ts";
+import type { TaskQueue } from "../../src/ports/task-queue.ts";
+
+/** Dependencies of the scaler function. */
+export interface ScalerDeps {
+  queue: TaskQueue;
+  target: ReplicaTarget;
+  log: Logger;
+  now(): number;
+  /** Where `lastActiveAt` survives between invocations (functions are stateless). */
+  state: {
+    get(): Promise<number | undefined>;
+    set(lastActiveAt: number | undefined): Promise<void>;
+  };
+}
+
+/** What the scaler decided, and whether it applied it. */
+export interface ScalerAnswer extends ScalingDecision {
+  visible: number;
+  inFlight: number;
+  previous: number;
+  applied: boolean;
+  dryRun: boolean;
+}
+
+/**
+ * The scaler function's handler: read queue depth, apply the shared rule, and
+ * set the worker replicas (unless `{"dryRun": true}`). Reports what it decided and why.
+ */
+export function createScalerHandler(deps: ScalerDeps, policy: ScalingPolicy) {
+  return async (input: unknown): Promise<ScalerAnswer> => {
+    const dryRun = Boolean((input as { dryRun?: unknown } | null)?.dryRun);
+    const stats = await deps.queue.stats();
+    const previous = await deps.target.current();
+    const lastActiveAt = await deps.state.get();
+    const decision = decideReplicas(policy, {
+      visible: stats.visible,
+      inFlight: stats.inFlight,
+      currentReplicas: previous,
+      now: deps.now(),
+      ...(lastActiveAt !== undefined ? { lastActiveAt } : {}),
+    });
+    await deps.state.set(decision.lastActiveAt);
+    const applied = !dryRun && decision.replicas !== previous;
+    if (applied) await deps.target.scaleTo(decision.replicas);
+    deps.log.info("scaler decision", { ...decision, previous, applied, dryRun });
+    return {
+      ...decision,
+      visible: stats.visible,
+      inFlight: stats.inFlight,
+      previous,
+      applied,
+      dryRun,
+    };
+  };
+}

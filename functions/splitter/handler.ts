@@ -1,0 +1,47 @@
+import { InvalidArgumentError } from "../../src/core/errors.ts";
+import type { JobSpecInput } from "../../src/core/job-spec.ts";
+import type { PipelineDeps } from "../../src/pipeline/deps.ts";
+import { rerunFailedPartitions } from "../../src/pipeline/rerun.ts";
+import {
+  type SplitResult,
+  type SplitterDeps,
+  splitFromEvent,
+  splitJob,
+} from "../../src/pipeline/splitter.ts";
+
+/** Function configuration: the job spec fields an upload event doesn't carry. */
+export interface SplitterConfig {
+  defaults: Omit<JobSpecInput, "input">;
+}
+
+/** What the splitter function answers (always a value: the FDK crashes on undefined). */
+export type SplitterAnswer =
+  | ({ action: "split" } & SplitResult)
+  | { action: "rerun-failed"; jobId: string; partitions: number[] };
+
+/**
+ * The splitter function's handler, built from injected dependencies. It accepts
+ * an OCI Events object upload (the automatic path), a manual job spec
+ * (`fn invoke ... '{"spec": {...}}'`), or `{"rerunFailed": "<jobId>"}`.
+ */
+export function createSplitterHandler(deps: SplitterDeps & PipelineDeps, config: SplitterConfig) {
+  return async (input: unknown): Promise<SplitterAnswer> => {
+    if (input && typeof input === "object") {
+      const body = input as Record<string, unknown>;
+      if (typeof body.eventType === "string") {
+        const { event: _event, ...result } = await splitFromEvent(deps, input, config.defaults);
+        return { action: "split", ...result };
+      }
+      if (body.spec && typeof body.spec === "object") {
+        return { action: "split", ...(await splitJob(deps, { ...config.defaults, ...body.spec })) };
+      }
+      if (typeof body.rerunFailed === "string") {
+        const { partitions } = await rerunFailedPartitions(deps, body.rerunFailed);
+        return { action: "rerun-failed", jobId: body.rerunFailed, partitions };
+      }
+    }
+    throw new InvalidArgumentError(
+      'expected an OCI object event, {"spec": {...job spec...}} or {"rerunFailed": "<jobId>"}',
+    );
+  };
+}
