@@ -94,8 +94,14 @@ export async function ensureDataset(rows: number, seed: number): Promise<string>
   }
   const t0 = performance.now();
   const tmp = `${file}.tmp-${process.pid}`;
-  const { bytes } = await writeDataset({ kind: "numeric", rows, seed, format: "csv", out: tmp });
-  await rename(tmp, file);
+  let bytes: number;
+  try {
+    ({ bytes } = await writeDataset({ kind: "numeric", rows, seed, format: "csv", out: tmp }));
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
   await writeFile(meta, JSON.stringify({ rows, bytes }));
   console.log(
     `generated ${fmtInt(rows)} rows (${fmtMB(bytes)}) in ${secs(performance.now() - t0)} → ${path.relative(ROOT, file)}`,

@@ -86,7 +86,12 @@ describe("function handlers", () => {
           target,
           log: silentLogger,
           now: () => 1000,
-          state: { get: async () => saved, set: async (v) => void (saved = v) },
+          state: {
+            get: async () => saved,
+            set: async (v) => {
+              saved = v;
+            },
+          },
         },
         { ...DEFAULT_POLICY, targetPerReplica: 2, maxReplicas: 10 },
       );
