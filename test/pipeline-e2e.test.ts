@@ -144,7 +144,7 @@ async function runAndSignal(
     dataDir,
     inputFile: input,
     descriptor,
-    spec: { partitionBytes: 1024 * 1024, checkpointEvery: 2000, batchSize: 512 },
+    spec: { partitionBytes: 3 * 1024 * 1024, checkpointEvery: 2000, batchSize: 512 },
     onPool: (p) => {
       pool = p;
     },
@@ -180,7 +180,7 @@ describe("workers dying mid-partition", () => {
       dataDir,
       inputFile: input,
       descriptor,
-      spec: { partitionBytes: 1024 * 1024, checkpointEvery: 2000, batchSize: 512 },
+      spec: { partitionBytes: 3 * 1024 * 1024, checkpointEvery: 2000, batchSize: 512 },
     });
     assert.equal(job.state, "completed", job.error);
     clean = await readOutputs(dataDir, job);

@@ -805,6 +805,50 @@ describe("parseNumber", () => {
     });
   });
 
+  test("equals Number() on 16-19 significant digits across the exponent range (Eisel-Lemire)", async () => {
+    await withSeed("parseNumber long mantissas", 6500, (rng) => {
+      const nonzero = () => String.fromCharCode(49 + rng.int(0, 8));
+      for (let i = 0; i < 60000; i++) {
+        const n = rng.int(16, 20);
+        const d = nonzero() + digits(rng, n - 1);
+        const zeros = rng.chance(0.2) ? "0".repeat(rng.int(1, 30)) : "";
+        const point = rng.int(0, n);
+        const q = rng.int(-360, 330);
+        for (const text of [
+          `${d}e${q}`,
+          `${rng.pick(["", "-"])}${zeros}${d.slice(0, point)}.${d.slice(point)}`,
+          `0.${zeros}${d}`,
+          `${d}${zeros}`,
+        ]) {
+          assert.ok(Object.is(num(text), Number(text)), text);
+        }
+      }
+      // Integers exactly halfway between two doubles (and their neighbours), 2^53..2^64.
+      for (let k = 53; k < 64; k++) {
+        for (let j = 0; j < 300; j++) {
+          const half =
+            (1n << BigInt(k)) + (1n << BigInt(k - 53)) * BigInt(2 * rng.int(0, 2 ** 20) + 1);
+          for (const m of [half - 1n, half, half + 1n]) {
+            const text = m.toString();
+            assert.ok(Object.is(num(text), Number(text)), text);
+          }
+        }
+      }
+      // Doubles written with full precision, including near the overflow/underflow edges.
+      const f = new Float64Array(1);
+      const words = new Uint32Array(f.buffer);
+      for (let i = 0; i < 30000; i++) {
+        words[0] = rng.int(0, 0xffffffff);
+        words[1] = rng.int(0, 0xffffffff);
+        const x = f[0] as number;
+        if (!Number.isFinite(x)) continue;
+        for (const text of [String(x), x.toExponential(rng.int(14, 19))]) {
+          assert.ok(Object.is(num(text), Number(text)), text);
+        }
+      }
+    });
+  });
+
   test("garbage is NaN, and never disagrees with Number() when accepted", async () => {
     const alphabet = [
       "0",

@@ -55,6 +55,19 @@ function bytesEqual(buf: Buffer, start: number, end: number, word: Buffer): bool
   return true;
 }
 
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const MINUS = 0x2d;
+const PLUS = 0x2b;
+const DOT = 0x2e;
+const TWO_POW_53 = 2 ** 53;
+const POW10 = Array.from({ length: 23 }, (_, i) => 10 ** i);
+
+/** A field's text, quoted and cut short, for a bad-record reason. */
+function preview(buf: Buffer, start: number, end: number): string {
+  return JSON.stringify(buf.toString("utf8", start, Math.min(end, start + 40)));
+}
+
 /** Where each feature and key column sits in the input header. */
 function columnIndex(columns: string[], column: string, role: string): number {
   const i = columns.indexOf(column);
@@ -115,74 +128,188 @@ export function createCsvFeaturizer(
     return undefined;
   };
 
+  // The fast path below parses numbers while it finds the commas (one pass over the
+  // bytes); anything unusual (a quote, spaces, an exponent, too many digits) falls back
+  // to the general path, which gives the same value via parseNumber.
+  const fieldAction = new Int8Array(expected); // 0 skip, 1 number feature, 2 needs span
+  const fieldSlot = new Int32Array(expected);
+  const fieldMissing = new Float64Array(expected).fill(Number.NaN);
+  for (const e of plan) {
+    if (e.feature.type === "number") {
+      fieldAction[e.field] = 1;
+      fieldSlot[e.field] = e.slot;
+      if (e.feature.missing !== undefined) fieldMissing[e.field] = e.feature.missing;
+    } else fieldAction[e.field] = 2;
+  }
+  for (const k of keyFields) if (fieldAction[k] === 0) fieldAction[k] = 2;
+  const spanPlan = plan.filter((e) => e.feature.type !== "number");
+
+  /** Booleans and categories from `spans` (filled by either path). */
+  const featurizeSpans = (
+    buf: Buffer,
+    out: Float32Array,
+    rowOffset: number,
+  ): string | undefined => {
+    for (const e of spanPlan) {
+      const s = spans.starts[e.field] as number;
+      const t = spans.ends[e.field] as number;
+      const f = e.feature;
+      const at = rowOffset + e.slot;
+      if (f.type === "boolean") {
+        if (s === t) {
+          if (f.missing === undefined) return `column ${f.column}: missing value`;
+          out[at] = f.missing ? 1 : 0;
+          continue;
+        }
+        const b = parseBooleanBytes(buf, s, t);
+        if (b < 0) return `column ${f.column}: ${preview(buf, s, t)} is not a boolean`;
+        out[at] = b;
+      } else if (f.type === "category") {
+        const cats = e.categoryBytes as Buffer[];
+        out.fill(0, at, at + cats.length);
+        let hit = -1;
+        if (spans.kinds[e.field] === 2) {
+          hit = f.categories.indexOf(decodeField(buf, s, t, 2));
+        } else {
+          for (let c = 0; c < cats.length; c++) {
+            if (bytesEqual(buf, s, t, cats[c] as Buffer)) {
+              hit = c;
+              break;
+            }
+          }
+        }
+        if (hit >= 0) out[at + hit] = 1;
+        else if (f.unknown === "error") {
+          return `column ${f.column}: ${preview(buf, s, t)} is not one of its ${cats.length} categories`;
+        }
+      }
+    }
+    return undefined;
+  };
+
+  const general = (
+    buf: Buffer,
+    start: number,
+    end: number,
+    out: Float32Array,
+    rowOffset: number,
+    keys: string[],
+  ): string | undefined => {
+    const bad = split(buf, start, end);
+    if (bad) return bad;
+    for (const e of plan) {
+      const f = e.feature;
+      if (f.type !== "number") continue;
+      const s = spans.starts[e.field] as number;
+      const t = spans.ends[e.field] as number;
+      if (s === t) {
+        if (f.missing === undefined) return `column ${f.column}: missing value`;
+        out[rowOffset + e.slot] = f.missing;
+        continue;
+      }
+      const v = parseNumber(buf, s, t);
+      if (Number.isNaN(v)) return `column ${f.column}: ${preview(buf, s, t)} is not a number`;
+      out[rowOffset + e.slot] = v;
+    }
+    const spanBad = featurizeSpans(buf, out, rowOffset);
+    if (spanBad) return spanBad;
+    for (const k of keyFields) {
+      try {
+        keys.push(
+          decodeField(
+            buf,
+            spans.starts[k] as number,
+            spans.ends[k] as number,
+            spans.kinds[k] as number,
+          ),
+        );
+      } catch (err) {
+        return `column ${columns[k]}: ${(err as Error).message}`;
+      }
+    }
+    return undefined;
+  };
+
+  const keysFromSpans = (buf: Buffer, keys: string[]): string | undefined => {
+    for (const k of keyFields) {
+      try {
+        keys.push(decodeField(buf, spans.starts[k] as number, spans.ends[k] as number, 0));
+      } catch (err) {
+        return `column ${columns[k]}: ${(err as Error).message}`;
+      }
+    }
+    return undefined;
+  };
+
   return {
     width,
     keyCount: keyFields.length,
     featurize(buf, start, end, out, rowOffset, keys) {
-      const bad = split(buf, start, end);
-      if (bad) return bad;
-      for (const e of plan) {
-        const s = spans.starts[e.field] as number;
-        const t = spans.ends[e.field] as number;
-        const f = e.feature;
-        const at = rowOffset + e.slot;
-        if (f.type === "number") {
-          if (s === t) {
-            if (f.missing === undefined) return `column ${f.column}: missing value`;
-            out[at] = f.missing;
-            continue;
+      let i = start;
+      let field = 0;
+      for (;;) {
+        if (field >= expected) return general(buf, start, end, out, rowOffset, keys);
+        const fs = i;
+        if (i < end && buf[i] === QUOTE) return general(buf, start, end, out, rowOffset, keys);
+        const act = fieldAction[field];
+        if (act === 1) {
+          let c = i < end ? (buf[i] as number) : COMMA;
+          const negative = c === MINUS;
+          if (negative || c === PLUS) i++;
+          let m = 0;
+          let digits = 0;
+          let frac = -1;
+          while (i < end) {
+            c = buf[i] as number;
+            const d = c - 0x30;
+            if (d >>> 0 <= 9) {
+              m = m * 10 + d;
+              digits++;
+              if (frac >= 0) frac++;
+            } else if (c === DOT && frac < 0) frac = 0;
+            else break;
+            i++;
           }
-          const v = parseNumber(buf, s, t);
-          if (Number.isNaN(v)) {
-            return `column ${f.column}: ${JSON.stringify(buf.toString("utf8", s, Math.min(t, s + 40)))} is not a number`;
-          }
-          out[at] = v;
-        } else if (f.type === "boolean") {
-          if (s === t) {
-            if (f.missing === undefined) return `column ${f.column}: missing value`;
-            out[at] = f.missing ? 1 : 0;
-            continue;
-          }
-          const b = parseBooleanBytes(buf, s, t);
-          if (b < 0)
-            return `column ${f.column}: ${JSON.stringify(buf.toString("utf8", s, Math.min(t, s + 40)))} is not a boolean`;
-          out[at] = b;
-        } else {
-          const cats = e.categoryBytes as Buffer[];
-          out.fill(0, at, at + cats.length);
-          let hit = -1;
-          if (spans.kinds[e.field] === 2) {
-            const text = decodeField(buf, s, t, 2);
-            hit = f.categories.indexOf(text);
-          } else {
-            for (let c = 0; c < cats.length; c++) {
-              if (bytesEqual(buf, s, t, cats[c] as Buffer)) {
-                hit = c;
-                break;
-              }
+          let value: number;
+          if (i < end && buf[i] !== COMMA) {
+            // Not a plain decimal: find the field's end and let parseNumber decide.
+            while (i < end && buf[i] !== COMMA) {
+              if (buf[i] === QUOTE) return general(buf, start, end, out, rowOffset, keys);
+              i++;
             }
+            value = parseNumber(buf, fs, i);
+          } else if (digits === 0) {
+            value = i === fs ? (fieldMissing[field] as number) : Number.NaN;
+            if (i === fs && Number.isNaN(value)) return `column ${columns[field]}: missing value`;
+          } else if (m < TWO_POW_53 && frac <= 22) {
+            value = frac > 0 ? m / (POW10[frac] as number) : m;
+            if (negative) value = -value;
+          } else value = parseNumber(buf, fs, i);
+          if (Number.isNaN(value)) {
+            return `column ${columns[field]}: ${preview(buf, fs, i)} is not a number`;
           }
-          if (hit >= 0) out[at + hit] = 1;
-          else if (f.unknown === "error") {
-            return `column ${f.column}: ${JSON.stringify(buf.toString("utf8", s, Math.min(t, s + 40)))} is not one of its ${cats.length} categories`;
+          out[rowOffset + (fieldSlot[field] as number)] = value;
+        } else {
+          while (i < end && buf[i] !== COMMA) {
+            if (buf[i] === QUOTE) return general(buf, start, end, out, rowOffset, keys);
+            i++;
+          }
+          if (act === 2) {
+            spans.starts[field] = fs;
+            spans.ends[field] = i;
+            spans.kinds[field] = 0;
           }
         }
+        field++;
+        if (i >= end) break;
+        i++;
       }
-      for (const k of keyFields) {
-        try {
-          keys.push(
-            decodeField(
-              buf,
-              spans.starts[k] as number,
-              spans.ends[k] as number,
-              spans.kinds[k] as number,
-            ),
-          );
-        } catch (err) {
-          return `column ${columns[k]}: ${(err as Error).message}`;
-        }
+      if (field !== expected) return general(buf, start, end, out, rowOffset, keys);
+      if (spanPlan.length > 0) {
+        const bad = featurizeSpans(buf, out, rowOffset);
+        if (bad) return bad;
       }
-      return undefined;
+      return keysFromSpans(buf, keys);
     },
     keysOf(buf, start, end) {
       if (splitCsvLine(buf, start, end, spans) !== "ok") return undefined;

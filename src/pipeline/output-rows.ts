@@ -12,9 +12,17 @@ export function formatFloat32(v: number): string {
   if (v === 0) return "0";
   const s = v.toPrecision(9);
   const e = s.indexOf("e");
-  if (e < 0) return s.includes(".") ? s.replace(/\.?0+$/, "") : s;
-  const mantissa = s.slice(0, e);
-  return (mantissa.includes(".") ? mantissa.replace(/\.?0+$/, "") : mantissa) + s.slice(e);
+  if (e < 0) return s.slice(0, trimmedLength(s, s.length));
+  return s.slice(0, trimmedLength(s, e)) + s.slice(e);
+}
+
+/** Length of `s[0, end)` without trailing fraction zeros (and a bare "."). */
+function trimmedLength(s: string, end: number): number {
+  if (s.indexOf(".") < 0) return end;
+  let n = end;
+  while (n > 0 && s.charCodeAt(n - 1) === 0x30) n--;
+  if (n > 0 && s.charCodeAt(n - 1) === 0x2e) n--;
+  return n;
 }
 
 /** Quote a CSV field when it needs it (RFC 4180). */
@@ -33,8 +41,75 @@ export function outputColumns(descriptor: ModelDescriptor, keyNames: string[]): 
 export interface RowFormatter {
   /** CSV header line (with newline), or "" for JSONL. */
   readonly header: string;
-  /** Rows `from..from+rows` of a batch; `keys` holds keyCount values per row from `keyBase`. */
-  format(keys: string[], keyBase: number, scores: BatchScores, rows: number): string;
+  /** `rows` rows of a batch as bytes; `keys` holds keyCount values per row from `keyBase`. */
+  format(keys: string[], keyBase: number, scores: BatchScores, rows: number): Buffer;
+}
+
+/** True when a string can go into JSON between quotes as it is. */
+function jsonSafe(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return false;
+  }
+  return true;
+}
+
+/**
+ * Writes rows straight into one reusable byte buffer: no per-row strings, so
+ * formatting a batch makes almost no garbage (it showed up as GC time per row).
+ */
+class ByteWriter {
+  private buf = Buffer.allocUnsafe(1 << 16);
+  pos = 0;
+
+  reserve(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  /** ASCII/latin1 text that is known to be short and safe (prefixes, numbers). */
+  latin1(s: string, length = s.length): void {
+    this.reserve(length);
+    this.pos += this.buf.write(s, this.pos, length, "latin1");
+  }
+
+  utf8(s: string): void {
+    this.reserve(s.length * 3);
+    this.pos += this.buf.write(s, this.pos, "utf8");
+  }
+
+  bytes(b: Buffer): void {
+    this.reserve(b.length);
+    b.copy(this.buf, this.pos);
+    this.pos += b.length;
+  }
+
+  float32(v: number, nullText: string): void {
+    if (!Number.isFinite(v)) {
+      this.latin1(nullText);
+      return;
+    }
+    if (v === 0) {
+      this.latin1("0");
+      return;
+    }
+    const s = v.toPrecision(9);
+    const e = s.indexOf("e");
+    if (e < 0) this.latin1(s, trimmedLength(s, s.length));
+    else this.latin1(formatFloat32(v));
+  }
+
+  /** Copy out what was written and start over. */
+  take(): Buffer {
+    const out = Buffer.allocUnsafe(this.pos);
+    this.buf.copy(out, 0, 0, this.pos);
+    this.pos = 0;
+    return out;
+  }
 }
 
 /** Build the formatter for a descriptor, key columns and output format. */
@@ -47,56 +122,53 @@ export function createRowFormatter(
   const label = descriptor.label;
   const labelIndex = label ? outputs.findIndex((o) => o.column === label.from) : -1;
   const k = keyNames.length;
-  if (format === "csv") {
-    const header = `${outputColumns(descriptor, keyNames).map(csvField).join(",")}\n`;
-    return {
-      header,
-      format(keys, keyBase, scores, rows) {
-        let out = "";
-        for (let r = 0; r < rows; r++) {
-          let line = "";
-          for (let j = 0; j < k; j++) {
-            line += `${j === 0 ? "" : ","}${csvField(keys[keyBase + r * k + j] as string)}`;
-          }
-          for (let j = 0; j < outputs.length; j++) {
-            line += `${k + j === 0 ? "" : ","}${formatFloat32((scores[j] as Float32Array)[r] as number)}`;
-          }
-          if (label) {
-            const v = (scores[labelIndex] as Float32Array)[r] as number;
-            line += `,${csvField(label.labels[v >= label.threshold ? 1 : 0])}`;
-          }
-          out += `${line}\n`;
-        }
-        return out;
-      },
-    };
-  }
-  const keyPrefixes = keyNames.map((n, j) => `${j === 0 ? "{" : ","}${JSON.stringify(n)}:`);
-  const outPrefixes = outputs.map(
-    (o, j) => `${k + j === 0 ? "{" : ","}${JSON.stringify(o.column)}:`,
+  const w = new ByteWriter();
+  const csv = format === "csv";
+  const header = csv ? `${outputColumns(descriptor, keyNames).map(csvField).join(",")}\n` : "";
+  const keyPrefixes = keyNames.map((n, j) =>
+    Buffer.from(csv ? (j === 0 ? "" : ",") : `${j === 0 ? "{" : ","}${JSON.stringify(n)}:`),
   );
-  const labelPrefix = label ? `,${JSON.stringify(label.column)}:` : "";
-  const labelTexts = label ? label.labels.map((l) => JSON.stringify(l)) : [];
+  const outPrefixes = outputs.map((o, j) =>
+    Buffer.from(
+      csv ? (k + j === 0 ? "" : ",") : `${k + j === 0 ? "{" : ","}${JSON.stringify(o.column)}:`,
+    ),
+  );
+  const labelTexts = label
+    ? label.labels.map((l) =>
+        Buffer.from(
+          csv ? `,${csvField(l)}` : `,${JSON.stringify(label.column)}:${JSON.stringify(l)}`,
+        ),
+      )
+    : [];
+  const rowEnd = Buffer.from(csv ? "\n" : "}\n");
+  const nullText = csv ? "" : "null";
+  const QUOTE = Buffer.from('"');
+
   return {
-    header: "",
+    header,
     format(keys, keyBase, scores, rows) {
-      let out = "";
       for (let r = 0; r < rows; r++) {
-        let line = "";
         for (let j = 0; j < k; j++) {
-          line += keyPrefixes[j] + JSON.stringify(keys[keyBase + r * k + j]);
+          w.bytes(keyPrefixes[j] as Buffer);
+          const key = keys[keyBase + r * k + j] as string;
+          if (csv) w.utf8(csvField(key));
+          else if (jsonSafe(key)) {
+            w.bytes(QUOTE);
+            w.utf8(key);
+            w.bytes(QUOTE);
+          } else w.utf8(JSON.stringify(key));
         }
         for (let j = 0; j < outputs.length; j++) {
-          const text = formatFloat32((scores[j] as Float32Array)[r] as number);
-          line += outPrefixes[j] + (text === "" ? "null" : text);
+          w.bytes(outPrefixes[j] as Buffer);
+          w.float32((scores[j] as Float32Array)[r] as number, nullText);
         }
         if (label) {
           const v = (scores[labelIndex] as Float32Array)[r] as number;
-          line += labelPrefix + labelTexts[v >= label.threshold ? 1 : 0];
+          w.bytes(labelTexts[v >= label.threshold ? 1 : 0] as Buffer);
         }
-        out += `${line}}\n`;
+        w.bytes(rowEnd);
       }
-      return out;
+      return w.take();
     },
   };
 }

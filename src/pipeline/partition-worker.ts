@@ -40,7 +40,7 @@ interface Chunk {
   records: number;
   errors: number;
   lines: number;
-  out: string[];
+  out: Buffer[];
   errorLines: string[];
 }
 
@@ -472,7 +472,7 @@ export class PartitionWorker {
     const seq = p.parts.length;
     let ref: PartRef | undefined;
     if (chunk.lines > 0) {
-      const body = Buffer.from(chunk.out.join(""), "utf8");
+      const body = Buffer.concat(chunk.out);
       const errors = chunk.errorLines.join("");
       if (body.length > 0) {
         await this.deps.store.put(

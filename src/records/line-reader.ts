@@ -17,8 +17,10 @@
 import { InvalidArgumentError } from "../core/errors.ts";
 
 /**
- * A block of owned lines, all in one buffer. Blocks are independent: nothing in a block
- * is reused or overwritten after the next block is produced, so a consumer may keep it.
+ * A block of owned lines, all in one buffer. Blocks are independent: the reader never
+ * reuses or overwrites a block's arrays or buffer, so a consumer may keep a block after
+ * asking for the next (provided the source does not recycle its chunk buffers, which
+ * Node streams don't).
  */
 export interface OwnedLines {
   /** Bytes holding this block's lines (often the incoming chunk itself, not a copy). */
@@ -165,7 +167,12 @@ export async function* readOwnedLines(
   source: AsyncIterable<Buffer | Uint8Array> & { destroy?: () => void },
   options: ReadOwnedOptions,
 ): AsyncGenerator<OwnedLines> {
-  validate(options);
+  try {
+    validate(options);
+  } catch (err) {
+    source.destroy?.();
+    throw err;
+  }
   const { end, maxLineBytes } = options;
   const table = new LineTable();
   let exhausted = false;

@@ -30,7 +30,7 @@ export interface PoolMember {
   stopping: boolean;
   claim?: { receipt: string; jobId: string; partition?: number };
   /** The last checkpoint this worker committed for the partition in hand. */
-  committed?: { partition: number; offset: number; done: boolean };
+  committed?: { partition: number; offset: number; end: number; done: boolean };
 }
 
 interface Member extends PoolMember {
@@ -140,6 +140,7 @@ export class ProcessPool implements ReplicaTarget {
           member.committed = {
             partition: msg.partition ?? -1,
             offset: msg.offset ?? 0,
+            end: msg.end ?? 0,
             done: Boolean(msg.done),
           };
         }
