@@ -194,6 +194,7 @@ export class PartitionWorker {
     msg: QueueMessage,
     visibilitySeconds: number,
     onLost: (why: string) => void,
+    jobId?: string,
   ): () => void {
     const timer = setInterval(
       () => {
@@ -202,6 +203,16 @@ export class PartitionWorker {
             onLost("the queue message was redelivered to another worker");
           else this.log.warn("heartbeat failed", { error: describeError(err) });
         });
+        // A job that stopped (e.g. failed on its error threshold) needs no more scoring.
+        if (jobId) {
+          this.deps.checkpoints
+            .getJob(jobId)
+            .then((row) => {
+              if (row && row.value.state !== "running")
+                onLost(`job ${jobId} is ${row.value.state}`);
+            })
+            .catch(() => undefined);
+        }
       },
       Math.max(250, (visibilitySeconds * 1000) / 3),
     );
@@ -244,8 +255,11 @@ export class PartitionWorker {
       await this.deps.queue.changeVisibility(msg.receipt, 1).catch(() => undefined);
       return;
     }
-    const stopHeartbeat = this.heartbeat(msg, job.spec.visibilitySeconds, (why) =>
-      lease.markLost(why),
+    const stopHeartbeat = this.heartbeat(
+      msg,
+      job.spec.visibilitySeconds,
+      (why) => lease.markLost(why),
+      jobId,
     );
     try {
       await this.deps.queue.changeVisibility(msg.receipt, job.spec.visibilitySeconds);
@@ -259,7 +273,7 @@ export class PartitionWorker {
       }
     } catch (err) {
       if (err instanceof LeaseLostError) {
-        log.warn("lost the partition to another worker; stopping without committing", {
+        log.warn("lost the partition (another worker claimed it, or the job stopped); stopping", {
           reason: err.message,
         });
         // A CAS loss means another delivery holds it; drop ours (harmless if our receipt is stale).
