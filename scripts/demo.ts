@@ -55,6 +55,8 @@ if (!existsSync(descriptor)) {
   );
 }
 
+// Workers run from the esbuild bundle (as in the worker image) when it is built: faster start.
+const bundle = path.resolve("dist/worker.js");
 const dataDir = path.join(dir, "state");
 console.log(`scoring with ${workers} worker processes (state in ${dataDir})`);
 const reporter = createProgressReporter(process.stderr, 2000);
@@ -66,6 +68,7 @@ const result = await runLocalJob({
   spec: { output: { bucket: "output", format: "jsonl" }, partitionBytes: 16 * 1024 * 1024 },
   log: createLogger({ level: "warn" }),
   onProgress: (p) => reporter.update(p),
+  ...(existsSync(bundle) ? { workerCommand: { modulePath: bundle, execArgv: [] } } : {}),
 });
 reporter.done(result.progress);
 const job = result.job;

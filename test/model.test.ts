@@ -30,7 +30,9 @@ import {
   Rng,
   writeDataset,
 } from "../src/model/datasets.ts";
+import { loadModel } from "../src/model/descriptor.ts";
 import { encodeOnnxModel } from "../src/model/onnx-writer.ts";
+import { createScorer } from "../src/model/scorer.ts";
 import { auc } from "../src/model/train-logistic.ts";
 
 async function run1(
@@ -443,6 +445,30 @@ describe("trained model directories", () => {
       const session = await ort.InferenceSession.create(join(path, "..", descriptor.onnx));
       const out = await run1(session, "features", new Float32Array(3 * 32), [3, 32]);
       assert.deepEqual(out.dims, [3, 1]);
+    }
+  });
+});
+
+describe("scorer thread modes", () => {
+  it("inline, thread and auto give identical scores", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "scorer-"));
+    try {
+      const { descriptorPath } = await writeMlpModel({ outDir: dir, seed: 3 });
+      const model = await loadModel(descriptorPath);
+      const rows = 300;
+      const x = Float32Array.from({ length: rows * model.width }, (_, i) => Math.sin(i));
+      const results: Float32Array[] = [];
+      for (const thread of [false, true, "auto"] as const) {
+        const scorer = await createScorer(model, { thread });
+        const [out] = await scorer.score(x.slice(), rows);
+        await scorer.close();
+        assert.ok(out);
+        results.push(out);
+      }
+      assert.deepEqual(results[1], results[0]);
+      assert.deepEqual(results[2], results[0]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -59,15 +59,19 @@ async function independentScores(
 }
 
 describe("end to end on the embedded default", () => {
-  it("scores every record exactly once, equal to an independent onnxruntime run", async () => {
+  it("scores every record exactly once, equal to an independent onnxruntime run (inference thread)", async () => {
     const rows = 6000;
     const input = await customerCsv(root.dir, rows, 21);
     const dataDir = path.join(root.dir, "e2e");
+    // Workers inherit the environment: run this one with inference on its own thread.
+    process.env.INFERENCE_THREAD = "1";
     const { job, split } = await runJob({
       dataDir,
       inputFile: input,
       descriptor,
       spec: { partitionBytes: 64 * 1024, checkpointEvery: 700, batchSize: 256 },
+    }).finally(() => {
+      delete process.env.INFERENCE_THREAD;
     });
     assert.equal(job.state, "completed", job.error);
     assert.ok(split.partitions >= 8, `expected many partitions, got ${split.partitions}`);

@@ -9,6 +9,7 @@ import {
 import { parseJsonLine } from "../records/jsonl.ts";
 import type { Feature, ModelDescriptor } from "./descriptor.ts";
 import { featureWidth } from "./descriptor.ts";
+import type { KeyBatch } from "./key-batch.ts";
 
 /**
  * Turns one input record into a row of the model's float32 feature tensor and
@@ -26,7 +27,7 @@ export interface RecordFeaturizer {
     end: number,
     out: Float32Array,
     rowOffset: number,
-    keys: string[],
+    keys: KeyBatch,
   ): string | undefined;
   /** Best-effort key values of a bad record, for the errors output. */
   keysOf(buf: Buffer, start: number, end: number): string[] | undefined;
@@ -193,7 +194,7 @@ export function createCsvFeaturizer(
     end: number,
     out: Float32Array,
     rowOffset: number,
-    keys: string[],
+    keys: KeyBatch,
   ): string | undefined => {
     const bad = split(buf, start, end);
     if (bad) return bad;
@@ -215,13 +216,11 @@ export function createCsvFeaturizer(
     if (spanBad) return spanBad;
     for (const k of keyFields) {
       try {
-        keys.push(
-          decodeField(
-            buf,
-            spans.starts[k] as number,
-            spans.ends[k] as number,
-            spans.kinds[k] as number,
-          ),
+        keys.addField(
+          buf,
+          spans.starts[k] as number,
+          spans.ends[k] as number,
+          spans.kinds[k] as number,
         );
       } catch (err) {
         return `column ${columns[k]}: ${(err as Error).message}`;
@@ -230,10 +229,10 @@ export function createCsvFeaturizer(
     return undefined;
   };
 
-  const keysFromSpans = (buf: Buffer, keys: string[]): string | undefined => {
+  const keysFromSpans = (buf: Buffer, keys: KeyBatch): string | undefined => {
     for (const k of keyFields) {
       try {
-        keys.push(decodeField(buf, spans.starts[k] as number, spans.ends[k] as number, 0));
+        keys.addField(buf, spans.starts[k] as number, spans.ends[k] as number, 0);
       } catch (err) {
         return `column ${columns[k]}: ${(err as Error).message}`;
       }
@@ -394,7 +393,7 @@ export function createJsonlFeaturizer(
           }
         }
       }
-      for (const k of keyColumns) keys.push(keyOf(obj[k]));
+      for (const k of keyColumns) keys.addString(keyOf(obj[k]));
       return undefined;
     },
     keysOf(buf, start, end) {

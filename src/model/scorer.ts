@@ -9,9 +9,21 @@ export interface ScorerOptions {
   intraOpThreads?: number;
   /** Execution providers in order of preference, e.g. ["cuda", "cpu"] on the GPU image. */
   executionProviders?: string[];
-  /** Run inference on a worker thread so parsing, heartbeats and I/O overlap it (default true). */
-  thread?: boolean;
+  /**
+   * Run inference on a worker thread so parsing, heartbeats and I/O overlap it.
+   * "auto" (default): on a GPU (any non-CPU provider) always, so the device works
+   * while the CPU parses; on CPU, a batch is timed once and a model whose batch runs
+   * in under INLINE_BATCH_MS stays on the calling thread. Measured on 2 cores with 2
+   * workers, the hand-off then costs more than it overlaps, and blocking the event
+   * loop that briefly never starves a heartbeat (they fire every visibility/3).
+   */
+  thread?: boolean | "auto";
+  /** Batch size used to time the model for "auto" (default 4096). */
+  batchSize?: number;
 }
+
+/** Batches faster than this stay on the calling thread under thread: "auto". */
+export const INLINE_BATCH_MS = 50;
 
 /** Model outputs for one batch, one Float32Array per descriptor output (length = rows). */
 export type BatchScores = Float32Array[];
@@ -180,6 +192,23 @@ export async function createScorer(
   model: LoadedModel,
   options: ScorerOptions = {},
 ): Promise<Scorer> {
+  if ((options.thread ?? "auto") !== "auto") return createScorerOn(model, options);
+  const gpu = (options.executionProviders ?? ["cpu"]).some((p) => p !== "cpu");
+  if (gpu) return createScorerOn(model, { ...options, thread: true });
+  const inline = await createScorerOn(model, { ...options, thread: false });
+  const rows = options.batchSize ?? 4096;
+  const probe = () => inline.score(new Float32Array(rows * model.width), rows);
+  await probe();
+  const t0 = performance.now();
+  await probe();
+  await probe();
+  const batchMs = (performance.now() - t0) / 2;
+  if (batchMs <= INLINE_BATCH_MS) return inline;
+  await inline.close();
+  return createScorerOn(model, { ...options, thread: true });
+}
+
+async function createScorerOn(model: LoadedModel, options: ScorerOptions): Promise<Scorer> {
   const init: ThreadInit = {
     ortPath: ortPath(),
     model: model.onnxBytes,

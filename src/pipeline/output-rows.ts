@@ -1,5 +1,6 @@
 import type { OutputFormat } from "../core/records.ts";
 import type { ModelDescriptor } from "../model/descriptor.ts";
+import type { KeyBatch } from "../model/key-batch.ts";
 import type { BatchScores } from "../model/scorer.ts";
 
 /**
@@ -41,8 +42,8 @@ export function outputColumns(descriptor: ModelDescriptor, keyNames: string[]): 
 export interface RowFormatter {
   /** CSV header line (with newline), or "" for JSONL. */
   readonly header: string;
-  /** `rows` rows of a batch as bytes; `keys` holds keyCount values per row from `keyBase`. */
-  format(keys: string[], keyBase: number, scores: BatchScores, rows: number): Buffer;
+  /** Append `rows` rows of a batch to `out`; `keys` holds keyCount values per row. */
+  format(keys: KeyBatch, scores: BatchScores, rows: number, out: ByteWriter): void;
 }
 
 /** True when a string can go into JSON between quotes as it is. */
@@ -55,10 +56,11 @@ function jsonSafe(s: string): boolean {
 }
 
 /**
- * Writes rows straight into one reusable byte buffer: no per-row strings, so
- * formatting a batch makes almost no garbage (it showed up as GC time per row).
+ * A growing byte buffer that rows are written straight into: no per-row strings,
+ * so formatting makes almost no garbage (it showed up as GC time per row), and a
+ * whole chunk's output is one buffer, written out without another copy.
  */
-class ByteWriter {
+export class ByteWriter {
   private buf = Buffer.allocUnsafe(1 << 16);
   pos = 0;
 
@@ -82,6 +84,12 @@ class ByteWriter {
     this.pos += this.buf.write(s, this.pos, "utf8");
   }
 
+  range(b: Buffer, start: number, end: number): void {
+    this.reserve(end - start);
+    b.copy(this.buf, this.pos, start, end);
+    this.pos += end - start;
+  }
+
   bytes(b: Buffer): void {
     this.reserve(b.length);
     b.copy(this.buf, this.pos);
@@ -103,12 +111,14 @@ class ByteWriter {
     else this.latin1(formatFloat32(v));
   }
 
-  /** Copy out what was written and start over. */
-  take(): Buffer {
-    const out = Buffer.allocUnsafe(this.pos);
-    this.buf.copy(out, 0, 0, this.pos);
+  /** What was written so far (a view: valid until the next write or reset). */
+  view(): Buffer {
+    return this.buf.subarray(0, this.pos);
+  }
+
+  /** Start over, keeping the memory. */
+  reset(): void {
     this.pos = 0;
-    return out;
   }
 }
 
@@ -122,7 +132,6 @@ export function createRowFormatter(
   const label = descriptor.label;
   const labelIndex = label ? outputs.findIndex((o) => o.column === label.from) : -1;
   const k = keyNames.length;
-  const w = new ByteWriter();
   const csv = format === "csv";
   const header = csv ? `${outputColumns(descriptor, keyNames).map(csvField).join(",")}\n` : "";
   const keyPrefixes = keyNames.map((n, j) =>
@@ -146,12 +155,19 @@ export function createRowFormatter(
 
   return {
     header,
-    format(keys, keyBase, scores, rows) {
+    format(keys, scores, rows, w) {
+      const data = keys.data;
       for (let r = 0; r < rows; r++) {
         for (let j = 0; j < k; j++) {
           w.bytes(keyPrefixes[j] as Buffer);
-          const key = keys[keyBase + r * k + j] as string;
-          if (csv) w.utf8(csvField(key));
+          const idx = r * k + j;
+          const key = keys.strings[idx];
+          if (key === undefined) {
+            // Plain printable ASCII without quote, backslash or comma: safe in JSON and CSV as is.
+            if (!csv) w.bytes(QUOTE);
+            w.range(data, keys.starts[idx] as number, keys.ends[idx] as number);
+            if (!csv) w.bytes(QUOTE);
+          } else if (csv) w.utf8(csvField(key));
           else if (jsonSafe(key)) {
             w.bytes(QUOTE);
             w.utf8(key);
@@ -168,7 +184,6 @@ export function createRowFormatter(
         }
         w.bytes(rowEnd);
       }
-      return w.take();
     },
   };
 }

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { ConflictError, describeError, LeaseLostError, PipelineError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { Attempt, JobRecord, PartitionRecord, PartRef } from "../core/records.ts";
+import { KeyBatch } from "../model/key-batch.ts";
 import type { ScorerOptions } from "../model/scorer.ts";
 import type { Versioned } from "../ports/checkpoint-store.ts";
 import type { QueueMessage } from "../ports/task-queue.ts";
@@ -12,6 +13,7 @@ import { errorPartName, jobLayout, partName } from "./layout.ts";
 import { mergeJob } from "./merger.ts";
 import { parseTask, type Task, taskMessage } from "./messages.ts";
 import { type JobRuntime, ModelRuntimeCache } from "./model-runtime.ts";
+import { ByteWriter } from "./output-rows.ts";
 import { PartitionLease } from "./partition-lease.ts";
 
 /** Tuning and test hooks for a worker. */
@@ -40,13 +42,12 @@ interface Chunk {
   records: number;
   errors: number;
   lines: number;
-  out: Buffer[];
   errorLines: string[];
 }
 
 interface PendingBatch {
   scores: Promise<Float32Array[]>;
-  keys: string[];
+  keys: KeyBatch;
   rows: number;
 }
 
@@ -58,7 +59,6 @@ function newChunk(offset: number): Chunk {
     records: 0,
     errors: 0,
     lines: 0,
-    out: [],
     errorLines: [],
   };
 }
@@ -360,8 +360,10 @@ export class PartitionWorker {
     const maxLineBytes = this.options.maxLineBytes ?? 1024 * 1024;
 
     let chunk = newChunk(p0.offset);
+    // The chunk's output rows, reused from chunk to chunk.
+    const out = new ByteWriter();
     let features = new Float32Array(batchSize * width);
-    let keys: string[] = [];
+    let keys = new KeyBatch();
     let rows = 0;
     const pending: PendingBatch[] = [];
 
@@ -369,20 +371,21 @@ export class PartitionWorker {
       const b = pending.shift();
       if (!b) return;
       const scores = await b.scores;
-      chunk.out.push(rt.formatter.format(b.keys, 0, scores, b.rows));
+      rt.formatter.format(b.keys, scores, b.rows, out);
     };
     const submit = async (): Promise<void> => {
       if (rows === 0) return;
       pending.push({ scores: rt.scorer.score(features, rows), keys, rows });
       features = new Float32Array(batchSize * width);
-      keys = [];
+      keys = new KeyBatch();
       rows = 0;
       while (pending.length >= depth) await drainOne();
     };
     const commit = async (final: boolean): Promise<void> => {
       await submit();
       while (pending.length > 0) await drainOne();
-      await this.commitChunk(job, lease, layout, chunk, final);
+      await this.commitChunk(job, lease, layout, chunk, out.view(), final);
+      out.reset();
       chunk = newChunk(chunk.next);
     };
 
@@ -419,10 +422,10 @@ export class PartitionWorker {
               const keyMark = keys.length;
               const reason = rt.featurizer.featurize(buf, s, e, features, rows * width, keys);
               if (reason !== undefined) {
-                keys.length = keyMark;
+                keys.truncate(keyMark);
                 this.badRecord(chunk, rt, offsets[i] as number, reason, buf.subarray(s, e));
               } else {
-                if (rt.offsetKeys) keys.push(String(offsets[i]));
+                if (rt.offsetKeys) keys.addString(String(offsets[i]));
                 rows++;
                 chunk.records++;
                 chunk.inputs++;
@@ -479,6 +482,7 @@ export class PartitionWorker {
     lease: PartitionLease,
     layout: ReturnType<typeof jobLayout>,
     chunk: Chunk,
+    body: Buffer,
     final: boolean,
   ): Promise<void> {
     lease.assertHeld();
@@ -486,7 +490,6 @@ export class PartitionWorker {
     const seq = p.parts.length;
     let ref: PartRef | undefined;
     if (chunk.lines > 0) {
-      const body = Buffer.concat(chunk.out);
       const errors = chunk.errorLines.join("");
       if (body.length > 0) {
         await this.deps.store.put(

@@ -6,7 +6,8 @@ export interface WorkerConfig {
   dataDir: string;
   workerId: string;
   intraOpThreads: number;
-  inferenceThread: boolean;
+  /** INFERENCE_THREAD: 1 always, 0 never, unset = decided per model by timing a batch. */
+  inferenceThread: boolean | "auto";
   /** onnxruntime execution providers in order, e.g. ["cuda", "cpu"] in the GPU image. */
   executionProviders: string[];
 }
@@ -45,7 +46,8 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv): WorkerConfig {
     dataDir,
     workerId: env.WORKER_ID || newWorkerId(),
     intraOpThreads: intFrom(env, "ORT_INTRA_OP_THREADS", 1),
-    inferenceThread: env.INFERENCE_THREAD !== "0",
+    inferenceThread:
+      env.INFERENCE_THREAD === "1" ? true : env.INFERENCE_THREAD === "0" ? false : "auto",
     executionProviders: providersFrom(env.ORT_EXECUTION_PROVIDERS),
   };
 }
