@@ -228,9 +228,11 @@ export async function writeNumericLogisticModel(options: {
 export async function writeMlpModel(options: {
   outDir: string;
   seed?: number;
+  /** Hidden layer widths (default [256, 256]). */
+  hidden?: number[];
 }): Promise<{ descriptorPath: string; modelPath: string }> {
   const seed = options.seed ?? 7;
-  const onnx = buildMlpModel({ inputs: NUMERIC_WIDTH, hidden: [256, 256], seed });
+  const onnx = buildMlpModel({ inputs: NUMERIC_WIDTH, hidden: options.hidden ?? [256, 256], seed });
   return writeModelDir(options.outDir, onnx, {
     name: "bench-mlp",
     version: "1",

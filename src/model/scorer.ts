@@ -196,13 +196,16 @@ export async function createScorer(
   const gpu = (options.executionProviders ?? ["cpu"]).some((p) => p !== "cpu");
   if (gpu) return createScorerOn(model, { ...options, thread: true });
   const inline = await createScorerOn(model, { ...options, thread: false });
+  // Time a small batch and scale up: probing a full batch of a heavy model would
+  // cost a noticeable part of a short job's start.
   const rows = options.batchSize ?? 4096;
-  const probe = () => inline.score(new Float32Array(rows * model.width), rows);
+  const probeRows = Math.min(rows, 256);
+  const probe = () => inline.score(new Float32Array(probeRows * model.width), probeRows);
   await probe();
   const t0 = performance.now();
   await probe();
   await probe();
-  const batchMs = (performance.now() - t0) / 2;
+  const batchMs = ((performance.now() - t0) / 2) * (rows / probeRows);
   if (batchMs <= INLINE_BATCH_MS) return inline;
   await inline.close();
   return createScorerOn(model, { ...options, thread: true });
