@@ -13,16 +13,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, mock, test } from "node:test";
 import { PipelineError } from "../src/core/errors.ts";
+import type { ModelDescriptor } from "../src/model/descriptor.ts";
+import { createCsvFeaturizer } from "../src/model/featurizer.ts";
+import { KeyBatch } from "../src/model/key-batch.ts";
 import { BadRecordError } from "../src/records/bad-record.ts";
 import {
   type CsvLineStatus,
   createFieldSpans,
-  createNumericFieldSpans,
   decodeField,
   parseCsvHeader,
   parseNumber,
   splitCsvLine,
-  splitCsvNumbers,
 } from "../src/records/csv-fields.ts";
 import { readFirstLine } from "../src/records/header.ts";
 import { parseJsonLine } from "../src/records/jsonl.ts";
@@ -665,29 +666,53 @@ describe("decodeField", () => {
   });
 });
 
-describe("splitCsvNumbers", () => {
+describe("the featurizer's one-pass CSV path", () => {
+  // The featurizer parses plain decimals while it scans for commas and falls back to
+  // splitCsvLine + parseNumber otherwise; both must give the same values and verdicts.
   test("matches splitCsvLine + parseNumber on random lines", async () => {
-    const a = createFieldSpans(2);
-    const b = createNumericFieldSpans(2);
-    for (let round = 0; round < 2000; round++) {
-      await withSeed("splitCsvNumbers", 4000 + round, (rng) => {
-        const fields = Array.from({ length: rng.int(1, 40) }, () =>
-          rng.chance(0.7) ? randomNumberText(rng) : randomField(rng),
+    const columns = Array.from({ length: 12 }, (_, i) => `c${i}`);
+    const descriptor: ModelDescriptor = {
+      name: "t",
+      version: "1",
+      onnx: "m.onnx",
+      input: { name: "x" },
+      features: columns.slice(1).map((column) => ({ column, type: "number" as const })),
+      outputs: [{ name: "y", column: "y" }],
+    };
+    const featurizer = createCsvFeaturizer(descriptor, ["c0"], columns);
+    const spans = createFieldSpans(2);
+    const out = new Float32Array(featurizer.width);
+    for (let round = 0; round < 3000; round++) {
+      await withSeed("featurizer", 4000 + round, (rng) => {
+        const n = rng.chance(0.95) ? columns.length : rng.int(1, columns.length + 2);
+        const fields = Array.from({ length: n }, (_, i) =>
+          i === 0 ? `id${round}` : rng.chance(0.85) ? randomNumberText(rng) : randomField(rng),
         );
-        const delimiter = rng.chance(0.9) ? 0x2c : rng.pick([0x3b, 0x09, 0x2e, 0x2d, 0x35]);
-        const line = fields.join(String.fromCharCode(delimiter));
+        const line = fields.join(",");
         const buf = Buffer.from(`#${line}#`);
         const end = buf.length - 1;
-        const s1 = splitCsvLine(buf, 1, end, a, delimiter);
-        const s2 = splitCsvNumbers(buf, 1, end, b, delimiter);
-        assert.equal(s2, s1, line);
-        assert.equal(b.count, a.count, line);
-        for (let i = 0; i < a.count; i++) {
-          assert.equal(b.starts[i], a.starts[i]);
-          assert.equal(b.ends[i], a.ends[i]);
-          assert.equal(b.kinds[i], a.kinds[i]);
-          const expected = parseNumber(buf, a.starts[i] as number, a.ends[i] as number);
-          assert.ok(Object.is(b.values[i], expected), `${line} field ${i}: ${b.values[i]}`);
+        const keys = new KeyBatch();
+        const verdict = featurizer.featurize(buf, 1, end, out, 0, keys);
+        // The reference: split, then parseNumber each field.
+        const status = splitCsvLine(buf, 1, end, spans);
+        let expected: string | undefined;
+        const values: number[] = [];
+        if (status !== "ok" || spans.count !== columns.length) expected = "bad";
+        else {
+          for (let i = 1; i < spans.count && !expected; i++) {
+            const s0 = spans.starts[i] as number;
+            const e0 = spans.ends[i] as number;
+            const v = s0 === e0 ? Number.NaN : parseNumber(buf, s0, e0);
+            if (Number.isNaN(v)) expected = "bad";
+            values.push(v);
+          }
+        }
+        assert.equal(verdict === undefined ? "ok" : "bad", expected ?? "ok", `${line}: ${verdict}`);
+        if (verdict === undefined) {
+          for (const [i, v] of values.entries()) {
+            assert.equal(out[i], Math.fround(v), `${line} field ${i + 1}`);
+          }
+          assert.equal(keys.get(0), `id${round}`);
         }
       });
     }
