@@ -252,22 +252,30 @@ export function createCsvFeaturizer(
         if (i < end && buf[i] === QUOTE) return general(buf, start, end, out, rowOffset, keys);
         const act = fieldAction[field];
         if (act === 1) {
-          let c = i < end ? (buf[i] as number) : COMMA;
+          const c = i < end ? (buf[i] as number) : COMMA;
           const negative = c === MINUS;
           if (negative || c === PLUS) i++;
+          // Integer digits, then fraction digits: two tight loops, no per-digit state checks.
           let m = 0;
-          let digits = 0;
-          let frac = -1;
+          const intStart = i;
           while (i < end) {
-            c = buf[i] as number;
-            const d = c - 0x30;
-            if (d >>> 0 <= 9) {
-              m = m * 10 + d;
-              digits++;
-              if (frac >= 0) frac++;
-            } else if (c === DOT && frac < 0) frac = 0;
-            else break;
+            const d = (buf[i] as number) - 0x30;
+            if (d >>> 0 > 9) break;
+            m = m * 10 + d;
             i++;
+          }
+          let digits = i - intStart;
+          let frac = 0;
+          if (i < end && buf[i] === DOT) {
+            const fracStart = ++i;
+            while (i < end) {
+              const d = (buf[i] as number) - 0x30;
+              if (d >>> 0 > 9) break;
+              m = m * 10 + d;
+              i++;
+            }
+            frac = i - fracStart;
+            digits += frac;
           }
           let value: number;
           if (i < end && buf[i] !== COMMA) {

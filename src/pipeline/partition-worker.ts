@@ -90,8 +90,6 @@ export class PartitionWorker {
   private stopping = false;
   private readonly runtimes: ModelRuntimeCache;
   private readonly log: Logger;
-  /** Set while a partition is in hand, so stop() can be graceful. */
-  private busy = false;
 
   constructor(
     private readonly deps: PipelineDeps,
@@ -99,11 +97,6 @@ export class PartitionWorker {
   ) {
     this.runtimes = new ModelRuntimeCache(deps.loadModel, options.scorer);
     this.log = deps.log.child({ worker: options.workerId });
-  }
-
-  /** True while a partition or merge is in hand. */
-  get isBusy(): boolean {
-    return this.busy;
   }
 
   /** Ask the loop to stop: the partition in hand is checkpointed and handed back. */
@@ -149,7 +142,6 @@ export class PartitionWorker {
       await this.deps.queue.deadLetter(msg.receipt, describeError(err)).catch(() => undefined);
       return;
     }
-    this.busy = true;
     this.options.onClaim?.({
       receipt: msg.receipt,
       jobId: task.jobId,
@@ -166,7 +158,6 @@ export class PartitionWorker {
       });
       await this.deps.queue.changeVisibility(msg.receipt, 5).catch(() => undefined);
     } finally {
-      this.busy = false;
       this.options.onClaim?.(undefined);
     }
   }
