@@ -99,5 +99,5 @@ job ${job.jobId} ${job.state}
   output    ${output}
   manifest  ${path.join(buckets, r.manifest.bucket, r.manifest.object)}
 
-next: npx tsx src/cli/main.ts status ${job.jobId} --data-dir ${path.relative(process.cwd(), dataDir)}
-      npx tsx src/cli/main.ts events --job ${job.jobId} --data-dir ${path.relative(process.cwd(), dataDir)}`);
+next: npm run cli -- status ${job.jobId} --data-dir ${path.relative(process.cwd(), dataDir)}
+      npm run cli -- events --job ${job.jobId} --data-dir ${path.relative(process.cwd(), dataDir)}`);
