@@ -9,6 +9,7 @@ import { build } from "esbuild";
 const entries: Record<string, string> = {
   cli: "src/cli/main.ts",
   worker: "src/runner/worker-main.ts",
+  functions: "functions/fn-entry.ts",
 };
 
 const started = Date.now();

@@ -7,6 +7,17 @@ import { WORKER_ENV } from "../src/runner/worker-config.ts";
 const dockerfile = readFileSync("worker-image/Dockerfile", "utf8");
 const deployment = readFileSync("worker-image/k8s/worker-deployment.yaml", "utf8");
 
+describe("func.yaml", () => {
+  it("follows the Fn schema and runs the functions bundle the build produces", () => {
+    const yaml = readFileSync("func.yaml", "utf8");
+    assert.match(yaml, /^schema_version: 20180708$/m);
+    assert.match(yaml, /^runtime: node$/m);
+    assert.match(yaml, /^entrypoint: node dist\/functions\.js$/m);
+    assert.match(readFileSync("scripts/build.ts", "utf8"), /functions: "functions\/fn-entry\.ts"/);
+    assert.match(yaml, /^ {2}BATCH_INFER_FUNCTION: (splitter|merger)$/m);
+  });
+});
+
 describe("worker image and manifests", () => {
   it("the Dockerfile copies files that exist and runs the bundle the build produces", () => {
     for (const m of dockerfile.matchAll(/^COPY (?!--from)(?:--\S+ )*(.+) \S+$/gm)) {
