@@ -172,6 +172,8 @@ export interface JobRecord {
   spec: JobSpec;
   input: InputIdentity;
   model: ModelIdentity;
+  /** Columns of an output row (key columns, model outputs, label), fixed when the job is created. */
+  outputColumns: string[];
   partitionCount: number;
   createdAt: string;
   updatedAt: string;

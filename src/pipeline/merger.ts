@@ -6,7 +6,7 @@ import { TERMINAL_JOB_STATES } from "../core/records.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { EVENT_TYPES, jobEvent } from "./events.ts";
 import { errorPartName, type JobLayout, jobLayout, partName } from "./layout.ts";
-import { outputColumns } from "./output-rows.ts";
+import { csvField } from "./output-rows.ts";
 
 /** The manifest written next to a job's output: enough to verify it without the job store. */
 export interface Manifest {
@@ -222,12 +222,8 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
   const records = partitions.reduce((n, p) => n + p.records, 0);
   const errors = partitions.reduce((n, p) => n + p.errors, 0);
   const failedPartitions = partitions.filter((p) => p.state === "failed").map((p) => p.index);
-  const model = await deps.loadModel(job.spec.model.descriptor).catch(() => undefined);
-  const keyNames = job.spec.keyColumns ?? model?.descriptor.keyColumns ?? [];
-  const columns = model
-    ? outputColumns(model.descriptor, keyNames.length ? keyNames : ["_offset"])
-    : [];
-  const header = job.spec.output.format === "csv" && model ? `${columns.join(",")}\n` : "";
+  const columns = job.outputColumns;
+  const header = job.spec.output.format === "csv" ? `${columns.map(csvField).join(",")}\n` : "";
 
   const errDigest = { hash: createHash("sha256"), bytes: 0 };
   await deps.store.put(

@@ -9,6 +9,7 @@ import { readFirstLine } from "../records/header.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { EVENT_TYPES, jobEvent, type ObjectEvent, parseObjectEvent } from "./events.ts";
 import { taskMessage } from "./messages.ts";
+import { outputColumns } from "./output-rows.ts";
 
 /** Extra checks the splitter runs on the model before creating a job (e.g. an onnxruntime dry run). */
 export type ModelCheck = (model: LoadedModel) => Promise<void>;
@@ -112,6 +113,10 @@ export async function splitJob(deps: SplitterDeps, rawSpec: unknown): Promise<Sp
     spec,
     input,
     model: model.identity,
+    outputColumns: outputColumns(
+      model.descriptor,
+      keyColumns.length > 0 ? keyColumns : ["_offset"],
+    ),
     partitionCount: ranges.length,
     createdAt: nowIso,
     updatedAt: nowIso,

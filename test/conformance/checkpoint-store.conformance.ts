@@ -38,6 +38,7 @@ export function sampleJob(jobId: string, overrides: Partial<JobRecord> = {}): Jo
       dataStart: 5,
     },
     model: { name: "m", version: "1", descriptor: "models/m.json", sha256: "0".repeat(64) },
+    outputColumns: ["id", "score"],
     partitionCount: 4,
     createdAt: now,
     updatedAt: now,
