@@ -32,6 +32,7 @@ export function jobKeyColumns(job: JobRecord, model: LoadedModel): string[] {
  */
 export class ModelRuntimeCache {
   private readonly scorers = new Map<string, Promise<{ model: LoadedModel; scorer: Scorer }>>();
+  private lastJob: { jobId: string; runtime: JobRuntime } | undefined;
 
   constructor(
     private readonly loadModel: (descriptor: string) => Promise<LoadedModel>,
@@ -63,6 +64,10 @@ export class ModelRuntimeCache {
       }
     }
     const { model, scorer } = await entry;
+    // Consecutive partitions are usually of one job: reuse its featurizer and formatter.
+    const cached = this.lastJob;
+    if (cached && cached.jobId === job.jobId && cached.runtime.scorer === scorer)
+      return cached.runtime;
     const keyColumns = jobKeyColumns(job, model);
     const offsetKeys = keyColumns.length === 0;
     const keyNames = offsetKeys ? ["_offset"] : keyColumns;
@@ -71,7 +76,9 @@ export class ModelRuntimeCache {
         ? createCsvFeaturizer(model.descriptor, offsetKeys ? [] : keyColumns, job.input.columns)
         : createJsonlFeaturizer(model.descriptor, offsetKeys ? [] : keyColumns);
     const formatter = createRowFormatter(model.descriptor, keyNames, job.spec.output.format);
-    return { model, scorer, featurizer, formatter, keyNames, offsetKeys };
+    const runtime = { model, scorer, featurizer, formatter, keyNames, offsetKeys };
+    this.lastJob = { jobId: job.jobId, runtime };
+    return runtime;
   }
 
   /** Release every session. */
