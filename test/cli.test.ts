@@ -68,6 +68,12 @@ describe("batch-infer CLI", () => {
     assert.match(events.stdout, /com\.batchinfer\.job\.created/);
     assert.equal(events.stdout.match(/com\.batchinfer\.job\.completed/g)?.length, 1);
     assert.match(cli("jobs", "--data-dir", dataDir).stdout, new RegExp(jobId));
+    const verify = cli("verify", jobId, "--data-dir", dataDir);
+    assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+    assert.match(
+      verify.stdout,
+      /verified: each of the 3,000 input records is in the output exactly once/,
+    );
 
     // Running the same command again finds the finished job instead of scoring twice.
     const again = cli(

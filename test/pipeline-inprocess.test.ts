@@ -17,6 +17,7 @@ import { mergeJob } from "../src/pipeline/merger.ts";
 import { PartitionWorker } from "../src/pipeline/partition-worker.ts";
 import { rerunFailedPartitions } from "../src/pipeline/rerun.ts";
 import { splitFromEvent, splitJob } from "../src/pipeline/splitter.ts";
+import { verifyJob } from "../src/pipeline/verify.ts";
 import type { ObjectStore } from "../src/ports/object-store.ts";
 import { uploadFile } from "../src/runner/local-runner.ts";
 import { type LocalPipeline, openLocalPipeline } from "../src/runner/local-stores.ts";
@@ -276,6 +277,10 @@ describe("bad records", () => {
       });
       assert.equal(out.errorRows[0]?.key?.customer_id, good(51));
       assert.equal(job?.result?.errors, 3);
+      const verified = await verifyJob(p, job ?? (undefined as never));
+      assert.ok(verified.ok, JSON.stringify(verified.checks));
+      assert.equal(verified.errors, 3);
+      assert.equal(verified.scored, goodRows);
     } finally {
       p.close();
     }
@@ -350,6 +355,10 @@ describe("failed partitions", () => {
       assert.equal((await p.queue.stats()).deadLettered, 1);
       const failedRow = (await p.checkpoints.getPartition(jobId, 1))?.value;
       assert.match(failedRow?.lastError ?? "", /gave up after 2 failed attempts.*disk on fire/);
+      const partial = await verifyJob(deps as LocalPipeline, job ?? (undefined as never));
+      assert.ok(partial.ok, JSON.stringify(partial.checks));
+      assert.ok(partial.inFailedPartitions > 0);
+      assert.equal(partial.scored + partial.inFailedPartitions, 3000);
 
       broken = false;
       const { partitions: rerun } = await rerunFailedPartitions(p, jobId);
@@ -362,6 +371,11 @@ describe("failed partitions", () => {
       const ids = out.rows.map((l) => (JSON.parse(l) as { customer_id: string }).customer_id);
       assert.equal(new Set(ids).size, 3000);
       assert.equal(ids.length, 3000);
+      const whole = await verifyJob(p, done ?? (undefined as never));
+      assert.ok(
+        whole.ok && whole.scored === 3000 && whole.inFailedPartitions === 0,
+        JSON.stringify(whole),
+      );
       const events = await completions(p, jobId);
       assert.deepEqual(
         events.map((e) => e.data.status),
@@ -412,6 +426,50 @@ describe("models that don't fit", () => {
         /cannot load ONNX model .*not-onnx.onnx/,
       );
       assert.equal((await p.checkpoints.listJobs()).length, 0);
+    } finally {
+      p.close();
+    }
+  });
+});
+
+describe("verify", () => {
+  it("proves exactly-once for a finished job and catches a duplicated or missing row", async () => {
+    const p = freshPipeline();
+    try {
+      const file = await customerCsv(root.dir, 1500, 111);
+      await uploadFile(p, "input", "v.csv", file);
+      const { jobId } = await splitJob(p, spec("v.csv"));
+      await worker(p, "w").run({ untilIdle: true });
+      const job = (await p.checkpoints.getJob(jobId))?.value;
+      assert.ok(job?.result);
+      const good = await verifyJob(p, job);
+      assert.ok(good.ok, JSON.stringify(good.checks));
+      assert.equal(good.scored, 1500);
+
+      const { output } = job.result;
+      const rows = (await readOutputs(p.paths.dataDir, job)).rows;
+      const tamper = async (lines: string[]) => {
+        await p.store.put(output.bucket, output.object, `${lines.join("\n")}\n`);
+        return verifyJob(p, job);
+      };
+      const duplicated = await tamper([
+        ...rows.slice(0, 700),
+        rows[699] as string,
+        ...rows.slice(700),
+      ]);
+      assert.equal(duplicated.ok, false);
+      const dupCheck = duplicated.checks.find((c) => c.name === "every input record exactly once");
+      assert.match(dupCheck?.detail ?? "", /does not match the next prediction row/);
+      const missing = await tamper([...rows.slice(0, 300), ...rows.slice(301)]);
+      assert.equal(
+        missing.checks.find((c) => c.name === "every input record exactly once")?.ok,
+        false,
+      );
+      const extra = await tamper([...rows, rows[0] as string]);
+      assert.match(
+        extra.checks.find((c) => c.name === "every input record exactly once")?.detail ?? "",
+        /rows that match no input record/,
+      );
     } finally {
       p.close();
     }

@@ -15,6 +15,7 @@ import { createLogger, type LogLevel } from "../core/log.ts";
 import type { JobRecord } from "../core/records.ts";
 import { TERMINAL_JOB_STATES } from "../core/records.ts";
 import { rerunFailedPartitions } from "../pipeline/rerun.ts";
+import { verifyJob } from "../pipeline/verify.ts";
 import { type JobProgress, runLocalJob, summarize } from "../runner/local-runner.ts";
 import { localPaths, openLocalPipeline } from "../runner/local-stores.ts";
 import { parseCount, parseFraction, parsePositiveInt, parseSize } from "./args.ts";
@@ -27,6 +28,7 @@ Commands:
   status JOB_ID [--json]                               partitions, attempts, records, rate
   jobs [--json]                                        recent jobs
   events [--job JOB_ID] [--type TYPE] [--json]         the local event log
+  verify JOB_ID [--json]                               prove every input record is in the output exactly once
   rerun JOB_ID --failed                                rerun the partitions that failed
   rerun JOB_ID                                         score the same input again as a new job
 
@@ -302,6 +304,26 @@ async function cmdEvents(v: Values): Promise<number> {
   });
 }
 
+async function cmdVerify(v: Values, jobId: string | undefined): Promise<number> {
+  if (!jobId) throw new InvalidArgumentError("verify needs a JOB_ID (see `batch-infer jobs`)");
+  return withPipeline(v, async (p) => {
+    const row = await p.checkpoints.getJob(jobId);
+    if (!row) throw new NotFoundError(`no job ${jobId}: list jobs with \`batch-infer jobs\``);
+    const report = await verifyJob(p, row.value);
+    if (v.json) {
+      out(JSON.stringify(report, null, 2));
+    } else {
+      for (const c of report.checks) out(`${c.ok ? "ok  " : "FAIL"}  ${c.name}: ${c.detail}`);
+      out(
+        report.ok
+          ? `verified: each of the ${report.inputRecords.toLocaleString("en-US")} input records is in the output exactly once (${report.scored.toLocaleString("en-US")} scored, ${report.errors.toLocaleString("en-US")} in errors${report.inFailedPartitions ? `, ${report.inFailedPartitions.toLocaleString("en-US")} in failed partitions` : ""})`
+          : `NOT verified: ${report.checks.find((c) => !c.ok)?.detail ?? "see above"}`,
+      );
+    }
+    return report.ok ? 0 : 1;
+  });
+}
+
 async function cmdRerun(v: Values, jobId: string | undefined): Promise<number> {
   if (!jobId) throw new InvalidArgumentError("rerun needs a JOB_ID (see `batch-infer jobs`)");
   if (!v.failed) {
@@ -365,6 +387,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdEvents(values);
       case "rerun":
         return await cmdRerun(values, arg);
+      case "verify":
+        return await cmdVerify(values, arg);
       default:
         process.stderr.write(
           `batch-infer: unknown command "${command}"\nRun \`batch-infer --help\` for usage.\n`,

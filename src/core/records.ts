@@ -174,6 +174,8 @@ export interface JobRecord {
   model: ModelIdentity;
   /** Columns of an output row (key columns, model outputs, label), fixed when the job is created. */
   outputColumns: string[];
+  /** The key columns at the front of each output row (["_offset"] when the input has none). */
+  keyNames: string[];
   partitionCount: number;
   createdAt: string;
   updatedAt: string;

@@ -105,6 +105,7 @@ export async function splitJob(deps: SplitterDeps, rawSpec: unknown): Promise<Sp
     modelSha256: model.identity.sha256,
     spec,
   });
+  const keyNames = keyColumns.length > 0 ? keyColumns : ["_offset"];
   const ranges = planPartitions(input.dataStart, input.size, spec.partitionBytes);
   const nowIso = new Date(deps.now()).toISOString();
   const job: JobRecord = {
@@ -113,10 +114,8 @@ export async function splitJob(deps: SplitterDeps, rawSpec: unknown): Promise<Sp
     spec,
     input,
     model: model.identity,
-    outputColumns: outputColumns(
-      model.descriptor,
-      keyColumns.length > 0 ? keyColumns : ["_offset"],
-    ),
+    outputColumns: outputColumns(model.descriptor, keyNames),
+    keyNames,
     partitionCount: ranges.length,
     createdAt: nowIso,
     updatedAt: nowIso,

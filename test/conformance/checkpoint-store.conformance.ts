@@ -39,6 +39,7 @@ export function sampleJob(jobId: string, overrides: Partial<JobRecord> = {}): Jo
     },
     model: { name: "m", version: "1", descriptor: "models/m.json", sha256: "0".repeat(64) },
     outputColumns: ["id", "score"],
+    keyNames: ["id"],
     partitionCount: 4,
     createdAt: now,
     updatedAt: now,
