@@ -92,6 +92,10 @@ export interface PartRef {
   sha256: string;
   /** Errors part object size (0 = none written). */
   errorBytes: number;
+  /** When the chunk was committed (ISO time): throughput over time in the job report. */
+  committedAt?: string;
+  /** Worker that committed it. */
+  worker?: string;
 }
 
 /** One claim of a partition by a worker, for status and the job report. */

@@ -507,6 +507,8 @@ export class PartitionWorker {
         bytes: body.length,
         sha256: createHash("sha256").update(body).digest("hex"),
         errorBytes: Buffer.byteLength(errors),
+        committedAt: new Date(this.deps.now()).toISOString(),
+        worker: this.options.workerId,
       };
     }
     const at = new Date(this.deps.now()).toISOString();
