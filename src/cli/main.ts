@@ -33,7 +33,7 @@ Commands:
   rerun JOB_ID                                         score the same input again as a new job
 
 run options:
-  --output DIR             also place predictions, errors and manifest in DIR
+  --output DIR             also place predictions, errors, manifest and report in DIR
   --output-format F        jsonl (default) or csv
   --workers N              most worker processes (default 2)
   --partition-size SIZE    target partition size, e.g. 64MiB (default 64MiB)
@@ -90,7 +90,13 @@ async function placeOutputs(job: JobRecord, dataDir: string, dir: string): Promi
   const buckets = localPaths(dataDir).buckets;
   await mkdir(dir, { recursive: true });
   const placed: string[] = [];
-  const objects = [r.errorsOutput, r.manifest, ...(job.state !== "failed" ? [r.output] : [])];
+  // The report goes last so the indexes the summary reads (errors 0, manifest 1, output 2) hold.
+  const objects = [
+    r.errorsOutput,
+    r.manifest,
+    ...(job.state !== "failed" ? [r.output] : []),
+    ...(r.report ? [r.report] : []),
+  ];
   for (const o of objects) {
     const from = path.join(buckets, o.bucket, o.object);
     const to = path.join(dir, path.basename(o.object));
@@ -211,6 +217,10 @@ async function cmdRun(v: Values): Promise<number> {
         `  errors    ${placed[0] ?? objectPath(dataDir, r.errorsOutput.bucket, r.errorsOutput.object)}`,
       );
       out(`  manifest  ${placed[1] ?? objectPath(dataDir, r.manifest.bucket, r.manifest.object)}`);
+      if (r.report)
+        out(
+          `  report    ${placed.at(-1) ?? objectPath(dataDir, r.report.bucket, r.report.object)}`,
+        );
     }
     if (job.error) out(`  ${job.state === "failed" ? "error" : "note"}     ${job.error}`);
   }

@@ -166,6 +166,8 @@ export interface JobResult {
   output: { bucket: string; object: string; bytes: number; sha256: string };
   errorsOutput: { bucket: string; object: string; bytes: number };
   manifest: { bucket: string; object: string };
+  /** The HTML job report (absent for jobs finished before reports existed). */
+  report?: { bucket: string; object: string };
   durationMs: number;
 }
 

@@ -7,6 +7,7 @@ import type { PipelineDeps } from "./deps.ts";
 import { EVENT_TYPES, jobEvent } from "./events.ts";
 import { errorPartName, type JobLayout, jobLayout, partName } from "./layout.ts";
 import { csvField } from "./output-rows.ts";
+import { ErrorTally, renderJobReport } from "./report.ts";
 
 /** The manifest written next to a job's output: enough to verify it without the job store. */
 export interface Manifest {
@@ -38,7 +39,15 @@ export interface Manifest {
     lines: number;
     attempts: PartitionRecord["attempts"];
     lastError?: string;
-    parts: { seq: number; epoch: number; records: number; bytes: number; sha256: string }[];
+    parts: {
+      seq: number;
+      epoch: number;
+      records: number;
+      bytes: number;
+      sha256: string;
+      committedAt?: string;
+      worker?: string;
+    }[];
   }[];
 }
 
@@ -77,6 +86,7 @@ async function* rewriteErrors(
   job: JobRecord,
   partitions: PartitionRecord[],
   digest: { hash: ReturnType<typeof createHash>; bytes: number },
+  tally: ErrorTally,
 ): AsyncGenerator<Buffer> {
   // Line numbers: the CSV header is line 1; each partition and chunk knows how many lines it owned.
   let lineBase = job.input.format === "csv" && job.input.dataStart > 0 ? 1 : 0;
@@ -97,7 +107,10 @@ async function* rewriteErrors(
             key: unknown;
             record: unknown;
           };
-          out += `${JSON.stringify({ line: partBase + e.line, offset: e.offset, partition: p.index, reason: e.reason, key: e.key, record: e.record })}\n`;
+          const lineNo = partBase + e.line;
+          // Counted on the way through for the job report: the errors output is read only once.
+          tally.add(lineNo, e.reason, typeof e.record === "string" ? e.record : null);
+          out += `${JSON.stringify({ line: lineNo, offset: e.offset, partition: p.index, reason: e.reason, key: e.key, record: e.record })}\n`;
         }
         const b = Buffer.from(out);
         digest.hash.update(b);
@@ -199,10 +212,39 @@ async function deletePrefix(deps: PipelineDeps, bucket: string, prefix: string):
 }
 
 /**
+ * Write the HTML job report next to the manifest. A rendering bug must not stop
+ * a job from finishing, so it is logged and the job goes on without a report;
+ * a store failure propagates like any other put (the merge task is retried).
+ */
+async function writeReport(
+  deps: PipelineDeps,
+  layout: JobLayout,
+  manifest: Manifest,
+  tally: ErrorTally,
+  log: PipelineDeps["log"],
+): Promise<{ bucket: string; object: string } | undefined> {
+  let html: string;
+  try {
+    html = renderJobReport({
+      manifest,
+      errorReasons: tally.reasons,
+      errorSamples: tally.samples,
+    });
+  } catch (err) {
+    log.warn("job report not written", { error: (err as Error).message });
+    return undefined;
+  }
+  await deps.store.put(layout.bucket, layout.report, html, {
+    contentType: "text/html; charset=utf-8",
+  });
+  return { bucket: layout.bucket, object: layout.report };
+}
+
+/**
  * Merge a job whose partitions are all terminal: concatenate the committed
  * parts in input order into the final output, rewrite error line numbers,
- * write the manifest, move the job to its final state by compare-and-set and
- * publish the completion event once. Idempotent: running it again (a redelivered
+ * write the manifest and the HTML report, move the job to its final state by
+ * compare-and-set and publish the completion event once. Idempotent: running it again (a redelivered
  * merge task) rewrites identical bytes and publishes nothing new.
  */
 export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRecord | undefined> {
@@ -226,10 +268,11 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
   const header = job.spec.output.format === "csv" ? `${columns.map(csvField).join(",")}\n` : "";
 
   const errDigest = { hash: createHash("sha256"), bytes: 0 };
+  const tally = new ErrorTally();
   await deps.store.put(
     layout.bucket,
     layout.errors,
-    Readable.from(rewriteErrors(deps, layout, job, partitions, errDigest)),
+    Readable.from(rewriteErrors(deps, layout, job, partitions, errDigest, tally)),
   );
   let output: Manifest["output"];
   if (status !== "failed") {
@@ -286,12 +329,15 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
         records: r.records,
         bytes: r.bytes,
         sha256: r.sha256,
+        ...(r.committedAt ? { committedAt: r.committedAt } : {}),
+        ...(r.worker ? { worker: r.worker } : {}),
       })),
     })),
   };
   await deps.store.put(layout.bucket, layout.manifest, `${JSON.stringify(manifest, null, 2)}\n`, {
     contentType: "application/json",
   });
+  const report = await writeReport(deps, layout, manifest, tally, log);
 
   const result: JobResult = {
     records,
@@ -305,6 +351,7 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
     },
     errorsOutput: { bucket: layout.bucket, object: layout.errors, bytes: errDigest.bytes },
     manifest: { bucket: layout.bucket, object: layout.manifest },
+    ...(report ? { report } : {}),
     durationMs,
   };
   const final: JobRecord = {

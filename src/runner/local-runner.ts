@@ -174,7 +174,9 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
     const policy: ScalingPolicy = {
       ...DEFAULT_POLICY,
       maxReplicas: Math.max(1, options.workers),
-      cooldownSeconds: 0,
+      // Long enough to ride out the gap between a hand-back and its re-claim, or the
+      // last partition and the merge, without stopping and restarting workers.
+      cooldownSeconds: 5,
       ...options.scaling,
     };
     pool = new ProcessPool({

@@ -99,11 +99,11 @@ export class ProcessPool implements ReplicaTarget {
     const live = [...this.members.values()].filter((m) => !m.stopping);
     for (let n = live.length; n < this.desired; n++) this.spawn();
     if (live.length > this.desired) {
-      // Idle workers go first; busy ones only if the policy really asks for fewer.
-      const victims = live
-        .sort((a, b) => Number(a.busy) - Number(b.busy))
-        .slice(0, live.length - this.desired);
-      for (const m of victims) {
+      // Scale-down stops idle workers only; a busy one is stopped when it goes idle
+      // (the claim message below calls reconcile again). Stopping a working worker
+      // would be graceful (it hands back) but throws away the batch in hand.
+      const idle = live.filter((m) => !m.busy).slice(0, live.length - this.desired);
+      for (const m of idle) {
         m.stopping = true;
         m.proc.kill("SIGTERM");
       }
@@ -135,7 +135,11 @@ export class ProcessPool implements ReplicaTarget {
           member.busy = Boolean(msg.claim);
           delete member.committed;
           if (msg.claim) member.claim = msg.claim;
-          else delete member.claim;
+          else {
+            delete member.claim;
+            // Now idle: a pending scale-down may take it.
+            this.reconcile();
+          }
         } else if (msg?.type === "commit") {
           member.committed = {
             partition: msg.partition ?? -1,

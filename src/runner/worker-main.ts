@@ -25,6 +25,7 @@ const worker = new PartitionWorker(deps, {
       type: "commit",
       partition: p.index,
       offset: p.offset,
+      end: p.end,
       done: p.state === "done",
     });
   },

@@ -1,0 +1,251 @@
+/**
+ * The HTML job report: its sections, one bar per attempt coloured and marked by
+ * outcome, grouped error reasons, escaping of hostile input, degenerate jobs,
+ * and that a real job writes report.html next to its output. (Rendering in a
+ * browser is checked by `scripts/check-report.ts`, not here: CI has no Chromium.)
+ */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { Manifest } from "../src/pipeline/merger.ts";
+import { ErrorTally, normalizeReason, renderJobReport } from "../src/pipeline/report.ts";
+import {
+  churnModel,
+  customerCsv,
+  objectFile,
+  readOutputs,
+  runJob,
+  tempDir,
+} from "./helpers/pipeline-fixture.ts";
+import { HOSTILE_WORKER, syntheticReportInput } from "./helpers/report-fixture.ts";
+
+/** Values of `attr` on `<rect` elements that carry it. */
+function rectAttr(html: string, attr: string): string[] {
+  return [...html.matchAll(new RegExp(`<rect[^>]*\\s${attr}="([^"]*)"`, "g"))].map(
+    (m) => m[1] ?? "",
+  );
+}
+
+describe("job report rendering", () => {
+  const input = syntheticReportInput();
+  const html = renderJobReport(input);
+
+  it("is one self-contained HTML document with every section", () => {
+    assert.match(html, /^<!doctype html>/);
+    assert.match(html, /<\/html>\s*$/);
+    for (const id of ["summary", "throughput", "timeline", "errors"]) {
+      assert.match(html, new RegExp(`<section id="${id}"`), `section ${id}`);
+    }
+    assert.match(html, /Throughput over time/);
+    assert.match(html, /Partition timeline per worker/);
+    // No scripts, no external assets: nothing is fetched.
+    assert.doesNotMatch(html, /<script/i);
+    // (Attribute values are blanked first: escaped hostile text may say "src=" inside a title.)
+    assert.doesNotMatch(html.replace(/"[^"]*"/g, '""'), /<[a-z][^>]*\s(src|href)=/i);
+    assert.doesNotMatch(html, /url\(/i);
+    assert.doesNotMatch(html, /NaN|Infinity|undefined/);
+  });
+
+  it("header: id, status badge, input, model, counts, outputs", () => {
+    const m = input.manifest;
+    assert.match(html, new RegExp(m.jobId));
+    assert.match(html, /data-status="completed_with_errors"[^>]*>completed with errors</);
+    assert.match(html, /customers &lt;2026&gt;\.csv/);
+    assert.match(html, /churn-logreg@1/);
+    assert.match(html, /ffffffffffffffff…/);
+    assert.match(html, /42,000/);
+    assert.match(html, /<strong>3, 5<\/strong>/);
+    assert.match(html, /1 m 00 s/);
+    assert.match(html, /700<\/span> records\/s overall/);
+    assert.ok(html.includes(m.output?.sha256 ?? "-"));
+    assert.ok(html.includes(m.errorsOutput.sha256));
+    assert.match(html, /jobs\/job-0123456789abcdef01234567\/manifest\.json/);
+    assert.match(html, /jobs\/job-0123456789abcdef01234567\/report\.html/);
+  });
+
+  it("draws one bar per attempt, with its outcome and partition", () => {
+    const attempts = input.manifest.partitions.flatMap((p) =>
+      p.attempts.map((a) => ({ p: p.index, outcome: a.outcome ?? "open" })),
+    );
+    const outcomes = rectAttr(html, "data-outcome");
+    assert.equal(outcomes.length, attempts.length);
+    assert.deepEqual(
+      [...outcomes].sort(),
+      attempts.map((a) => a.outcome).sort(),
+      "one bar per attempt, each with its outcome",
+    );
+    assert.deepEqual(
+      rectAttr(html, "data-partition").map(Number).sort(),
+      attempts.map((a) => a.p).sort(),
+    );
+    // One row per worker, the hostile one escaped.
+    for (const w of ["w-a", "w-b", "w-c"]) assert.match(html, new RegExp(`class="worker">.*${w}<`));
+    assert.ok(html.includes("w-&lt;img src=x onerror=&quot;alert(2)&quot;&gt;"));
+    assert.ok(!html.includes(HOSTILE_WORKER));
+    // Legend words for every outcome: colour is never the only cue.
+    for (const words of ["lost (killed or stalled)", "handed back", "error", "still open at merge"])
+      assert.ok(html.includes(words), words);
+  });
+
+  it("lists attempts that did not end done, with where they resumed from", () => {
+    const rows = [...html.matchAll(/<tr data-outcome="([a-z_]+)">/g)].map((m) => m[1]);
+    assert.deepEqual(rows.sort(), ["error", "error", "handed_back", "lost", "lost", "open"]);
+    assert.match(html, /3,100,000 <span class="dim">\(10% in\)<\/span>/);
+    assert.match(html, /worker stopping \(preemption or scale-down\)/);
+  });
+
+  it("throughput: a curve from commit times, undated parts noted, kill markers", () => {
+    assert.match(html, /class="area"/);
+    assert.equal(rectAttr(html, "data-bucket").length, 40);
+    assert.match(html, /1 committed chunks \(2,000 records\) carry no commit time/);
+    assert.equal([...html.matchAll(/<g class="event" data-outcome="lost"/g)].length, 2);
+  });
+
+  it("error summary: reasons grouped without their values, samples, failed partitions", () => {
+    assert.match(
+      html,
+      /column age: &quot;…&quot; is not a number<\/code><\/td><td class="num">5</,
+      "x and y group together",
+    );
+    assert.match(html, /expected 20 fields, got 3<\/code><\/td><td class="num">4</);
+    assert.match(html, /The first 4 bad records/);
+    assert.match(html, /<td class="num">43<\/td>/);
+    assert.ok(html.includes("C0000042,&lt;script&gt;alert(1)&lt;/script&gt;,yes"));
+    assert.ok(html.includes("weird &lt;script&gt;alert(3)&lt;/script&gt; reason"));
+    assert.match(html, /data-failed-partition="3"/);
+    assert.match(html, /data-failed-partition="5"/);
+    assert.ok(html.includes("last error: &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+    assert.ok(html.includes("onnxruntime: &lt;b&gt;out of memory&lt;/b&gt;"));
+  });
+
+  it("a clean job says so instead of drawing empty tables", () => {
+    const m = input.manifest;
+    const clean: Manifest = {
+      ...m,
+      status: "completed",
+      counts: { ...m.counts, errors: 0, failedPartitions: [] },
+      partitions: m.partitions
+        .filter((p) => p.index === 0)
+        .map((p) => ({ ...p, state: "done" as const })),
+    };
+    delete clean.message;
+    const out = renderJobReport({ manifest: clean, errorReasons: new Map(), errorSamples: [] });
+    assert.match(out, /data-status="completed"/);
+    assert.match(out, /No bad records\./);
+    assert.match(out, /No partition failed\./);
+    assert.match(out, /Every attempt ended done/);
+    assert.equal(rectAttr(out, "data-outcome").length, 1);
+  });
+
+  it("a zero-duration job, parts without commit times and no attempts render without NaN", () => {
+    const m = input.manifest;
+    const instant: Manifest = {
+      ...m,
+      timings: { createdAt: m.timings.createdAt, finishedAt: m.timings.createdAt, durationMs: 0 },
+      partitions: m.partitions.map((p) => ({
+        ...p,
+        attempts: p.attempts.map((a) => ({
+          ...a,
+          startedAt: m.timings.createdAt,
+          endedAt: m.timings.createdAt,
+        })),
+        parts: p.parts.map((r) => ({ ...r, committedAt: m.timings.createdAt })),
+      })),
+    };
+    const zero = renderJobReport({ manifest: instant, errorReasons: new Map(), errorSamples: [] });
+    assert.match(zero, /within the same millisecond/);
+    assert.doesNotMatch(zero, /NaN|Infinity/);
+    assert.equal(
+      rectAttr(zero, "data-outcome").length,
+      m.partitions.reduce((n, p) => n + p.attempts.length, 0),
+    );
+
+    const bare: Manifest = {
+      ...m,
+      partitions: m.partitions.map((p) => ({
+        ...p,
+        attempts: [],
+        parts: p.parts.map(({ committedAt: _c, worker: _w, ...r }) => r),
+      })),
+    };
+    const none = renderJobReport({ manifest: bare, errorReasons: new Map(), errorSamples: [] });
+    assert.match(none, /No committed chunk has a commit time/);
+    assert.match(none, /No partition was ever claimed/);
+    assert.doesNotMatch(none, /NaN|Infinity/);
+  });
+
+  it("normalizes reasons and bounds what the tally keeps", () => {
+    assert.equal(
+      normalizeReason('column plan: "pla\\"tinum" is not one of its 3 categories'),
+      'column plan: "…" is not one of its 3 categories',
+    );
+    assert.equal(
+      normalizeReason("invalid JSON: Unexpected token } in JSON at position 17"),
+      "invalid JSON: Unexpected token } in JSON at position N",
+    );
+    const tally = new ErrorTally(2);
+    for (let i = 0; i < 5; i++) tally.add(i + 2, `column age: "v${i}" is not a number`, `r${i}`);
+    assert.deepEqual([...tally.reasons], [['column age: "…" is not a number', 5]]);
+    assert.deepEqual(
+      tally.samples.map((s) => s.line),
+      [2, 3],
+    );
+  });
+});
+
+describe("job report from a real job", () => {
+  let root: Awaited<ReturnType<typeof tempDir>>;
+  let descriptor: string;
+  before(async () => {
+    root = await tempDir();
+    descriptor = await churnModel();
+  });
+  after(() => root.cleanup());
+
+  it("the merger writes report.html next to the output, with the job's bad records", async () => {
+    const clean = await customerCsv(root.dir, 3000);
+    const lines = (await readFile(clean, "utf8")).split("\n");
+    // Two bad ages and one hostile record: the report groups the first two and escapes the third.
+    for (const [i, age] of [
+      [10, "forty"],
+      [20, "fifty"],
+      [30, "<script>alert(1)</script>"],
+    ] as const) {
+      lines[i] = (lines[i] ?? "").replace(/^(C\d+),\d+,/, `$1,${age},`);
+    }
+    const input = path.join(root.dir, "with-bad.csv");
+    await writeFile(input, lines.join("\n"));
+    const dataDir = path.join(root.dir, "state");
+    const { job } = await runJob({
+      dataDir,
+      inputFile: input,
+      descriptor,
+      spec: { partitionBytes: 64 * 1024, checkpointEvery: 500, batchSize: 256 },
+    });
+    assert.equal(job.state, "completed", job.error);
+    const r = job.result;
+    assert.ok(r?.report, "the job result names its report");
+    assert.equal(path.dirname(r.report.object), path.dirname(r.output.object));
+    assert.equal(path.basename(r.report.object), "report.html");
+    const file = objectFile(dataDir, r.report.bucket, r.report.object);
+    assert.ok(existsSync(file), file);
+    const html = await readFile(file, "utf8");
+    assert.ok(html.includes(job.jobId));
+    assert.match(html, /data-status="completed"/);
+    assert.match(html, /class="area"/, "parts carry commit times: a throughput curve");
+    const partitions = html.match(/<rect[^>]*data-outcome="done"/g)?.length ?? 0;
+    assert.ok(partitions >= 2, `a bar per attempt (${partitions})`);
+    assert.match(html, /column age: &quot;…&quot; is not a number<\/code><\/td><td class="num">3</);
+    assert.ok(html.includes("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert.doesNotMatch(html, /<script/i);
+    // The samples carry the errors output's line numbers (the header is line 1).
+    const { errorRows } = await readOutputs(dataDir, job);
+    assert.deepEqual(
+      errorRows.map((e) => e.line),
+      [11, 21, 31],
+    );
+    for (const e of errorRows) assert.match(html, new RegExp(`<td class="num">${e.line}</td>`));
+  });
+});
