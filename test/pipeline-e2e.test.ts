@@ -155,15 +155,15 @@ async function runAndSignal(
     onProgress: (p) => {
       if (!pool || signalled.length > 0 || p.records < total * fraction) return;
       // A worker mid-partition: it has committed a checkpoint of the partition in hand, not its last.
-      const busy = pool
-        .list()
-        .find(
-          (m) =>
-            m.busy &&
-            m.committed &&
-            !m.committed.done &&
-            m.committed.partition === m.claim?.partition,
-        );
+      const busy = pool.list().find(
+        (m) =>
+          m.busy &&
+          m.committed &&
+          !m.committed.done &&
+          m.committed.partition === m.claim?.partition &&
+          // Far enough from the end that the signal lands before the partition finishes.
+          m.committed.end - m.committed.offset > 1024 * 1024,
+      );
       if (!busy) return;
       signalled.push({ worker: busy.id, partition: busy.claim?.partition });
       pool.signal(busy.id, signal);

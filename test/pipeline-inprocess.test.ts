@@ -5,7 +5,7 @@
  * partitions and `rerun --failed`, exactly one completion event.
  */
 import assert from "node:assert/strict";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { SqliteTaskQueue } from "../src/adapters/local/sqlite-task-queue.ts";
@@ -470,6 +470,29 @@ describe("verify", () => {
         extra.checks.find((c) => c.name === "every input record exactly once")?.detail ?? "",
         /rows that match no input record/,
       );
+    } finally {
+      p.close();
+    }
+  });
+});
+
+describe("input changed under a running job", () => {
+  it("refuses to score a new version of the input into the old job", async () => {
+    const p = freshPipeline();
+    try {
+      await uploadFile(p, "input", "x.csv", await customerCsv(root.dir, 800, 121));
+      const { jobId, partitions } = await splitJob(p, spec("x.csv", { maxAttempts: 1 }));
+      // Overwrite the object after the job was created: its etag changes.
+      await p.store.put("input", "x.csv", await readFile(await customerCsv(root.dir, 900, 122)));
+      for (let round = 0; round < 3; round++) {
+        await worker(p, `w${round}`).run({ untilIdle: true });
+        p.clock.now += 60_000;
+      }
+      const job = (await p.checkpoints.getJob(jobId))?.value;
+      assert.equal(job?.state, "completed_with_errors");
+      assert.equal(job?.result?.failedPartitions.length, partitions);
+      const row = (await p.checkpoints.getPartition(jobId, 0))?.value;
+      assert.match(row?.lastError ?? "", /changed since job .* was created/);
     } finally {
       p.close();
     }

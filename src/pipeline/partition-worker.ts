@@ -231,7 +231,9 @@ export class PartitionWorker {
       return;
     }
     if (row.value.state === "done" || row.value.state === "failed") {
-      // A redelivery after the partition finished but before its message was deleted.
+      // A redelivery after the partition finished but before its message was deleted:
+      // repeat what followed the finish (the event is deduplicated by its id).
+      if (row.value.state === "done") await this.publishDone(job, row.value);
       await this.finalizeIfLast(job, true);
       await this.deleteQuietly(msg);
       return;
@@ -254,6 +256,14 @@ export class PartitionWorker {
     );
     try {
       await this.deps.queue.changeVisibility(msg.receipt, job.spec.visibilitySeconds);
+      // Scoring a changed input would mix two versions in one job: refuse, the job needs a rerun.
+      const current = await this.deps.store.head(job.input.bucket, job.input.object);
+      if (current?.etag !== job.input.etag) {
+        throw new PipelineError(
+          "PRECONDITION_FAILED",
+          `input ${job.input.bucket}/${job.input.object} changed since job ${job.jobId} was created (etag ${current?.etag ?? "missing"}, job ${job.input.etag}): its upload starts a new job`,
+        );
+      }
       const runtime = await this.runtimes.forJob(job);
       const outcome = await this.scorePartition(job, lease, runtime, log);
       if (outcome === "done") {
@@ -273,6 +283,11 @@ export class PartitionWorker {
       }
       const detail = describeError(err);
       log.error("partition attempt failed", { error: detail });
+      if (lease.value.state === "done") {
+        // The finish was committed; what failed came after it (finalizing). Redelivery repeats that part.
+        await this.deps.queue.changeVisibility(msg.receipt, 1).catch(() => undefined);
+        return;
+      }
       await lease
         .update((p) => ({
           ...p,
@@ -599,6 +614,11 @@ export class PartitionWorker {
 
   private async afterDone(job: JobRecord, p: PartitionRecord, log: Logger): Promise<void> {
     log.info("partition done", { records: p.records, errors: p.errors, parts: p.parts.length });
+    await this.publishDone(job, p);
+    await this.finalizeIfLast(job, false);
+  }
+
+  private async publishDone(job: JobRecord, p: PartitionRecord): Promise<void> {
     await this.deps.events.publish([
       jobEvent(EVENT_TYPES.partitionDone, job, `p${p.index}.r${job.runAttempt}`, {
         partition: p.index,
@@ -606,7 +626,6 @@ export class PartitionWorker {
         errors: p.errors,
       }),
     ]);
-    await this.finalizeIfLast(job, false);
   }
 
   /**
