@@ -558,6 +558,11 @@ describe(`chaos on the embedded default (CHAOS_SEED=${seed})`, () => {
       t.diagnostic(
         `attempts: ${figures.attempts} on ${partitions.length} partitions; ${figures.lost} lost, ${figures.errored} errored, ${figures.resumed} resumed; partition.done events ${doneEvents.length}/${partitions.length}${unannounced.length > 0 ? ` (missing for partition ${unannounced.join(", ")})` : ""}`,
       );
+      assert.deepEqual(
+        unannounced,
+        [],
+        "every finished partition is announced once, even after a lost reply",
+      );
       t.diagnostic(
         `records re-processed: at most ${figures.reprocessedAtMost.toLocaleString("en")} (${((figures.reprocessedAtMost / ROWS) * 100).toFixed(2)}%; see attemptFigures), of which the fenced worker's stale chunk ${stalePuts.reduce((n, s) => n + s.records, 0).toLocaleString("en")}`,
       );
