@@ -133,6 +133,16 @@ describe("job creation", () => {
         splitJob(p, { ...spec("../etc/passwd") }),
         /job spec invalid at \/input\/object/,
       );
+      await p.store.put("input", "empty.csv", "");
+      await assert.rejects(
+        splitJob(p, spec("empty.csv")),
+        /input object input\/empty.csv has no records \(0 bytes\)/,
+      );
+      await p.store.put("input", "header.csv", "customer_id,age\n");
+      await assert.rejects(
+        splitJob(p, spec("header.csv")),
+        /has no records \(16 bytes, a header only\)/,
+      );
       assert.equal((await p.checkpoints.listJobs()).length, 0);
       assert.equal((await p.queue.stats()).visible, 0);
     } finally {

@@ -90,8 +90,14 @@ export async function splitJob(deps: SplitterDeps, rawSpec: unknown): Promise<Sp
   const spec = resolveJobSpec(rawSpec);
   const model = await deps.loadModel(spec.model.descriptor);
   const input = await inspectInput(deps, spec.input.bucket, spec.input.object, spec.input.format);
+  if (input.size <= input.dataStart) {
+    throw new PipelineError(
+      "INVALID_ARGUMENT",
+      `input object ${input.bucket}/${input.object} has no records (${input.size} bytes${input.dataStart > 0 ? ", a header only" : ""}): nothing to score`,
+    );
+  }
   const keyColumns = spec.keyColumns ?? model.descriptor.keyColumns ?? [];
-  if (input.format === "csv" && input.size > 0) {
+  if (input.format === "csv") {
     if (input.columns.length === 0)
       throw new PipelineError("INVALID_ARGUMENT", "the CSV has no header line");
     checkColumns(model.descriptor, keyColumns, input.columns);
@@ -155,10 +161,9 @@ export async function splitJob(deps: SplitterDeps, rawSpec: unknown): Promise<Sp
     updatedAt: nowIso,
   }));
   await deps.checkpoints.createPartitions(partitions);
-  const tasks =
-    partitions.length === 0
-      ? [taskMessage({ kind: "merge", jobId })]
-      : partitions.map((p) => taskMessage({ kind: "partition", jobId, partition: p.index }));
+  const tasks = partitions.map((p) =>
+    taskMessage({ kind: "partition", jobId, partition: p.index }),
+  );
   for (let i = 0; i < tasks.length; i += SEND_BATCH) {
     await deps.queue.send(tasks.slice(i, i + SEND_BATCH));
   }
@@ -167,7 +172,7 @@ export async function splitJob(deps: SplitterDeps, rawSpec: unknown): Promise<Sp
     try {
       const next: JobRecord = {
         ...current.value,
-        state: partitions.length === 0 ? "merging" : "running",
+        state: "running",
         updatedAt: new Date(deps.now()).toISOString(),
       };
       current = await deps.checkpoints.updateJob(jobId, next, current.version);
