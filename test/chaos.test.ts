@@ -24,7 +24,7 @@ import { EVENT_TYPES, objectCreatedEvent } from "../src/pipeline/events.ts";
 import { PartitionWorker, type WorkerOptions } from "../src/pipeline/partition-worker.ts";
 import { splitFromEvent, splitJob } from "../src/pipeline/splitter.ts";
 import { verifyJob } from "../src/pipeline/verify.ts";
-import { type JobProgress, runLocalJob, uploadFile } from "../src/runner/local-runner.ts";
+import { type JobProgress, uploadFile } from "../src/runner/local-runner.ts";
 import { type LocalPipeline, openLocalPipeline } from "../src/runner/local-stores.ts";
 import type { PoolMember, ProcessPool } from "../src/runner/process-pool.ts";
 import {
@@ -43,7 +43,7 @@ import {
   sha256File,
   uncommittedEstimate,
 } from "./helpers/chaos.ts";
-import { objectFile, tempDir } from "./helpers/pipeline-fixture.ts";
+import { objectFile, runJob, tempDir } from "./helpers/pipeline-fixture.ts";
 
 const ROWS = 1_000_000;
 const DATA_SEED = 7;
@@ -75,14 +75,12 @@ before(async () => {
   descriptor = await numericModel(DATA_SEED);
   const dataDir = path.join(root.dir, "clean");
   const started = Date.now();
-  const { job } = await runLocalJob({
+  const { job } = await runJob({
     dataDir,
     inputFile: input,
     descriptor,
     workers: WORKERS,
     spec: SPEC,
-    log: silentLogger,
-    progressIntervalMs: 50,
   });
   const wallMs = Date.now() - started;
   assert.equal(job.state, "completed", describeJob(job));
@@ -303,8 +301,6 @@ describe(`chaos on the embedded default (CHAOS_SEED=${seed})`, () => {
       descriptor,
       workers: WORKERS,
       spec: SPEC,
-      log: silentLogger,
-      progressIntervalMs: 50,
       onPool: (p: ProcessPool) => {
         pool = p;
         // Pool ids restart at w1 in a new pool.
@@ -314,7 +310,7 @@ describe(`chaos on the embedded default (CHAOS_SEED=${seed})`, () => {
     };
 
     const started = Date.now();
-    const first = await runLocalJob({ ...options, signal: stop.signal }).finally(settle);
+    const first = await runJob({ ...options, signal: stop.signal }).finally(settle);
     const firstMs = Date.now() - started;
     assert.equal(first.interrupted, true, `the restart never fired (${replay})`);
     assert.equal(first.split.created, true);
@@ -330,7 +326,7 @@ describe(`chaos on the embedded default (CHAOS_SEED=${seed})`, () => {
     }
     phase = 2;
     const restartedAt = Date.now();
-    const second = await runLocalJob(options).finally(settle);
+    const second = await runJob(options).finally(settle);
     const chaosMs = firstMs + (Date.now() - restartedAt);
     assert.equal(second.split.jobId, first.split.jobId, "the restart must continue the same job");
     assert.equal(second.split.created, false, "the restart must not create a job");

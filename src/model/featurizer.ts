@@ -188,14 +188,7 @@ export function createCsvFeaturizer(
     return undefined;
   };
 
-  const general = (
-    buf: Buffer,
-    start: number,
-    end: number,
-    out: Float32Array,
-    rowOffset: number,
-    keys: KeyBatch,
-  ): string | undefined => {
+  const general: RecordFeaturizer["featurize"] = (buf, start, end, out, rowOffset, keys) => {
     const bad = split(buf, start, end);
     if (bad) return bad;
     for (const e of plan) {
