@@ -1,8 +1,11 @@
 import { describeError, InvalidArgumentError, PipelineError } from "../src/core/errors.ts";
 import type { JobSpecInput } from "../src/core/job-spec.ts";
-import { createLogger, type LogLevel } from "../src/core/log.ts";
-import { openLocalPipeline } from "../src/runner/local-stores.ts";
+import { createLogger, type Logger, type LogLevel } from "../src/core/log.ts";
+import { DEFAULT_POLICY, type ScalingPolicy } from "../src/pipeline/scaler.ts";
+import { objectStoreScalerState } from "../src/pipeline/scaler-state.ts";
+import { openPipelineFromEnv } from "../src/runner/backend.ts";
 import { createMergerHandler } from "./merger/handler.ts";
+import { createScalerHandler } from "./scaler/handler.ts";
 import { createSplitterHandler } from "./splitter/handler.ts";
 
 /** What every function answers when it rejects its input (a value, never undefined: the FDK crashes on it). */
@@ -16,14 +19,20 @@ export interface Rejection {
  * OCI Events does not redeliver an input that can never succeed), while a
  * retryable failure (a store timing out) is thrown, which Fn turns into a 502
  * that the caller retries. Clients and stores are built on the first call, not
- * at import, to keep cold start short.
+ * at import, to keep cold start short; a failed build is retried on the next call.
  */
-export function guardHandler<T>(make: () => (input: unknown) => Promise<T>) {
-  let handler: ((input: unknown) => Promise<T>) | undefined;
+export function guardHandler<T>(
+  make: () => ((input: unknown) => Promise<T>) | Promise<(input: unknown) => Promise<T>>,
+) {
+  let handler: Promise<(input: unknown) => Promise<T>> | undefined;
   return async (input: unknown): Promise<T | Rejection> => {
-    handler ??= make();
     try {
-      return await handler(input);
+      handler ??= Promise.resolve().then(make);
+      const h = await handler.catch((err: unknown) => {
+        handler = undefined;
+        throw err;
+      });
+      return await h(input);
     } catch (err) {
       if (err instanceof PipelineError && !err.retryable) {
         return {
@@ -43,53 +52,91 @@ export function guardHandler<T>(make: () => (input: unknown) => Promise<T>) {
   };
 }
 
-function jobDefaults(env: NodeJS.ProcessEnv): Omit<JobSpecInput, "input"> {
-  const raw = env.BATCH_INFER_JOB_DEFAULTS;
-  if (!raw) {
-    throw new InvalidArgumentError(
-      'config BATCH_INFER_JOB_DEFAULTS is required: a job spec without "input", e.g. {"model":{"descriptor":"..."},"output":{"bucket":"scores"}}',
-    );
-  }
+function jsonConfig<T>(env: NodeJS.ProcessEnv, key: string, example: string): T | undefined {
+  const raw = env[key];
+  if (!raw) return undefined;
   try {
-    return JSON.parse(raw) as Omit<JobSpecInput, "input">;
+    return JSON.parse(raw) as T;
   } catch (err) {
     throw new InvalidArgumentError(
-      `config BATCH_INFER_JOB_DEFAULTS is not valid JSON: ${(err as Error).message}`,
+      `config ${key} is not valid JSON (${(err as Error).message}); e.g. ${example}`,
     );
   }
 }
 
+function jobDefaults(env: NodeJS.ProcessEnv): Omit<JobSpecInput, "input"> {
+  const example = '{"model":{"descriptor":"..."},"output":{"bucket":"scores"}}';
+  const defaults = jsonConfig<Omit<JobSpecInput, "input">>(
+    env,
+    "BATCH_INFER_JOB_DEFAULTS",
+    example,
+  );
+  if (!defaults) {
+    throw new InvalidArgumentError(
+      `config BATCH_INFER_JOB_DEFAULTS is required: a job spec without "input", e.g. ${example}`,
+    );
+  }
+  return defaults;
+}
+
+function scalingPolicy(env: NodeJS.ProcessEnv): ScalingPolicy {
+  const overrides = jsonConfig<Partial<ScalingPolicy>>(
+    env,
+    "BATCH_INFER_SCALING",
+    '{"maxReplicas":8,"cooldownSeconds":120}',
+  );
+  return { ...DEFAULT_POLICY, ...overrides };
+}
+
+const FUNCTIONS = ["splitter", "merger", "scaler"] as const;
+
 /**
- * The handler named by BATCH_INFER_FUNCTION, over the backend named by
- * BATCH_INFER_BACKEND. Only the embedded (local) backend exists so far; the OCI
- * backend comes with the oci-sdk adapters.
+ * The handler named by BATCH_INFER_FUNCTION (one image serves all three
+ * functions), over the backend named by BATCH_INFER_BACKEND ("local" or "oci").
  */
 export function createFunctionHandler(env: NodeJS.ProcessEnv) {
   const name = env.BATCH_INFER_FUNCTION;
-  if (name !== "splitter" && name !== "merger") {
+  if (!(FUNCTIONS as readonly string[]).includes(name ?? "")) {
     throw new InvalidArgumentError(
-      `config BATCH_INFER_FUNCTION must be "splitter" or "merger", got "${name ?? ""}"`,
+      `config BATCH_INFER_FUNCTION must be one of ${FUNCTIONS.join(", ")}, got "${name ?? ""}"`,
     );
   }
-  const deps = () => {
-    const backend = env.BATCH_INFER_BACKEND ?? "local";
-    if (backend !== "local") {
-      throw new InvalidArgumentError(
-        `BATCH_INFER_BACKEND "${backend}" is not available in this build; use "local"`,
-      );
-    }
-    const dataDir = env.BATCH_INFER_DATA_DIR;
-    if (!dataDir)
-      throw new InvalidArgumentError(
-        "config BATCH_INFER_DATA_DIR is required for the local backend",
-      );
-    return openLocalPipeline(dataDir, {
-      log: createLogger({ level: (env.LOG_LEVEL as LogLevel) ?? "info" }),
-    });
-  };
+  const log: Logger = createLogger({
+    level: (env.LOG_LEVEL as LogLevel) ?? "info",
+    bindings: { function: name },
+  });
+  const deps = () => openPipelineFromEnv(env, { log });
   if (name === "splitter") {
     const defaults = jobDefaults(env);
-    return guardHandler(() => createSplitterHandler(deps(), { defaults }));
+    return guardHandler(async () => createSplitterHandler(await deps(), { defaults }));
   }
-  return guardHandler(() => createMergerHandler(deps()));
+  if (name === "merger") return guardHandler(async () => createMergerHandler(await deps()));
+  const policy = scalingPolicy(env);
+  return guardHandler(async () => {
+    const pipeline = await deps();
+    if (pipeline.backend !== "oci") {
+      throw new InvalidArgumentError(
+        "the scaler function sizes the OKE worker Deployment (BATCH_INFER_BACKEND=oci); the embedded default's pool scales itself",
+      );
+    }
+    const stateBucket = env.BATCH_INFER_STATE_BUCKET;
+    if (!stateBucket) {
+      throw new InvalidArgumentError("config BATCH_INFER_STATE_BUCKET is required by the scaler");
+    }
+    const [{ createOkeScalerTarget }, { ociAuthFromEnv }] = await Promise.all([
+      import("../src/adapters/oci/oke-replica-target.ts"),
+      import("../src/adapters/oci/auth.ts"),
+    ]);
+    const target = await createOkeScalerTarget(env, await ociAuthFromEnv(env));
+    return createScalerHandler(
+      {
+        queue: pipeline.queue,
+        target,
+        log,
+        now: pipeline.now,
+        state: objectStoreScalerState(pipeline.store, stateBucket),
+      },
+      policy,
+    );
+  });
 }

@@ -20,6 +20,10 @@ await build({
   platform: "node",
   target: "node20",
   format: "esm",
+  // Backends load on demand (dynamic import): splitting puts each in its own
+  // chunk, so the embedded default never loads the oci-sdk and vice versa.
+  splitting: true,
+  chunkNames: "chunks/[name]-[hash]",
   sourcemap: true,
   external: ["onnxruntime-node", "better-sqlite3", "@fnproject/fdk", "oci-*"],
   // ESM bundles still meet CommonJS dependencies (ajv): give them a require.

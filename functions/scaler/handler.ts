@@ -46,7 +46,8 @@ export function createScalerHandler(deps: ScalerDeps, policy: ScalingPolicy) {
       now: deps.now(),
       ...(lastActiveAt !== undefined ? { lastActiveAt } : {}),
     });
-    await deps.state.set(decision.lastActiveAt);
+    // A dry run changes nothing, the cooldown clock included.
+    if (!dryRun) await deps.state.set(decision.lastActiveAt);
     const applied = !dryRun && decision.replicas !== previous;
     if (applied) await deps.target.scaleTo(decision.replicas);
     deps.log.info("scaler decision", { ...decision, previous, applied, dryRun });

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /**
- * batch-infer: the command line of the embedded default.
+ * batch-infer: the command line, on the embedded default or (--backend oci) on OCI.
  *   run     score a file end to end (upload → split → workers → merge → event)
+ *   submit  create a job from objects already in a bucket (what `fn invoke` does)
  *   status  a job's partitions, attempts, progress
  *   jobs    recent jobs
  *   events  the event log
+ *   verify  prove a finished job's exactly-once property
  *   rerun   rerun a job's failed partitions (--failed) or the whole job
  */
 import { copyFile, link, mkdir, unlink } from "node:fs/promises";
@@ -15,7 +17,9 @@ import { createLogger, type LogLevel } from "../core/log.ts";
 import type { JobRecord } from "../core/records.ts";
 import { TERMINAL_JOB_STATES } from "../core/records.ts";
 import { rerunFailedPartitions } from "../pipeline/rerun.ts";
+import { splitJob } from "../pipeline/splitter.ts";
 import { verifyJob } from "../pipeline/verify.ts";
+import { backendFromEnv, type OpenPipeline, openPipelineFromEnv } from "../runner/backend.ts";
 import { type JobProgress, runLocalJob, summarize } from "../runner/local-runner.ts";
 import { localPaths, openLocalPipeline } from "../runner/local-stores.ts";
 import { parseCount, parseFraction, parsePositiveInt, parseSize } from "./args.ts";
@@ -25,6 +29,8 @@ const USAGE = `Usage: batch-infer <command> [options]
 
 Commands:
   run --input FILE --model DESCRIPTOR.json [options]   score FILE (CSV or JSONL) end to end
+  submit --input BUCKET/OBJECT --model LOCATION        create a job from an object already in a bucket
+         [--output-bucket B] [run options]             (on OCI: workers on OKE score it)
   status JOB_ID [--json]                               partitions, attempts, records, rate
   jobs [--json]                                        recent jobs
   events [--job JOB_ID] [--type TYPE] [--json]         the local event log
@@ -47,6 +53,8 @@ run options:
   --visibility SECONDS     partition lease; heartbeats extend it (default 60)
 
 Common options:
+  --backend B              local (default) or oci (also BATCH_INFER_BACKEND); oci reads the
+                           OCI_* / BATCH_INFER_* variables and ~/.oci/config (see README)
   --data-dir DIR           state of the embedded default (default .batch-infer)
   --log-level LEVEL        debug, info, warn (default), error
   --json                   machine-readable output
@@ -68,6 +76,8 @@ const OPTIONS = {
   threads: { type: "string" },
   visibility: { type: "string" },
   "data-dir": { type: "string" },
+  backend: { type: "string" },
+  "output-bucket": { type: "string" },
   "log-level": { type: "string" },
   json: { type: "boolean" },
   failed: { type: "boolean" },
@@ -112,23 +122,19 @@ function objectPath(dataDir: string, bucket: string, object: string): string {
   return path.join(localPaths(dataDir).buckets, bucket, object);
 }
 
-async function cmdRun(v: Values): Promise<number> {
-  if (!v.input) throw new InvalidArgumentError("run needs --input FILE (a .csv or .jsonl file)");
-  if (!v.model)
-    throw new InvalidArgumentError("run needs --model DESCRIPTOR.json (see `npm run train`)");
+/** The job spec fields the run/submit options set. */
+function specFromOptions(v: Values, outputBucket: string) {
   const format = v["output-format"];
   if (format !== undefined && format !== "jsonl" && format !== "csv") {
     throw new InvalidArgumentError(`--output-format must be jsonl or csv, got "${format}"`);
   }
-  const dataDir = v["data-dir"] ?? ".batch-infer";
-  const log = createLogger({ level: (v["log-level"] as LogLevel | undefined) ?? "warn" });
   const maxErrors = parseCount("max-errors", v["max-errors"]);
   const maxRate = parseFraction("max-error-rate", v["max-error-rate"]);
   const partitionBytes = v["partition-size"]
     ? parseSize("partition-size", v["partition-size"])
     : undefined;
   const spec = {
-    output: { bucket: "output", ...(format ? { format: format as "jsonl" | "csv" } : {}) },
+    output: { bucket: outputBucket, ...(format ? { format: format as "jsonl" | "csv" } : {}) },
     ...(partitionBytes !== undefined ? { partitionBytes } : {}),
     ...(v["checkpoint-every"]
       ? { checkpointEvery: parsePositiveInt("checkpoint-every", v["checkpoint-every"]) }
@@ -151,6 +157,16 @@ async function cmdRun(v: Values): Promise<number> {
       ...(maxRate !== undefined ? { maxFraction: maxRate } : {}),
     },
   };
+  return spec;
+}
+
+async function cmdRun(v: Values): Promise<number> {
+  if (!v.input) throw new InvalidArgumentError("run needs --input FILE (a .csv or .jsonl file)");
+  if (!v.model)
+    throw new InvalidArgumentError("run needs --model DESCRIPTOR.json (see `npm run train`)");
+  const dataDir = v["data-dir"] ?? ".batch-infer";
+  const log = createLogger({ level: (v["log-level"] as LogLevel | undefined) ?? "warn" });
+  const spec = specFromOptions(v, "output");
   const controller = new AbortController();
   const onSignal = () => {
     if (controller.signal.aborted) process.exit(130);
@@ -227,16 +243,59 @@ async function cmdRun(v: Values): Promise<number> {
   return job.state === "completed" ? 0 : job.state === "completed_with_errors" ? 3 : 1;
 }
 
-async function withPipeline<T>(
-  v: Values,
-  fn: (p: ReturnType<typeof openLocalPipeline>) => Promise<T>,
-): Promise<T> {
-  const p = openLocalPipeline(v["data-dir"] ?? ".batch-infer");
+/** The backend the command talks to: --backend, else BATCH_INFER_BACKEND, else the embedded default. */
+function backendOf(v: Values) {
+  return backendFromEnv({ BATCH_INFER_BACKEND: v.backend ?? process.env.BATCH_INFER_BACKEND });
+}
+
+async function withPipeline<T>(v: Values, fn: (p: OpenPipeline) => Promise<T>): Promise<T> {
+  const log = createLogger({ level: (v["log-level"] as LogLevel | undefined) ?? "warn" });
+  const p = await openPipelineFromEnv(
+    {
+      ...process.env,
+      BATCH_INFER_BACKEND: backendOf(v),
+      BATCH_INFER_DATA_DIR: v["data-dir"] ?? ".batch-infer",
+    },
+    { log },
+  );
   try {
     return await fn(p);
   } finally {
     p.close();
   }
+}
+
+async function cmdSubmit(v: Values): Promise<number> {
+  const input = v.input ?? "";
+  const slash = input.indexOf("/");
+  if (slash <= 0 || slash === input.length - 1) {
+    throw new InvalidArgumentError(
+      `submit needs --input BUCKET/OBJECT (an object already uploaded), got "${input}"`,
+    );
+  }
+  if (!v.model) {
+    throw new InvalidArgumentError(
+      "submit needs --model LOCATION: a descriptor path, oci://BUCKET@NAMESPACE/PATH/descriptor.json or a Data Science model OCID",
+    );
+  }
+  const spec = {
+    ...specFromOptions(v, v["output-bucket"] ?? "output"),
+    input: { bucket: input.slice(0, slash), object: input.slice(slash + 1) },
+    model: { descriptor: v.model },
+  };
+  return withPipeline(v, async (p) => {
+    const result = await splitJob(p, spec);
+    if (v.json) out(JSON.stringify(result, null, 2));
+    else {
+      out(
+        `${result.created ? "created" : "found existing"} job ${result.jobId}: ${result.partitions} partitions enqueued`,
+      );
+      out(
+        `  follow it with \`batch-infer status ${result.jobId}${v.backend ? ` --backend ${v.backend}` : ""}\``,
+      );
+    }
+    return 0;
+  });
 }
 
 async function cmdStatus(v: Values, jobId: string | undefined): Promise<number> {
@@ -302,8 +361,15 @@ async function cmdJobs(v: Values): Promise<number> {
 }
 
 async function cmdEvents(v: Values): Promise<number> {
-  return withPipeline(v, async (p) => {
-    const events = await p.eventLog.read({
+  if (backendOf(v) === "oci") {
+    throw new InvalidArgumentError(
+      "on OCI the events are messages on the completion stream (BATCH_INFER_STREAM_ID, key = job id): read them with a stream consumer, e.g. `oci streaming stream message get`",
+    );
+  }
+  const dataDir = v["data-dir"] ?? ".batch-infer";
+  const local = openLocalPipeline(dataDir);
+  try {
+    const events = await local.eventLog.read({
       ...(v.job ? { jobId: v.job } : {}),
       ...(v.type ? { eventType: v.type } : {}),
     });
@@ -311,7 +377,9 @@ async function cmdEvents(v: Values): Promise<number> {
       out(v.json ? JSON.stringify(e) : `${e.eventTime}  ${e.eventType}  ${JSON.stringify(e.data)}`);
     }
     return 0;
-  });
+  } finally {
+    local.close();
+  }
 }
 
 async function cmdVerify(v: Values, jobId: string | undefined): Promise<number> {
@@ -344,6 +412,10 @@ async function cmdRerun(v: Values, jobId: string | undefined): Promise<number> {
   const dataDir = v["data-dir"] ?? ".batch-infer";
   const { job, partitions } = await withPipeline(v, (p) => rerunFailedPartitions(p, jobId));
   out(`rerunning partitions ${partitions.join(", ")} of ${jobId} (run ${job.runAttempt})`);
+  if (backendOf(v) === "oci") {
+    out("  re-enqueued on OCI Queue: the workers on OKE pick them up (the scaler sizes the pool)");
+    return 0;
+  }
   // Drive the same job to completion with the local pool: `run` resumes the existing job.
   const log = createLogger({ level: (v["log-level"] as LogLevel | undefined) ?? "warn" });
   const p = openLocalPipeline(dataDir);
@@ -389,6 +461,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case "run":
         return await cmdRun(values);
+      case "submit":
+        return await cmdSubmit(values);
       case "status":
         return await cmdStatus(values, arg);
       case "jobs":

@@ -1,9 +1,13 @@
+import { OCI_BACKEND_ENV } from "../adapters/oci/config.ts";
 import { InvalidArgumentError } from "../core/errors.ts";
 import { newWorkerId } from "../core/ids.ts";
+import { type Backend, backendFromEnv } from "./backend.ts";
 
 /** Worker settings, from the environment (the pool locally, the Deployment on OKE). */
 export interface WorkerConfig {
-  dataDir: string;
+  backend: Backend;
+  /** The embedded default's state directory (local backend only). */
+  dataDir: string | undefined;
   workerId: string;
   intraOpThreads: number;
   /** INFERENCE_THREAD: 1 always, 0 never, unset = decided per model by timing a batch. */
@@ -14,7 +18,9 @@ export interface WorkerConfig {
 
 /** Environment variables the worker reads (the image and manifests may set only these). */
 export const WORKER_ENV = [
+  "BATCH_INFER_BACKEND",
   "BATCH_INFER_DATA_DIR",
+  ...OCI_BACKEND_ENV,
   "WORKER_ID",
   "ORT_INTRA_OP_THREADS",
   "ORT_EXECUTION_PROVIDERS",
@@ -39,10 +45,13 @@ function intFrom(env: NodeJS.ProcessEnv, name: string, fallback: number): number
 
 /** Read and check the worker's environment; fails fast naming the bad variable. */
 export function workerConfigFromEnv(env: NodeJS.ProcessEnv): WorkerConfig {
-  const dataDir = env.BATCH_INFER_DATA_DIR;
-  if (!dataDir)
+  const backend = backendFromEnv(env);
+  const dataDir = env.BATCH_INFER_DATA_DIR || undefined;
+  if (backend === "local" && !dataDir) {
     throw new InvalidArgumentError("environment variable BATCH_INFER_DATA_DIR is required");
+  }
   return {
+    backend,
     dataDir,
     workerId: env.WORKER_ID || newWorkerId(),
     intraOpThreads: intFrom(env, "ORT_INTRA_OP_THREADS", 1),

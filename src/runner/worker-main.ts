@@ -1,16 +1,17 @@
 /**
- * A worker process of the embedded default (one "pod"). The local pool starts
- * it; it receives tasks until SIGTERM, then checkpoints and hands back its
- * partition. Configuration comes from the environment, as in the worker image.
+ * A worker process (one "pod"): started by the local pool, or as the OKE
+ * Deployment's container. It receives tasks until SIGTERM, then checkpoints and
+ * hands back its partition. Configuration comes from the environment; the
+ * backend (embedded or OCI) from BATCH_INFER_BACKEND.
  */
 import { createLogger, type LogLevel } from "../core/log.ts";
 import { PartitionWorker } from "../pipeline/partition-worker.ts";
-import { openLocalPipeline } from "./local-stores.ts";
+import { openPipelineFromEnv } from "./backend.ts";
 import { workerConfigFromEnv } from "./worker-config.ts";
 
 const config = workerConfigFromEnv(process.env);
 const log = createLogger({ level: (process.env.LOG_LEVEL as LogLevel | undefined) ?? "warn" });
-const deps = openLocalPipeline(config.dataDir, { log });
+const deps = await openPipelineFromEnv(process.env, { log });
 const worker = new PartitionWorker(deps, {
   workerId: config.workerId,
   scorer: {

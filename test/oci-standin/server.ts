@@ -128,9 +128,16 @@ export function parseSignatureHeader(value: string): Record<string, string> | un
   return fields;
 }
 
-/** Is this request's body outside the signature? OCI excludes binary object bodies (PutObject, UploadPart). */
+/**
+ * Is this request's body outside the signature? The SDK excludes binary object
+ * bodies (PutObject, UploadPart) and Streaming's PutMessages (its client passes
+ * `excludeBody` for that call).
+ */
 function bodyExcludedFromSignature(method: string, rawPath: string): boolean {
-  return method === "PUT" && /^\/n\/[^/]+\/b\/[^/]+\/(o|u)\//.test(rawPath);
+  return (
+    (method === "PUT" && /^\/n\/[^/]+\/b\/[^/]+\/(o|u)\//.test(rawPath)) ||
+    (method === "POST" && /^\/20180418\/streams\/[^/]+\/messages$/.test(rawPath))
+  );
 }
 
 /**

@@ -9,7 +9,6 @@ export interface ClientTarget {
 /** What every oci-sdk service client class has in common. */
 interface SdkClient {
   endpoint: string;
-  regionId: string;
 }
 
 type ClientCtor<T> = new (
@@ -42,7 +41,10 @@ export function createClient<T extends SdkClient>(
 ): T {
   common.CircuitBreaker.EnableGlobalCircuitBreaker = false;
   const client = new Ctor({ authenticationDetailsProvider: auth.provider }, {});
-  if (auth.region && !common.isRegionProvider(auth.provider)) client.regionId = auth.region;
+  // Data-plane clients with a fixed messages endpoint (Streaming) have no regionId.
+  if (auth.region && !common.isRegionProvider(auth.provider) && "regionId" in client) {
+    (client as { regionId: string }).regionId = auth.region;
+  }
   if (target.endpoint) client.endpoint = target.endpoint;
   return client;
 }

@@ -1,0 +1,511 @@
+/**
+ * CheckpointStore over OCI NoSQL (tables in scripts/oci/nosql-tables.ddl):
+ * - jobs       (jobId STRING, createdAt LONG, record JSON, PRIMARY KEY(jobId))
+ * - partitions (jobId STRING, idx INTEGER, record JSON, PRIMARY KEY(SHARD(jobId), idx))
+ *
+ * A row's version is its etag. Writes are conditional puts: IF_ABSENT to create,
+ * `if-match: <etag>` to compare-and-set. updateRow and query are not retried by
+ * the SDK by default, so every call carries a retry policy; a retried
+ * conditional write is ambiguous (the first attempt may have applied before its
+ * response was lost), which {@link NosqlCheckpointStore} resolves by re-reading.
+ */
+import * as common from "oci-common";
+import { models, type NosqlClient, requests } from "oci-nosql";
+import {
+  ConflictError,
+  InvalidArgumentError,
+  NotFoundError,
+  StoreUnavailableError,
+} from "../../core/errors.ts";
+import { canonicalJson } from "../../core/ids.ts";
+import type { JobRecord, PartitionRecord } from "../../core/records.ts";
+import type { CheckpointStore, Versioned } from "../../ports/checkpoint-store.ts";
+import { retryConfiguration } from "./clients.ts";
+import { isOciError, mapOciError, ociStatus } from "./errors.ts";
+
+/** Options for {@link NosqlCheckpointStore}. */
+export interface NosqlCheckpointStoreOptions {
+  /** An already-constructed client (endpoint and region set by the caller). */
+  client: NosqlClient;
+  /** Compartment of the tables (required because tables are named, not given by OCID). */
+  compartmentId: string;
+  /** Default `batch_infer_jobs`. */
+  jobsTable?: string;
+  /** Default `batch_infer_partitions`. */
+  partitionsTable?: string;
+  /** `limit` per query page (default 1000); the service may return fewer and page on. */
+  queryPageSize?: number;
+  /** Retry policy for every call (default `retryConfiguration()` from clients.ts). */
+  retry?: common.RetryConfiguration;
+}
+
+type Json = Record<string, unknown>;
+
+/** Default page for `listJobs`, as the local store. */
+const DEFAULT_LIST_LIMIT = 1000;
+/** In-flight requests per fan-out (createPartitions, per-row reads of a listing). */
+const CONCURRENCY = 8;
+
+/** Result of one conditional put. */
+interface PutOutcome {
+  /** The new row's version; undefined when the condition (if-match / IF_ABSENT) did not hold. */
+  version: string | undefined;
+  /** The row that made an IF_ABSENT put fail, when the service returned it. */
+  existing: Versioned<Json> | undefined;
+  /** The SDK sent the request more than once: an earlier attempt may have been applied. */
+  retried: boolean;
+}
+
+/** JSON round trip: what the store hands back is exactly what a later read returns (no `undefined` fields). */
+function plain<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+/**
+ * An etag we can send as `if-match`. The SDK drops a falsy header, which would turn
+ * a compare-and-set into an unconditional put, so an empty version never reaches it.
+ */
+function usableVersion(version: unknown): version is string {
+  return typeof version === "string" && /^[\x21-\x7e]{1,512}$/.test(version);
+}
+
+/** Percent-encode a value the SDK puts into the query string as is (it does not encode query values). */
+function queryValue(value: string): string {
+  return encodeURIComponent(value);
+}
+
+function checkJobId(jobId: unknown, what: string): asserts jobId is string {
+  if (typeof jobId !== "string" || jobId === "") {
+    throw new InvalidArgumentError(`${what}: jobId must be a non-empty string`);
+  }
+}
+
+function checkPartition(p: PartitionRecord, what: string): void {
+  checkJobId(p?.jobId, what);
+  if (!Number.isSafeInteger(p.index) || p.index < 0 || p.index > 2 ** 31 - 1) {
+    throw new InvalidArgumentError(`${what}: partition index must be an integer in 0..2^31-1`);
+  }
+}
+
+/** The `createdAt` LONG column: the record's own creation time, so rewriting the row never moves it. */
+function createdAtMillis(job: JobRecord): number {
+  const ms = Date.parse(job.createdAt);
+  return Number.isFinite(ms) ? ms : 0;
+}
+
+/** Run `fn` over `items` with at most `limit` in flight; stops scheduling after the first failure. */
+async function mapBounded<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const i = next++;
+      try {
+        results[i] = await fn(items[i] as T);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/**
+ * CheckpointStore over OCI NoSQL. Compare-and-set is the row etag (`if-match`);
+ * all reads use ABSOLUTE consistency, since a stale read would make every CAS lose.
+ *
+ * @example
+ * const client = createClient(NosqlClient, auth);
+ * const store = new NosqlCheckpointStore({ client, compartmentId });
+ * const { created, row } = await store.createJob(job);
+ */
+export class NosqlCheckpointStore implements CheckpointStore {
+  private readonly client: NosqlClient;
+  private readonly compartmentId: string;
+  private readonly jobsTable: string;
+  private readonly partitionsTable: string;
+  private readonly pageSize: number;
+  private readonly retry: common.RetryConfiguration;
+
+  constructor(options: NosqlCheckpointStoreOptions) {
+    if (!options?.client)
+      throw new InvalidArgumentError("NosqlCheckpointStore: client is required");
+    if (!options.compartmentId) {
+      throw new InvalidArgumentError("NosqlCheckpointStore: compartmentId is required");
+    }
+    const pageSize = options.queryPageSize ?? 1000;
+    if (!Number.isSafeInteger(pageSize) || pageSize < 1) {
+      throw new InvalidArgumentError("NosqlCheckpointStore: queryPageSize must be an integer >= 1");
+    }
+    this.client = options.client;
+    this.compartmentId = options.compartmentId;
+    this.jobsTable = options.jobsTable ?? "batch_infer_jobs";
+    this.partitionsTable = options.partitionsTable ?? "batch_infer_partitions";
+    this.pageSize = pageSize;
+    this.retry = options.retry ?? retryConfiguration();
+  }
+
+  /** Insert if absent (IF_ABSENT); otherwise return the stored row with `created: false`. */
+  async createJob(job: JobRecord): Promise<{ created: boolean; row: Versioned<JobRecord> }> {
+    checkJobId(job?.jobId, "createJob");
+    const what = `creating job ${job.jobId}`;
+    const record = plain(job);
+    const out = await this.put(
+      this.jobsTable,
+      { jobId: job.jobId, createdAt: createdAtMillis(job), record },
+      { ifAbsent: true },
+      what,
+    );
+    if (out.version !== undefined)
+      return { created: true, row: { value: record, version: out.version } };
+    const existing =
+      out.existing ?? (await this.getRow(this.jobsTable, this.jobKey(job.jobId), what));
+    if (!existing) {
+      // No deletes in this port: a create that found a row which is then gone is a service fault.
+      throw new StoreUnavailableError(
+        `${what}: the row was reported present but is missing; retry`,
+      );
+    }
+    const stored = this.recordOf<JobRecord>(existing, what);
+    // A retried create may have been applied by its lost first attempt: that row is ours.
+    const created = out.retried && sameJson(stored.value, record);
+    return { created, row: stored };
+  }
+
+  /** The job row (ABSOLUTE read), or undefined. */
+  async getJob(jobId: string): Promise<Versioned<JobRecord> | undefined> {
+    checkJobId(jobId, "getJob");
+    const what = `reading job ${jobId}`;
+    const row = await this.getRow(this.jobsTable, this.jobKey(jobId), what);
+    return row && this.recordOf<JobRecord>(row, what);
+  }
+
+  /** Compare-and-set the job row; ConflictError on a stale version, NotFoundError if absent. */
+  async updateJob(
+    jobId: string,
+    value: JobRecord,
+    expectedVersion: string,
+  ): Promise<Versioned<JobRecord>> {
+    checkJobId(jobId, "updateJob");
+    if (value?.jobId !== jobId) {
+      throw new InvalidArgumentError(
+        `updateJob: value.jobId ${JSON.stringify(value?.jobId)} does not match ${jobId}`,
+      );
+    }
+    const record = plain(value);
+    return this.compareAndSet<JobRecord>({
+      table: this.jobsTable,
+      row: { jobId, createdAt: createdAtMillis(value), record },
+      record,
+      expectedVersion,
+      key: this.jobKey(jobId),
+      label: `job ${jobId}`,
+      details: { jobId },
+    });
+  }
+
+  /**
+   * Jobs, newest first (default at most 1000). Decision: no ORDER BY. Sorting in a
+   * NoSQL query across shards needs an index on createdAt and the query
+   * engine's sort support on the REST path (UNCONFIRMED), so the store scans
+   * `jobId, createdAt` (small rows; the jobs table holds one row per upload),
+   * keeps the newest `limit` while paging, then reads those rows for their etags.
+   */
+  async listJobs(options: { limit?: number } = {}): Promise<Versioned<JobRecord>[]> {
+    const limit = options.limit ?? DEFAULT_LIST_LIMIT;
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new InvalidArgumentError("listJobs: limit must be an integer >= 1");
+    }
+    const what = "listing jobs";
+    const newestFirst = (
+      a: { jobId: string; createdAt: number },
+      b: { jobId: string; createdAt: number },
+    ): number => b.createdAt - a.createdAt || (a.jobId < b.jobId ? 1 : a.jobId > b.jobId ? -1 : 0);
+    let top: Array<{ jobId: string; createdAt: number }> = [];
+    for await (const item of this.query(
+      `SELECT j.jobId, j.createdAt FROM ${this.jobsTable} j`,
+      undefined,
+      what,
+    )) {
+      if (typeof item.jobId !== "string") continue;
+      top.push({ jobId: item.jobId, createdAt: Number(item.createdAt) || 0 });
+      // Trim in batches so memory stays O(limit) however many jobs the table holds.
+      if (top.length >= 2 * limit) top = top.sort(newestFirst).slice(0, limit);
+    }
+    top = top.sort(newestFirst).slice(0, limit);
+    const rows = await mapBounded(top, CONCURRENCY, async ({ jobId }) => this.getJob(jobId));
+    return rows.filter((r): r is Versioned<JobRecord> => r !== undefined);
+  }
+
+  /** Create the partitions that don't exist yet (IF_ABSENT each, {@link CONCURRENCY} at a time). */
+  async createPartitions(partitions: PartitionRecord[]): Promise<void> {
+    for (const p of partitions) checkPartition(p, "createPartitions");
+    // An IF_ABSENT that finds the row (ours from a lost attempt, or anyone's) leaves it as it is.
+    await mapBounded(partitions, CONCURRENCY, (p) =>
+      this.put(
+        this.partitionsTable,
+        { jobId: p.jobId, idx: p.index, record: plain(p) },
+        { ifAbsent: true, returnRow: false },
+        `creating partition ${p.index} of job ${p.jobId}`,
+      ),
+    );
+  }
+
+  /** The partition row (ABSOLUTE read), or undefined. */
+  async getPartition(
+    jobId: string,
+    index: number,
+  ): Promise<Versioned<PartitionRecord> | undefined> {
+    checkJobId(jobId, "getPartition");
+    if (!Number.isSafeInteger(index) || index < 0) return undefined;
+    const what = `reading partition ${index} of job ${jobId}`;
+    const row = await this.getRow(this.partitionsTable, this.partitionKey(jobId, index), what);
+    return row && this.recordOf<PartitionRecord>(row, what);
+  }
+
+  /** Compare-and-set a partition row (keyed by value.jobId and value.index). */
+  async updatePartition(
+    value: PartitionRecord,
+    expectedVersion: string,
+  ): Promise<Versioned<PartitionRecord>> {
+    checkPartition(value, "updatePartition");
+    const { jobId, index } = value;
+    const record = plain(value);
+    return this.compareAndSet<PartitionRecord>({
+      table: this.partitionsTable,
+      row: { jobId, idx: index, record },
+      record,
+      expectedVersion,
+      key: this.partitionKey(jobId, index),
+      label: `partition ${index} of job ${jobId}`,
+      details: { jobId, index },
+    });
+  }
+
+  /**
+   * All partitions of a job, by index. One shard-local query lists the indexes
+   * (`SELECT p.idx`, key-only); each row is then read with getRow, because a
+   * query result carries no etag and a version must be the one belonging to the
+   * value returned with it. (`row_version()` in the query could save those reads,
+   * but whether it matches the REST etag is UNCONFIRMED.)
+   */
+  async listPartitions(jobId: string): Promise<Versioned<PartitionRecord>[]> {
+    checkJobId(jobId, "listPartitions");
+    const what = `listing partitions of job ${jobId}`;
+    const indexes: number[] = [];
+    for await (const item of this.query(
+      `DECLARE $jobId STRING; SELECT p.idx FROM ${this.partitionsTable} p WHERE p.jobId = $jobId`,
+      { $jobId: jobId },
+      what,
+    )) {
+      const idx = Number(item.idx);
+      if (Number.isSafeInteger(idx)) indexes.push(idx);
+    }
+    indexes.sort((a, b) => a - b);
+    const rows = await mapBounded(indexes, CONCURRENCY, (i) => this.getPartition(jobId, i));
+    return rows.filter((r): r is Versioned<PartitionRecord> => r !== undefined);
+  }
+
+  // ---- internals ------------------------------------------------------------------
+
+  private jobKey(jobId: string): string[] {
+    return [`jobId:${queryValue(jobId)}`];
+  }
+
+  private partitionKey(jobId: string, index: number): string[] {
+    return [`jobId:${queryValue(jobId)}`, `idx:${index}`];
+  }
+
+  /** The `record` column of a row as a versioned record. */
+  private recordOf<T>(row: Versioned<Json>, what: string): Versioned<T> {
+    const record = row.value.record;
+    if (!record || typeof record !== "object") {
+      throw new StoreUnavailableError(`${what}: the row has no record column`, {
+        retryable: false,
+      });
+    }
+    return { value: record as T, version: row.version };
+  }
+
+  /**
+   * The retry policy for one call, noting whether the SDK retried: its retrier
+   * calls the delay strategy before every further attempt, whatever failed
+   * (the retry condition is not consulted for network errors).
+   */
+  private trackedRetry(): { config: common.RetryConfiguration; retried: () => boolean } {
+    let retried = false;
+    const base = this.retry.delayStrategy ?? new common.ExponentialBackoffDelayStrategy(8);
+    return {
+      config: {
+        ...this.retry,
+        delayStrategy: {
+          delay: (context) => {
+            retried = true;
+            return base.delay(context);
+          },
+        },
+      },
+      retried: () => retried,
+    };
+  }
+
+  /** One conditional updateRow: `ifMatch` (compare-and-set) or IF_ABSENT (create). */
+  private async put(
+    table: string,
+    row: Json,
+    condition: { ifMatch?: string; ifAbsent?: boolean; returnRow?: boolean },
+    what: string,
+  ): Promise<PutOutcome> {
+    const retry = this.trackedRetry();
+    try {
+      const response = await this.client.updateRow({
+        tableNameOrId: table,
+        ifMatch: condition.ifMatch,
+        updateRowDetails: {
+          compartmentId: this.compartmentId,
+          value: row,
+          ...(condition.ifAbsent
+            ? {
+                option: models.UpdateRowDetails.Option.IfAbsent,
+                isGetReturnRow: condition.returnRow ?? true,
+              }
+            : {}),
+        },
+        retryConfiguration: retry.config,
+      });
+      const result = response.updateRowResult;
+      // The body's `version` is the success signal (absent when the condition did not
+      // hold). The token handed out is the etag header, the same kind getRow returns;
+      // that both carry the same value is assumed (UNCONFIRMED), hence the fallback.
+      const version = result?.version ? response.etag || result.version : undefined;
+      const existing =
+        result?.existingValue && usableVersion(result.existingVersion)
+          ? { value: result.existingValue, version: result.existingVersion }
+          : undefined;
+      return { version, existing, retried: retry.retried() };
+    } catch (err) {
+      // UNCONFIRMED: a failed condition may come back as 412 rather than 200 without
+      // a version; both mean "not written", and the caller decides by re-reading.
+      if (ociStatus(err) === 412) {
+        return { version: undefined, existing: undefined, retried: retry.retried() };
+      }
+      throw mapOciError(err, what);
+    }
+  }
+
+  /**
+   * Compare-and-set, resolving an ambiguous retry: when the SDK retried and the
+   * condition then failed, the first attempt may have written our value before
+   * its response was lost. If the row now holds exactly what we wrote, that write
+   * was ours and succeeded. (If another writer changed the row after our lost
+   * write, this reports a conflict: the caller re-reads, which is safe.)
+   */
+  private async compareAndSet<T>(args: {
+    table: string;
+    row: Json;
+    record: T;
+    expectedVersion: string;
+    key: string[];
+    label: string;
+    details: Record<string, unknown>;
+  }): Promise<Versioned<T>> {
+    const what = `updating ${args.label}`;
+    let retried = false;
+    if (usableVersion(args.expectedVersion)) {
+      const out = await this.put(args.table, args.row, { ifMatch: args.expectedVersion }, what);
+      if (out.version !== undefined) return { value: args.record, version: out.version };
+      retried = out.retried;
+    }
+    const current = await this.getRow(args.table, args.key, `re-reading ${args.label}`);
+    if (!current) {
+      throw new NotFoundError(`${args.label} does not exist`, { details: args.details });
+    }
+    const stored = this.recordOf<T>(current, what);
+    if (retried && sameJson(stored.value, args.record)) return stored;
+    throw new ConflictError(
+      `${args.label} changed: version is ${stored.version}, not ${args.expectedVersion}; re-read and retry`,
+      {
+        details: {
+          ...args.details,
+          expectedVersion: args.expectedVersion,
+          currentVersion: stored.version,
+        },
+      },
+    );
+  }
+
+  /** getRow with ABSOLUTE consistency; undefined for a missing row. */
+  private async getRow(
+    table: string,
+    key: string[],
+    what: string,
+  ): Promise<Versioned<Json> | undefined> {
+    let response: Awaited<ReturnType<NosqlClient["getRow"]>>;
+    try {
+      response = await this.client.getRow({
+        tableNameOrId: table,
+        compartmentId: this.compartmentId,
+        key,
+        consistency: requests.GetRowRequest.Consistency.Absolute,
+        retryConfiguration: this.retry,
+      });
+    } catch (err) {
+      // UNCONFIRMED: a missing row may be a 404. A missing table is a 404 too and
+      // must not read as "no such job": it is told apart by its service code.
+      if (
+        ociStatus(err) === 404 &&
+        !/table/i.test(isOciError(err) ? (err.serviceCode ?? "") : "")
+      ) {
+        return undefined;
+      }
+      throw mapOciError(err, what);
+    }
+    // UNCONFIRMED: or a missing row is a 200 without a value.
+    const value = response.row?.value;
+    if (!value || Object.keys(value).length === 0) return undefined;
+    if (!usableVersion(response.etag)) {
+      throw new StoreUnavailableError(`${what}: the service returned a row without an etag`);
+    }
+    return { value, version: response.etag };
+  }
+
+  /** Run a query (ABSOLUTE), following `opc-next-page` to the end. */
+  private async *query(
+    statement: string,
+    variables: Json | undefined,
+    what: string,
+  ): AsyncGenerator<Json> {
+    let page: string | undefined;
+    do {
+      let response: Awaited<ReturnType<NosqlClient["query"]>>;
+      try {
+        response = await this.client.query({
+          queryDetails: {
+            compartmentId: this.compartmentId,
+            statement,
+            consistency: models.QueryDetails.Consistency.Absolute,
+            ...(variables ? { variables } : {}),
+          },
+          limit: this.pageSize,
+          ...(page ? { page: queryValue(page) } : {}),
+          retryConfiguration: this.retry,
+        });
+      } catch (err) {
+        throw mapOciError(err, what);
+      }
+      for (const item of response.queryResultCollection?.items ?? []) yield item;
+      page = response.opcNextPage || undefined;
+    } while (page);
+  }
+}

@@ -1,0 +1,503 @@
+import { Readable } from "node:stream";
+import type { ReadableStream as WebReadableStream } from "node:stream/web";
+import * as common from "oci-common";
+import type { ObjectStorageClient } from "oci-objectstorage";
+import {
+  InvalidArgumentError,
+  NotFoundError,
+  PipelineError,
+  PreconditionFailedError,
+  StoreUnavailableError,
+  UnsafePathError,
+} from "../../core/errors.ts";
+import type {
+  ByteRange,
+  ObjectInfo,
+  ObjectPage,
+  ObjectStore,
+  PutOptions,
+} from "../../ports/object-store.ts";
+import { mapOciError, ociStatus } from "./errors.ts";
+
+/** Options for {@link OciObjectStore}. */
+export interface OciObjectStoreOptions {
+  /** An oci-objectstorage client, already pointed at its region (or the stand-in). */
+  client: ObjectStorageClient;
+  /** The tenancy's Object Storage namespace (`oci os ns get`). */
+  namespace: string;
+  /** Multipart part size for streamed bodies. Default 16 MiB; one part is buffered at a time. */
+  partSizeBytes?: number;
+  /** A streamed body that ends within this many bytes goes up in one PutObject. Default: `partSizeBytes`. */
+  singlePutMaxBytes?: number;
+  /** Attempts for idempotent writes (unconditional PutObject, UploadPart) on 429/5xx/network errors. Default 4. */
+  writeAttempts?: number;
+}
+
+const MIB = 1024 * 1024;
+const DEFAULT_PART_SIZE = 16 * MIB;
+/** OCI's limits: 10,000 parts per upload, 1,000 objects per list page, 1,024-byte names. */
+const MAX_PARTS = 10_000;
+const MAX_LIST_LIMIT = 1000;
+const MAX_NAME_BYTES = 1024;
+/** Bucket names OCI accepts. */
+const BUCKET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+const LIST_FIELDS = "name,size,etag,timeCreated";
+const DEFAULT_WRITE_ATTEMPTS = 4;
+/** First retry delay for writes; doubles per attempt, with jitter. */
+const RETRY_BASE_MS = 200;
+/** The shape oci-common 2.x gives "Date" response headers; see {@link parseSdkDate}. */
+const SDK_LOCAL_DATE = /^(\d{4})-(\d{2})-(\d{2})T(\d{1,2}):(\d{2}):(\d{2})Z$/;
+
+/**
+ * A date from an SDK response. oci-common 2.x turns `Last-Modified` into a string
+ * built from the *local* time fields with an unpadded hour and a "Z" suffix
+ * (`formatDateToRFC3339`), which `Date.parse` misreads outside UTC or rejects
+ * before 10:00; those fields are read back as local time here. JSON bodies carry
+ * real RFC 3339 strings, and a fixed SDK may hand over a Date.
+ */
+function parseSdkDate(value: unknown): Date {
+  if (value instanceof Date) return value;
+  if (typeof value === "string") {
+    const m = SDK_LOCAL_DATE.exec(value);
+    if (m) {
+      const [, y, mo, d, h, mi, s] = m.map(Number);
+      return new Date(y ?? 0, (mo ?? 1) - 1, d ?? 1, h ?? 0, mi ?? 0, s ?? 0);
+    }
+    const parsed = new Date(value);
+    if (!Number.isNaN(parsed.getTime())) return parsed;
+  }
+  return new Date(0);
+}
+
+/** An SDK call's result must carry an etag; a missing one is a service fault, not ours. */
+function requireEtag(etag: string | undefined | null, what: string): string {
+  if (!etag) throw new PipelineError("INTERNAL", `${what}: the response carried no ETag`);
+  return etag;
+}
+
+/**
+ * A PutObject/UploadPart body. oci-common checks bodies for emptiness with
+ * `Object.keys(body)`, which for a Buffer builds one key per byte (seconds of CPU
+ * and GC per 8 MiB part), so non-empty bodies go as a one-chunk stream. The SDK
+ * does not retry stream bodies; {@link OciObjectStore} retries idempotent writes
+ * itself. An empty body stays a Buffer: the SDK then sends no body at all, which is
+ * what an empty PutObject is (an empty stream makes the request hang).
+ */
+function sdkBody(bytes: Buffer): Buffer | Readable {
+  return bytes.length === 0 ? bytes : Readable.from([bytes], { objectMode: false });
+}
+
+/** Byte chunks of a body stream (strings as UTF-8). */
+async function* byteChunks(body: Readable): AsyncGenerator<Buffer> {
+  for await (const chunk of body) {
+    if (typeof chunk === "string") yield Buffer.from(chunk, "utf8");
+    else if (chunk instanceof Uint8Array)
+      yield Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    else throw new InvalidArgumentError("put: body stream must yield Buffers or strings");
+  }
+}
+
+/**
+ * ObjectStore over OCI Object Storage.
+ *
+ * - Conditional writes use PutObject's `if-none-match: *` / `if-match`; Object
+ *   Storage applies them atomically, so concurrent writers get exactly one winner.
+ * - A streamed body that fits in `singlePutMaxBytes` is one PutObject; a longer
+ *   one is a multipart upload of `partSizeBytes` parts sent one at a time (peak
+ *   memory about max(singlePutMaxBytes, partSizeBytes)). The SDK's UploadManager
+ *   is not used: it drops if-match/if-none-match on its multipart path.
+ * - ETags are Object Storage's (opaque; compare for equality only).
+ * - Object names are checked like the local store's (no leading "/", no empty,
+ *   "." or ".." segments) so a name is valid on both or on neither.
+ *
+ * - Retries: PutObject and UploadPart run with the SDK's retries off; this class
+ *   retries unconditional puts and parts (both idempotent) on 429/5xx/network
+ *   errors. A conditional put is never retried: had the first attempt landed with
+ *   only its answer lost, the retry would fail its own condition. The caller gets a
+ *   retryable StoreUnavailableError and should re-read before deciding again.
+ *   Reads, lists, deletes and the multipart create/commit/abort calls keep the
+ *   SDK's default retries.
+ *
+ * Known limit: if a CommitMultipartUpload lands but its answer is lost, the SDK's
+ * retry finds the upload gone (or, for a conditional put, the condition failing)
+ * and this put reports an error for a write that happened. What OCI answers a
+ * second commit with is UNCONFIRMED.
+ */
+export class OciObjectStore implements ObjectStore {
+  private readonly client: ObjectStorageClient;
+  private readonly namespace: string;
+  private readonly partSize: number;
+  private readonly singlePutMax: number;
+  private readonly writeAttempts: number;
+
+  constructor(options: OciObjectStoreOptions) {
+    if (!options.namespace) throw new InvalidArgumentError("OciObjectStore: namespace is required");
+    this.client = options.client;
+    this.namespace = options.namespace;
+    this.partSize = options.partSizeBytes ?? DEFAULT_PART_SIZE;
+    this.singlePutMax = options.singlePutMaxBytes ?? this.partSize;
+    this.writeAttempts = options.writeAttempts ?? DEFAULT_WRITE_ATTEMPTS;
+    if (!Number.isSafeInteger(this.writeAttempts) || this.writeAttempts < 1) {
+      throw new InvalidArgumentError("OciObjectStore: writeAttempts must be an integer >= 1");
+    }
+    if (!Number.isSafeInteger(this.partSize) || this.partSize < 1) {
+      throw new InvalidArgumentError("OciObjectStore: partSizeBytes must be a positive integer");
+    }
+    if (!Number.isSafeInteger(this.singlePutMax) || this.singlePutMax < 0) {
+      throw new InvalidArgumentError("OciObjectStore: singlePutMaxBytes must be an integer >= 0");
+    }
+  }
+
+  /** Size, etag and last-modified from HeadObject; undefined on 404. */
+  async head(bucket: string, name: string): Promise<ObjectInfo | undefined> {
+    this.check(bucket, name);
+    try {
+      const res = await this.client.headObject({
+        namespaceName: this.namespace,
+        bucketName: bucket,
+        objectName: name,
+      });
+      return {
+        name,
+        size: Number(res.contentLength ?? 0),
+        etag: requireEtag(res.eTag, `head ${bucket}/${name}`),
+        lastModified: parseSdkDate(res.lastModified),
+      };
+    } catch (err) {
+      // HEAD errors have no body, so a missing bucket and a missing object look alike.
+      if (ociStatus(err) === 404) return undefined;
+      throw mapOciError(err, `head ${bucket}/${name}`);
+    }
+  }
+
+  /** Stream the object or `range` of it; a range past the end reads as empty. */
+  async read(bucket: string, name: string, range?: ByteRange): Promise<Readable> {
+    this.check(bucket, name);
+    if (range !== undefined) {
+      const { start, end } = range;
+      if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+        throw new InvalidArgumentError(
+          `read ${bucket}/${name}: invalid range [${start}, ${end}): need integers 0 <= start <= end`,
+        );
+      }
+      if (end === start) return Readable.from([], { objectMode: false });
+    }
+    const what = `read ${bucket}/${name}`;
+    try {
+      const res = await this.client.getObject({
+        namespaceName: this.namespace,
+        bucketName: bucket,
+        objectName: name,
+        // OCI's Range is inclusive at both ends; ours is end-exclusive. Both ends
+        // are always sent (an open-ended range is not what the SDK serializes).
+        ...(range ? { range: new common.Range(range.start, range.end - 1, null) } : {}),
+      });
+      const value = res.value as Readable | WebReadableStream<Uint8Array> | null | undefined;
+      if (value == null) return Readable.from([], { objectMode: false });
+      return value instanceof Readable ? value : Readable.fromWeb(value);
+    } catch (err) {
+      // 416: the range starts at or past the end of an object that exists.
+      if (range && ociStatus(err) === 416) return Readable.from([], { objectMode: false });
+      const mapped = mapOciError(err, what);
+      if (mapped instanceof NotFoundError) {
+        throw new NotFoundError(`object ${bucket}/${name} does not exist`, {
+          cause: err,
+          details: { bucket, name },
+        });
+      }
+      throw mapped;
+    }
+  }
+
+  /** Atomic write; multipart for streamed bodies over `singlePutMaxBytes`. */
+  async put(
+    bucket: string,
+    name: string,
+    body: Buffer | string | Readable,
+    options: PutOptions = {},
+  ): Promise<{ etag: string }> {
+    this.check(bucket, name);
+    if (options.ifNoneMatch !== undefined && options.ifNoneMatch !== "*") {
+      throw new InvalidArgumentError(`put ${bucket}/${name}: ifNoneMatch only supports "*"`);
+    }
+    if (options.ifNoneMatch === "*" && options.ifMatch !== undefined) {
+      throw new InvalidArgumentError(`put ${bucket}/${name}: ifMatch and ifNoneMatch both given`);
+    }
+    if (typeof body === "string") return this.putSingle(bucket, name, Buffer.from(body), options);
+    if (Buffer.isBuffer(body) || body instanceof Uint8Array) {
+      return this.putSingle(
+        bucket,
+        name,
+        Buffer.from(body.buffer, body.byteOffset, body.length),
+        options,
+      );
+    }
+    if (!(body instanceof Readable)) {
+      throw new InvalidArgumentError("put: body must be a Buffer, a string or a Readable");
+    }
+    const chunks = byteChunks(body);
+    try {
+      // Read one byte past the single-put limit to learn whether the body ends within it.
+      const head: Buffer[] = [];
+      let headBytes = 0;
+      while (headBytes <= this.singlePutMax) {
+        const next = await chunks.next();
+        if (next.done) {
+          return await this.putSingle(bucket, name, Buffer.concat(head, headBytes), options);
+        }
+        head.push(next.value);
+        headBytes += next.value.length;
+      }
+      return await this.putMultipart(bucket, name, head, chunks, options);
+    } finally {
+      // Stops (and destroys) the source if we left early on an error.
+      await chunks.return(undefined);
+    }
+  }
+
+  /** One page of objects under `prefix`, in name order. */
+  async list(
+    bucket: string,
+    options: { prefix?: string; start?: string; limit?: number } = {},
+  ): Promise<ObjectPage> {
+    this.checkBucket(bucket);
+    const limit = options.limit ?? MAX_LIST_LIMIT;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+      throw new InvalidArgumentError(`list ${bucket}: limit must be 1..${MAX_LIST_LIMIT}`);
+    }
+    try {
+      const res = await this.client.listObjects({
+        namespaceName: this.namespace,
+        bucketName: bucket,
+        // oci-common puts query values into the URL as given: encode them here, or a
+        // name with '&', '+' or '#' would change the query's meaning.
+        ...(options.prefix ? { prefix: encodeURIComponent(options.prefix) } : {}),
+        ...(options.start !== undefined ? { start: encodeURIComponent(options.start) } : {}),
+        limit,
+        fields: LIST_FIELDS,
+      });
+      const page = res.listObjects;
+      const objects: ObjectInfo[] = (page.objects ?? []).map((o) => ({
+        name: o.name,
+        size: Number(o.size ?? 0),
+        etag: requireEtag(o.etag, `list ${bucket}`),
+        lastModified: parseSdkDate(o.timeCreated),
+      }));
+      return page.nextStartWith ? { objects, nextStart: page.nextStartWith } : { objects };
+    } catch (err) {
+      throw mapOciError(err, `list ${bucket}`);
+    }
+  }
+
+  /** Delete; a 404 (already gone) is success. */
+  async delete(bucket: string, name: string): Promise<void> {
+    this.check(bucket, name);
+    try {
+      await this.client.deleteObject({
+        namespaceName: this.namespace,
+        bucketName: bucket,
+        objectName: name,
+      });
+    } catch (err) {
+      if (ociStatus(err) === 404) return;
+      throw mapOciError(err, `delete ${bucket}/${name}`);
+    }
+  }
+
+  private async putSingle(
+    bucket: string,
+    name: string,
+    bytes: Buffer,
+    options: PutOptions,
+  ): Promise<{ etag: string }> {
+    const what = `put ${bucket}/${name}`;
+    const conditional = options.ifMatch !== undefined || options.ifNoneMatch !== undefined;
+    try {
+      // A conditional put is not retried: if the first attempt landed and only its
+      // answer was lost, the retry would fail its own condition (a false 412).
+      const res = await this.retryWrites(!conditional, () =>
+        this.client.putObject({
+          namespaceName: this.namespace,
+          bucketName: bucket,
+          objectName: name,
+          putObjectBody: sdkBody(bytes),
+          contentLength: bytes.length,
+          ...conditions(options),
+          ...(options.contentType ? { contentType: options.contentType } : {}),
+          ...(options.metadata ? { opcMeta: options.metadata } : {}),
+          retryConfiguration: common.NoRetryConfigurationDetails,
+        }),
+      );
+      return { etag: requireEtag(res.eTag, what) };
+    } catch (err) {
+      throw this.mapWriteError(err, what, options);
+    }
+  }
+
+  /**
+   * Create an upload, send `partSize` parts one at a time, commit. The conditions go
+   * on both CreateMultipartUpload (fails fast, before any bytes move) and
+   * CommitMultipartUpload (where the object appears, so where the check must hold).
+   * The SDK models accept if-match/if-none-match on both; whether the service checks
+   * them at create is UNCONFIRMED, the commit check is what we rely on.
+   * Any failure aborts the upload so no parts are left billed.
+   */
+  private async putMultipart(
+    bucket: string,
+    name: string,
+    head: Buffer[],
+    rest: AsyncGenerator<Buffer>,
+    options: PutOptions,
+  ): Promise<{ etag: string }> {
+    const what = `put ${bucket}/${name}`;
+    const target = { namespaceName: this.namespace, bucketName: bucket, objectName: name };
+    let uploadId: string;
+    try {
+      const created = await this.client.createMultipartUpload({
+        namespaceName: this.namespace,
+        bucketName: bucket,
+        createMultipartUploadDetails: {
+          object: name,
+          ...(options.contentType ? { contentType: options.contentType } : {}),
+          // CreateMultipartUploadDetails wants the header form of each key.
+          ...(options.metadata
+            ? {
+                metadata: Object.fromEntries(
+                  Object.entries(options.metadata).map(([k, v]) => [`opc-meta-${k}`, v]),
+                ),
+              }
+            : {}),
+        },
+        ...conditions(options),
+      });
+      uploadId = created.multipartUpload.uploadId;
+    } catch (err) {
+      throw this.mapWriteError(err, what, options);
+    }
+    const parts: { partNum: number; etag: string }[] = [];
+    let pending = head;
+    let pendingBytes = head.reduce((n, b) => n + b.length, 0);
+    const sendParts = async (final: boolean): Promise<void> => {
+      while (pendingBytes >= this.partSize || (final && pendingBytes > 0)) {
+        const joined = Buffer.concat(pending, pendingBytes);
+        const size = Math.min(this.partSize, joined.length);
+        const part = joined.subarray(0, size);
+        pending = size < joined.length ? [joined.subarray(size)] : [];
+        pendingBytes = joined.length - size;
+        const partNum = parts.length + 1;
+        if (partNum > MAX_PARTS) {
+          throw new InvalidArgumentError(
+            `${what}: more than ${MAX_PARTS} parts of ${this.partSize} bytes; raise partSizeBytes`,
+          );
+        }
+        // Re-sending a part number replaces that part, so parts are always retried.
+        const res = await this.retryWrites(true, () =>
+          this.client.uploadPart({
+            ...target,
+            uploadId,
+            uploadPartNum: partNum,
+            uploadPartBody: sdkBody(part),
+            contentLength: part.length,
+            retryConfiguration: common.NoRetryConfigurationDetails,
+          }),
+        );
+        parts.push({ partNum, etag: requireEtag(res.eTag, `${what} part ${partNum}`) });
+      }
+    };
+    try {
+      await sendParts(false);
+      for await (const chunk of rest) {
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes >= this.partSize) await sendParts(false);
+      }
+      await sendParts(true);
+      const res = await this.client.commitMultipartUpload({
+        ...target,
+        uploadId,
+        commitMultipartUploadDetails: { partsToCommit: parts },
+        ...conditions(options),
+      });
+      return { etag: requireEtag(res.eTag, what) };
+    } catch (err) {
+      await this.client
+        .abortMultipartUpload({ ...target, uploadId })
+        .catch(() => undefined /* best effort: the original failure is what matters */);
+      throw this.mapWriteError(err, what, options);
+    }
+  }
+
+  /** Run a write, retrying it (when `idempotent`) on errors that may pass: 429, 5xx, network. */
+  private async retryWrites<T>(idempotent: boolean, call: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (err) {
+        const transient = mapOciError(err, "write");
+        if (
+          !idempotent ||
+          attempt >= this.writeAttempts ||
+          !(transient instanceof StoreUnavailableError && transient.retryable)
+        ) {
+          throw err;
+        }
+        const delayMs = RETRY_BASE_MS * 2 ** (attempt - 1) * (0.5 + Math.random());
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+  }
+
+  /**
+   * 412 on a conditional write is PreconditionFailed. Whether OCI answers an if-match
+   * put on a missing object with 412 or 404 ObjectNotFound is UNCONFIRMED; both mean
+   * the condition did not hold (a missing bucket is BucketNotFound and stays NotFound).
+   */
+  private mapWriteError(err: unknown, what: string, options: PutOptions): PipelineError {
+    const mapped = mapOciError(err, what);
+    if (
+      options.ifMatch !== undefined &&
+      mapped instanceof NotFoundError &&
+      (err as { serviceCode?: string }).serviceCode === "ObjectNotFound"
+    ) {
+      return new PreconditionFailedError(`${what}: object does not exist (ifMatch)`, {
+        cause: err,
+      });
+    }
+    return mapped;
+  }
+
+  private checkBucket(bucket: string): void {
+    if (typeof bucket !== "string" || !BUCKET_NAME.test(bucket)) {
+      throw new UnsafePathError(
+        `invalid bucket name ${JSON.stringify(bucket)}: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+        { details: { bucket } },
+      );
+    }
+  }
+
+  private check(bucket: string, name: string): void {
+    this.checkBucket(bucket);
+    const reject = (why: string): never => {
+      throw new UnsafePathError(`unsafe object name ${JSON.stringify(name)}: ${why}`, {
+        details: { bucket, name },
+      });
+    };
+    if (typeof name !== "string" || name.length === 0) reject("it is empty");
+    if (name.includes("\0")) reject("it contains a NUL character");
+    if (name.startsWith("/")) reject("it is absolute (starts with '/')");
+    for (const segment of name.split("/")) {
+      if (segment === "..") reject("it contains a '..' segment");
+      if (segment === "." || segment === "") reject("it contains an empty or '.' segment");
+    }
+    if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
+      throw new InvalidArgumentError(`object name longer than ${MAX_NAME_BYTES} bytes`);
+    }
+  }
+}
+
+/** The SDK request fields for a put's condition. */
+function conditions(options: PutOptions): { ifMatch?: string; ifNoneMatch?: string } {
+  if (options.ifNoneMatch === "*") return { ifNoneMatch: "*" };
+  if (options.ifMatch !== undefined) return { ifMatch: options.ifMatch };
+  return {};
+}

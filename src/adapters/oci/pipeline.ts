@@ -1,0 +1,81 @@
+import { DataScienceClient } from "oci-datascience";
+import { NosqlClient } from "oci-nosql";
+import { ObjectStorageClient } from "oci-objectstorage";
+import { QueueClient } from "oci-queue";
+import { StreamClient } from "oci-streaming";
+import { createLogger, type Logger } from "../../core/log.ts";
+import type { PipelineDeps } from "../../pipeline/deps.ts";
+import { type OciAuth, ociAuthFromEnv } from "./auth.ts";
+import { NosqlCheckpointStore } from "./checkpoint-store.ts";
+import { createClient } from "./clients.ts";
+import { type OciBackendConfig, ociConfigFromEnv } from "./config.ts";
+import { createModelLoader } from "./model-source.ts";
+import { OciObjectStore } from "./object-storage.ts";
+import { StreamEventSink } from "./stream-event-sink.ts";
+import { OciTaskQueue } from "./task-queue.ts";
+
+/** The OCI backend's dependencies, plus what the functions need beyond the ports. */
+export interface OciPipeline extends PipelineDeps {
+  config: OciBackendConfig;
+  auth: OciAuth;
+  objects: OciObjectStore;
+  close(): void;
+}
+
+/**
+ * Build the pipeline over OCI services: Object Storage, Queue, NoSQL, Streaming,
+ * and models from Object Storage or the Data Science catalog. Called on a
+ * function's first request or a worker's start, never at import (cold start).
+ */
+export async function openOciPipeline(
+  env: NodeJS.ProcessEnv = process.env,
+  options: { log?: Logger; now?: () => number } = {},
+): Promise<OciPipeline> {
+  const config = ociConfigFromEnv(env);
+  const auth = await ociAuthFromEnv(env);
+  const objects = new OciObjectStore({
+    client: createClient(ObjectStorageClient, auth, { endpoint: config.endpoints.objectStorage }),
+    namespace: config.namespace,
+  });
+  const queueClient = createClient(QueueClient, auth, { endpoint: config.queueEndpoint });
+  const queue = new OciTaskQueue({
+    client: queueClient,
+    queueId: config.queueId,
+    ...(config.parkingQueueId ? { deadLetterQueueId: config.parkingQueueId } : {}),
+  });
+  const checkpoints = new NosqlCheckpointStore({
+    client: createClient(NosqlClient, auth, { endpoint: config.endpoints.nosql }),
+    compartmentId: config.compartmentId,
+    jobsTable: config.jobsTable,
+    partitionsTable: config.partitionsTable,
+  });
+  const events = new StreamEventSink({
+    client: createClient(StreamClient, auth, { endpoint: config.streamEndpoint }),
+    streamId: config.streamId,
+  });
+  // The Data Science client is built only when a model OCID is first resolved.
+  let datascience: DataScienceClient | undefined;
+  const loadModel = createModelLoader({
+    cacheDir: config.modelCacheDir,
+    objectStore: objects,
+    get datascience() {
+      datascience ??= createClient(DataScienceClient, auth, {
+        endpoint: config.endpoints.dataScience,
+      });
+      return datascience;
+    },
+  });
+  return {
+    config,
+    auth,
+    objects,
+    store: objects,
+    queue,
+    checkpoints,
+    events,
+    log: options.log ?? createLogger({ level: "info" }),
+    now: options.now ?? Date.now,
+    loadModel,
+    close() {},
+  };
+}
