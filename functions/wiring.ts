@@ -108,7 +108,15 @@ export function createFunctionHandler(env: NodeJS.ProcessEnv) {
   const deps = () => openPipelineFromEnv(env, { log });
   if (name === "splitter") {
     const defaults = jobDefaults(env);
-    return guardHandler(async () => createSplitterHandler(await deps(), { defaults }));
+    const inputBuckets = env.BATCH_INFER_INPUT_BUCKETS?.split(",")
+      .map((b) => b.trim())
+      .filter(Boolean);
+    return guardHandler(async () =>
+      createSplitterHandler(await deps(), {
+        defaults,
+        ...(inputBuckets?.length ? { inputBuckets } : {}),
+      }),
+    );
   }
   if (name === "merger") return guardHandler(async () => createMergerHandler(await deps()));
   const policy = scalingPolicy(env);

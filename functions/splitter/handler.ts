@@ -1,6 +1,7 @@
-import { InvalidArgumentError } from "../../src/core/errors.ts";
+import { InvalidArgumentError, PipelineError } from "../../src/core/errors.ts";
 import type { JobSpecInput } from "../../src/core/job-spec.ts";
 import type { PipelineDeps } from "../../src/pipeline/deps.ts";
+import { parseObjectEvent } from "../../src/pipeline/events.ts";
 import { rerunFailedPartitions } from "../../src/pipeline/rerun.ts";
 import {
   type SplitResult,
@@ -12,6 +13,28 @@ import {
 /** Function configuration: the job spec fields an upload event doesn't carry. */
 export interface SplitterConfig {
   defaults: Omit<JobSpecInput, "input">;
+  /** Buckets whose uploads this function scores (BATCH_INFER_INPUT_BUCKETS); unset = any but the output bucket. */
+  inputBuckets?: string[];
+}
+
+/**
+ * Refuse an upload event from a bucket this function doesn't serve. An event
+ * from the output bucket is always refused: scoring our own output would loop.
+ */
+function checkEventBucket(input: unknown, config: SplitterConfig): void {
+  const bucket = parseObjectEvent(input).data.additionalDetails.bucketName;
+  if (bucket === config.defaults.output?.bucket) {
+    throw new PipelineError(
+      "INVALID_EVENT",
+      `upload event from the output bucket "${bucket}": refusing to score the pipeline's own output (point the Events rule at the input bucket only)`,
+    );
+  }
+  if (config.inputBuckets && !config.inputBuckets.includes(bucket)) {
+    throw new PipelineError(
+      "INVALID_EVENT",
+      `upload event from bucket "${bucket}", which is not an input bucket of this function (BATCH_INFER_INPUT_BUCKETS=${config.inputBuckets.join(",")})`,
+    );
+  }
 }
 
 /** What the splitter function answers (always a value: the FDK crashes on undefined). */
@@ -29,6 +52,7 @@ export function createSplitterHandler(deps: SplitterDeps & PipelineDeps, config:
     if (input && typeof input === "object") {
       const body = input as Record<string, unknown>;
       if (typeof body.eventType === "string") {
+        checkEventBucket(input, config);
         const { event: _event, ...result } = await splitFromEvent(deps, input, config.defaults);
         return { action: "split", ...result };
       }
