@@ -15,6 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { type OciPipeline, openOciPipeline } from "../src/adapters/oci/pipeline.ts";
 import { silentLogger } from "../src/core/log.ts";
 import { churnModel, customerCsv, tempDir } from "./helpers/pipeline-fixture.ts";
+import { buildZip } from "./helpers/zip-writer.ts";
 import { type FullStandIn, fnCall, NAMESPACE, startFullStandIn } from "./oci-standin/index.ts";
 import { type KubernetesStandIn, startKubernetesStandIn } from "./oci-standin/kubernetes.ts";
 import { testCredentials } from "./oci-standin/server.ts";
@@ -179,6 +180,23 @@ describe("functions on the OCI backend over the Fn contract", () => {
       spec: { input: { bucket: "input", object: "batch/c.csv" } },
     });
     assert.equal(manual.json.jobId, jobId, "a manual spec for the same input is the same job");
+
+    // A manual spec naming a Data Science model OCID: the artifact zip is fetched and cached.
+    const modelId = "ocid1.datasciencemodel.oc1.iad.churnv1";
+    stand.datascience.putModelArtifact(
+      modelId,
+      buildZip([
+        { name: "descriptor.json", data: await readFile(descriptor) },
+        { name: d.onnx, data: await readFile(path.join(path.dirname(descriptor), d.onnx)) },
+      ]),
+    );
+    const byOcid = await fnCall(sock, {
+      spec: { input: { bucket: "input", object: "batch/c.csv" }, model: { descriptor: modelId } },
+    });
+    assert.equal(byOcid.json.action, "split", JSON.stringify(byOcid.json));
+    assert.equal(byOcid.json.created, true, "same input, another model: a new job");
+    const ocidJob = (await oci.checkpoints.getJob(String(byOcid.json.jobId)))?.value;
+    assert.equal(ocidJob?.model.descriptor, modelId, "the job records the OCID, not a cache path");
     stand.onEvent(undefined);
   });
 

@@ -1,4 +1,4 @@
-import { DataScienceClient } from "oci-datascience";
+import type { DataScienceClient } from "oci-datascience";
 import { NosqlClient } from "oci-nosql";
 import { ObjectStorageClient } from "oci-objectstorage";
 import { QueueClient } from "oci-queue";
@@ -53,16 +53,19 @@ export async function openOciPipeline(
     client: createClient(StreamClient, auth, { endpoint: config.streamEndpoint }),
     streamId: config.streamId,
   });
-  // The Data Science client is built only when a model OCID is first resolved.
-  let datascience: DataScienceClient | undefined;
+  // The Data Science package is the heaviest of the SDK (~50 ms to load): it is
+  // imported, and its client built, only when a model OCID is first resolved.
+  let datascience: Promise<DataScienceClient> | undefined;
+  const ds = () =>
+    (datascience ??= import("oci-datascience").then((m) =>
+      createClient(m.DataScienceClient, auth, { endpoint: config.endpoints.dataScience }),
+    ));
   const loadModel = createModelLoader({
     cacheDir: config.modelCacheDir,
     objectStore: objects,
-    get datascience() {
-      datascience ??= createClient(DataScienceClient, auth, {
-        endpoint: config.endpoints.dataScience,
-      });
-      return datascience;
+    datascience: {
+      headModelArtifact: async (req) => (await ds()).headModelArtifact(req),
+      getModelArtifactContent: async (req) => (await ds()).getModelArtifactContent(req),
     },
   });
   return {
