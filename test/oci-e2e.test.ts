@@ -14,10 +14,12 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { NosqlClient } from "oci-nosql";
 import { ObjectStorageClient } from "oci-objectstorage";
+import completionSchema from "../events/schemas/completion-event.schema.json" with { type: "json" };
 import { NosqlCheckpointStore } from "../src/adapters/oci/checkpoint-store.ts";
 import { createClient } from "../src/adapters/oci/clients.ts";
 import { OciObjectStore } from "../src/adapters/oci/object-storage.ts";
 import type { JobRecord } from "../src/core/records.ts";
+import { compileValidator } from "../src/core/schema.ts";
 import { readAll } from "./conformance/object-store.conformance.ts";
 import {
   churnModel,
@@ -197,6 +199,10 @@ describe("the pipeline on the OCI stand-in", () => {
       240_000,
     );
     assert.match(completion.eventType, /completed$/);
+    assert.doesNotThrow(
+      () => compileValidator("completion event", "INVALID_EVENT", completionSchema)(completion),
+      "the message on Streaming is a valid completion event",
+    );
     const job = (await checkpoints.getJob(jobId))?.value as JobRecord;
     assert.equal(job.state, "completed");
     const result = job.result;

@@ -9,6 +9,8 @@ export interface OciBackendConfig {
   queueEndpoint: string;
   /** Second queue that holds messages dead-lettered on purpose (OCI Queue can't move one message to its DLQ). */
   parkingQueueId: string | undefined;
+  /** The parking queue's messages endpoint, when it differs from the partition queue's. */
+  parkingQueueEndpoint: string | undefined;
   jobsTable: string;
   partitionsTable: string;
   streamId: string;
@@ -38,6 +40,7 @@ export const OCI_BACKEND_ENV = [
   "BATCH_INFER_QUEUE_ID",
   "BATCH_INFER_QUEUE_ENDPOINT",
   "BATCH_INFER_PARKING_QUEUE_ID",
+  "BATCH_INFER_PARKING_QUEUE_ENDPOINT",
   "BATCH_INFER_JOBS_TABLE",
   "BATCH_INFER_PARTITIONS_TABLE",
   "BATCH_INFER_STREAM_ID",
@@ -68,6 +71,7 @@ export function ociConfigFromEnv(env: NodeJS.ProcessEnv = process.env): OciBacke
       'the queue\'s messages endpoint: oci queue queue-admin queue get --queue-id ID --query data."messages-endpoint"',
     ),
     parkingQueueId: env.BATCH_INFER_PARKING_QUEUE_ID || undefined,
+    parkingQueueEndpoint: env.BATCH_INFER_PARKING_QUEUE_ENDPOINT || undefined,
     jobsTable: env.BATCH_INFER_JOBS_TABLE || "batch_infer_jobs",
     partitionsTable: env.BATCH_INFER_PARTITIONS_TABLE || "batch_infer_partitions",
     streamId: required(env, "BATCH_INFER_STREAM_ID", "the completion stream's OCID"),

@@ -42,6 +42,12 @@ export async function openOciPipeline(
     client: queueClient,
     queueId: config.queueId,
     ...(config.parkingQueueId ? { deadLetterQueueId: config.parkingQueueId } : {}),
+    // Queues live in cells with their own messages endpoints: the parking queue may be elsewhere.
+    ...(config.parkingQueueEndpoint && config.parkingQueueEndpoint !== config.queueEndpoint
+      ? {
+          parkingClient: createClient(QueueClient, auth, { endpoint: config.parkingQueueEndpoint }),
+        }
+      : {}),
   });
   const checkpoints = new NosqlCheckpointStore({
     client: createClient(NosqlClient, auth, { endpoint: config.endpoints.nosql }),
