@@ -92,6 +92,28 @@ async function startFunction(name: string, env: Record<string, string>): Promise
   return sock;
 }
 
+/** Run the bundled CLI without blocking this process (the stand-in serves from it). */
+function runCli(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["dist/cli.js", ...args], {
+      env: { ...process.env, ...env, LOG_LEVEL: "error" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr?.on("data", (d) => {
+      stderr += d;
+    });
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 async function until<T>(
   what: string,
   check: () => Promise<T | undefined>,
@@ -183,6 +205,23 @@ describe("the pipeline on the OCI stand-in", () => {
     );
     spawnNode("dist/worker.js", workerEnv("w-c"), "worker w-c");
 
+    // The CLI on OCI (~/.oci/config-style auth) while the job runs: per-partition state, rate, ETA.
+    const running = await runCli(["status", jobId, "--backend", "oci", "--json"], env);
+    assert.equal(running.code, 0, running.stderr);
+    const status = JSON.parse(running.stdout) as {
+      job: { state: string };
+      progress: { rate: number; etaSeconds?: number; records: number };
+      partitions: { index: number; attempts: unknown[] }[];
+    };
+    assert.equal(status.partitions.length, partitions);
+    if (status.job.state === "running") {
+      assert.ok(status.progress.rate > 0, "a running job shows its rate");
+      assert.ok(
+        status.progress.etaSeconds === undefined || status.progress.etaSeconds >= 0,
+        "and an ETA",
+      );
+    }
+
     const completion = await until(
       "the completion message on Streaming",
       async () =>
@@ -221,6 +260,11 @@ describe("the pipeline on the OCI stand-in", () => {
       assert.equal(p.state, "done");
       assert.notEqual(p.attempts.at(-1)?.worker, "w-a", `partition ${p.index} taken over`);
     }
+
+    // `verify --backend oci` proves the exactly-once property from the services.
+    const verified = await runCli(["verify", jobId, "--backend", "oci"], env);
+    assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+    assert.match(verified.stdout, /^verified: each of the 120,000 input records/m);
 
     // The merger function on a finished job is idempotent: same answer, no second event.
     const merger = await startFunction("merger", env);
