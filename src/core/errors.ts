@@ -151,3 +151,33 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+// Credentials that can ride along in error messages (an SDK error quoting a request,
+// a config echoed back): PEM private keys, HTTP Authorization values (OCI request
+// signatures, bearer tokens) and `name=value` pairs whose name says secret. Quotes
+// may come JSON-escaped (`\"`) when the message itself quotes serialized headers.
+const SECRET_PATTERNS: [RegExp, string][] = [
+  [
+    /-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----[\s\S]*?(?:-----END \1PRIVATE KEY-----|$)/g,
+    "[redacted private key]",
+  ],
+  [/\bSignature\s+(?:[A-Za-z-]+=\\?"[^"\\]*\\?"\s*,?\s*)+/g, "Signature [redacted] "],
+  [/\b(signature|keyId)=(\\?")[^"\\]*(\\?")/gi, "$1=$2[redacted]$3"],
+  [/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/g, "$1 [redacted]"],
+  [
+    /\b([\w-]*?(?:authorization|token|api[-_]?key|pass(?:word|phrase)|secret|private[-_]?key|credentials?))(\\?["']?\s*[:=]\s*\\?["']?)(?!\[redacted|(?:Signature|Bearer|Basic) \[redacted)[^\s"',;&\\]+/gi,
+    "$1$2[redacted]",
+  ],
+];
+
+/**
+ * `text` with credentials replaced by "[redacted]": PEM private keys, HTTP
+ * Authorization values (OCI `Signature keyId=…,signature=…`, `Bearer …`) and
+ * `token=…`/`password: …`-style pairs. For messages that go into logs, events,
+ * manifests and job rows, where a secret must never land.
+ */
+export function redactSecrets(text: string): string {
+  let out = text;
+  for (const [pattern, replacement] of SECRET_PATTERNS) out = out.replace(pattern, replacement);
+  return out;
+}

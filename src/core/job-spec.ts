@@ -1,5 +1,5 @@
 import jobSpecSchema from "../../events/schemas/job-spec.schema.json" with { type: "json" };
-import { InvalidArgumentError } from "./errors.ts";
+import { UnsafePathError, ValidationError } from "./errors.ts";
 import type { InputFormat, JobSpec } from "./records.ts";
 import { compileValidator } from "./schema.ts";
 
@@ -14,7 +14,78 @@ export type JobSpecInput = Omit<
   errorThreshold?: JobSpec["errorThreshold"];
 };
 
+/** Largest job spec accepted, as JSON (a real one is a few hundred bytes). */
+export const MAX_SPEC_BYTES = 64 * 1024;
+/** Deepest nesting a job spec may have (a real one nests two levels). */
+export const MAX_SPEC_DEPTH = 8;
+
 const validateSpec = compileValidator<JobSpecInput>("job spec", "INVALID_SPEC", jobSpecSchema);
+
+/** Size and nesting bounds for {@link checkJsonLimits}. */
+export interface JsonLimits {
+  /** Most bytes the value may take as JSON (strings counted as UTF-8, escapes aside). */
+  maxBytes: number;
+  /** Most levels of objects/arrays inside the top-level value. */
+  maxDepth: number;
+}
+
+/**
+ * Reject a value that is too big, too deeply nested, or not JSON data (functions,
+ * symbols, bigints) before anything clones, serializes or validates it: those
+ * recurse natively and a hostile payload would throw RangeError instead of a
+ * ValidationError. Iterative, and stops as soon as a limit is crossed.
+ * `what` and `code` shape the error like the schema's own (schemaPath "#").
+ */
+export function checkJsonLimits(
+  what: string,
+  code: "INVALID_SPEC" | "INVALID_EVENT",
+  value: unknown,
+  limits: JsonLimits,
+): void {
+  const fail = (instancePath: string, detail: string): never => {
+    const at = instancePath === "" ? "(top level)" : instancePath;
+    throw new ValidationError(code, `${what} invalid at ${at}: ${detail} (schema #)`, {
+      schemaPath: "#",
+      instancePath,
+    });
+  };
+  const stack: { value: unknown; path: string; depth: number }[] = [{ value, path: "", depth: 0 }];
+  let bytes = 0;
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    const v = item.value;
+    if (v === null || v === undefined || typeof v === "boolean") bytes += 5;
+    else if (typeof v === "number") bytes += 24;
+    else if (typeof v === "string") {
+      // A string over the limit in UTF-16 units is over it in bytes too; skip measuring it.
+      bytes += v.length > limits.maxBytes ? v.length : Buffer.byteLength(v) + 2;
+    } else if (typeof v === "object") {
+      if (item.depth >= limits.maxDepth) {
+        fail(item.path, `nests deeper than ${limits.maxDepth} levels`);
+      }
+      const keys = Array.isArray(v) ? null : Object.keys(v);
+      const entries = keys ?? (v as unknown[]);
+      bytes += 2 + entries.length;
+      if (bytes > limits.maxBytes) break;
+      if (keys) {
+        for (const k of keys) {
+          bytes += Buffer.byteLength(k) + 3;
+          const path = `${item.path}/${k.replaceAll("~", "~0").replaceAll("/", "~1")}`;
+          stack.push({ value: (v as Record<string, unknown>)[k], path, depth: item.depth + 1 });
+        }
+      } else {
+        (v as unknown[]).forEach((e, i) => {
+          stack.push({ value: e, path: `${item.path}/${i}`, depth: item.depth + 1 });
+        });
+      }
+    } else {
+      fail(item.path, `is a ${typeof v}, which is not JSON data`);
+    }
+    if (bytes > limits.maxBytes) break;
+  }
+  if (bytes > limits.maxBytes) {
+    fail("", `is larger than ${limits.maxBytes} bytes as JSON: put large data in the object store`);
+  }
+}
 
 /** The input format implied by an object name, or undefined. */
 export function formatFromName(name: string): InputFormat | undefined {
@@ -24,17 +95,98 @@ export function formatFromName(name: string): InputFormat | undefined {
   return undefined;
 }
 
+/** Why `name` could address something outside its bucket, or undefined when it can't. */
+function unsafeNameReason(name: string, strictSegments: boolean): string | undefined {
+  if (name.includes("\0")) return "it contains a NUL character";
+  if (name.includes("\\")) return "it contains a backslash";
+  if (name.startsWith("/")) return "it is absolute (starts with '/')";
+  const segments = name.split("/");
+  // A prefix's trailing slashes are dropped when it is resolved.
+  if (strictSegments) while (segments.length > 1 && segments.at(-1) === "") segments.pop();
+  for (const segment of segments) {
+    if (segment === "..") return "it has a '..' segment";
+    // Job outputs must be nameable in every store, the local one included.
+    if (strictSegments && (segment === "." || segment === "")) {
+      return "it has an empty or '.' segment";
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The path-like fields of a raw spec: object names and the output prefix stay in
+ * their bucket, bucket names are names, and the model location has no NUL byte.
+ * Checked before the schema so that an escape is an UnsafePathError, not a
+ * generic pattern mismatch; the details carry the schema path all the same.
+ */
+function checkSpecPaths(raw: unknown): void {
+  if (raw === null || typeof raw !== "object") return;
+  const spec = raw as Record<string, unknown>;
+  const field = (section: string, key: string): unknown => {
+    const s = spec[section];
+    return s !== null && typeof s === "object" ? (s as Record<string, unknown>)[key] : undefined;
+  };
+  const reject = (instancePath: string, schemaPath: string, value: string, why: string): never => {
+    const shown = JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+    throw new UnsafePathError(
+      `job spec invalid at ${instancePath}: ${shown} would escape its bucket or folder: ${why} (schema ${schemaPath})`,
+      { details: { schemaPath, instancePath } },
+    );
+  };
+  const object = field("input", "object");
+  if (typeof object === "string") {
+    const why = unsafeNameReason(object, false);
+    if (why) reject("/input/object", "#/$defs/objectName/pattern", object, why);
+  }
+  const prefix = field("output", "prefix");
+  if (typeof prefix === "string" && prefix !== "") {
+    const why = unsafeNameReason(prefix, true);
+    if (why) {
+      reject("/output/prefix", "#/properties/output/properties/prefix/pattern", prefix, why);
+    }
+  }
+  for (const section of ["input", "output"]) {
+    const bucket = field(section, "bucket");
+    if (typeof bucket === "string" && (/[/\\\0]/.test(bucket) || /^\.\.?$/.test(bucket))) {
+      reject(
+        `/${section}/bucket`,
+        "#/$defs/bucket/pattern",
+        bucket,
+        "a bucket name is a name, not a path",
+      );
+    }
+  }
+  const descriptor = field("model", "descriptor");
+  if (typeof descriptor === "string" && descriptor.includes("\0")) {
+    reject(
+      "/model/descriptor",
+      "#/properties/model/properties/descriptor",
+      descriptor,
+      "it contains a NUL character",
+    );
+  }
+}
+
 /**
  * Validate a job spec against events/schemas/job-spec.schema.json and apply
- * defaults. Throws ValidationError (code INVALID_SPEC) naming the failing path.
+ * defaults. Throws ValidationError (code INVALID_SPEC) naming the failing path
+ * and schema path, or UnsafePathError (with the same details) for an object
+ * name, prefix or bucket that would escape its bucket.
  */
 export function resolveJobSpec(raw: unknown): JobSpec {
+  checkJsonLimits("job spec", "INVALID_SPEC", raw, {
+    maxBytes: MAX_SPEC_BYTES,
+    maxDepth: MAX_SPEC_DEPTH,
+  });
+  checkSpecPaths(raw);
   // Validate a copy: Ajv fills defaults in place and callers keep their object.
   const spec = validateSpec(structuredClone(raw));
   const format = spec.input.format ?? formatFromName(spec.input.object);
   if (!format) {
-    throw new InvalidArgumentError(
-      `cannot tell the input format of "${spec.input.object}": name it .csv or .jsonl, or set input.format`,
+    throw new ValidationError(
+      "INVALID_SPEC",
+      `job spec invalid at /input/format: cannot tell the input format of "${spec.input.object}": name it .csv or .jsonl, or set input.format`,
+      { schemaPath: "#/properties/input/properties/format", instancePath: "/input/format" },
     );
   }
   return {

@@ -1,6 +1,7 @@
 import ociObjectEventSchema from "../../events/schemas/oci-object-event.schema.json" with {
   type: "json",
 };
+import { checkJsonLimits } from "../core/job-spec.ts";
 import type { JobRecord } from "../core/records.ts";
 import { compileValidator } from "../core/schema.ts";
 import type { PipelineEvent } from "../ports/event-sink.ts";
@@ -31,8 +32,21 @@ const validateObjectEvent = compileValidator<ObjectEvent>(
   ociObjectEventSchema,
 );
 
-/** Validate an OCI object created/updated event (throws ValidationError INVALID_EVENT). */
+/** Largest incoming event accepted, as JSON: OCI Streaming's message limit, as for the events we emit. */
+export const MAX_INCOMING_EVENT_BYTES = 1024 * 1024;
+/** Deepest nesting an incoming event may have (OCI's envelope nests four levels). */
+export const MAX_INCOMING_EVENT_DEPTH = 32;
+
+/**
+ * Validate an OCI object created/updated event (throws ValidationError
+ * INVALID_EVENT with the schema path; an event over 1 MiB or nested deeper
+ * than 32 levels is rejected the same way, before the schema looks at it).
+ */
 export function parseObjectEvent(raw: unknown): ObjectEvent {
+  checkJsonLimits("object event", "INVALID_EVENT", raw, {
+    maxBytes: MAX_INCOMING_EVENT_BYTES,
+    maxDepth: MAX_INCOMING_EVENT_DEPTH,
+  });
   return validateObjectEvent(raw);
 }
 

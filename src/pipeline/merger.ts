@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { ConflictError } from "../core/errors.ts";
+import { ConflictError, type ErrorCode } from "../core/errors.ts";
 import type { JobRecord, JobResult, JobState, PartitionRecord } from "../core/records.ts";
 import { TERMINAL_JOB_STATES } from "../core/records.ts";
 import type { PipelineDeps } from "./deps.ts";
@@ -14,6 +14,8 @@ export interface Manifest {
   jobId: string;
   status: JobState;
   message?: string;
+  /** Why a failed job failed, as a stable code (ERROR_THRESHOLD_EXCEEDED). */
+  errorCode?: ErrorCode;
   runAttempt: number;
   input: JobRecord["input"];
   model: JobRecord["model"];
@@ -123,28 +125,48 @@ async function* rewriteErrors(
   }
 }
 
-function decideStatus(
-  job: JobRecord,
-  partitions: PartitionRecord[],
-): { status: JobState; message?: string } {
-  const records = partitions.reduce((n, p) => n + p.records, 0);
-  const errors = partitions.reduce((n, p) => n + p.errors, 0);
-  const failed = partitions.filter((p) => p.state === "failed").map((p) => p.index);
-  const { maxCount, maxFraction } = job.spec.errorThreshold;
-  if (job.error) return { status: "failed", message: job.error };
+/**
+ * The job's bad records measured against its errorThreshold: the sentence
+ * saying which limit they exceed, or undefined when within both.
+ */
+export function thresholdBreach(
+  threshold: JobRecord["spec"]["errorThreshold"],
+  records: number,
+  errors: number,
+): string | undefined {
+  const { maxCount, maxFraction } = threshold;
   if (maxCount !== undefined && errors > maxCount) {
-    return {
-      status: "failed",
-      message: `${errors} bad records exceed errorThreshold.maxCount ${maxCount} (see the errors output)`,
-    };
+    return `${errors} bad records exceed errorThreshold.maxCount ${maxCount} (see the errors output)`;
   }
   const fraction = records + errors === 0 ? 0 : errors / (records + errors);
   if (maxFraction !== undefined && fraction > maxFraction) {
-    return {
-      status: "failed",
-      message: `${(fraction * 100).toFixed(3)}% bad records exceed errorThreshold.maxFraction ${maxFraction} (see the errors output)`,
-    };
+    return `${(fraction * 100).toFixed(3)}% bad records exceed errorThreshold.maxFraction ${maxFraction} (see the errors output)`;
   }
+  return undefined;
+}
+
+/** The code of a failed job's failure (the only way a job fails today is its error threshold). */
+export function failureCode(job: JobRecord): ErrorCode | undefined {
+  if (job.state !== "failed") return undefined;
+  const r = job.result;
+  if (r && thresholdBreach(job.spec.errorThreshold, r.records, r.errors) !== undefined) {
+    return "ERROR_THRESHOLD_EXCEEDED";
+  }
+  return "INTERNAL";
+}
+
+function decideStatus(
+  job: JobRecord,
+  partitions: PartitionRecord[],
+): { status: JobState; message?: string; errorCode?: ErrorCode } {
+  const records = partitions.reduce((n, p) => n + p.records, 0);
+  const errors = partitions.reduce((n, p) => n + p.errors, 0);
+  const failed = partitions.filter((p) => p.state === "failed").map((p) => p.index);
+  // Set only by a worker that stopped the job early on its error threshold.
+  if (job.error)
+    return { status: "failed", message: job.error, errorCode: "ERROR_THRESHOLD_EXCEEDED" };
+  const breach = thresholdBreach(job.spec.errorThreshold, records, errors);
+  if (breach) return { status: "failed", message: breach, errorCode: "ERROR_THRESHOLD_EXCEEDED" };
   if (failed.length > 0) {
     return {
       status: "completed_with_errors",
@@ -174,6 +196,7 @@ export function completionEvent(job: JobRecord, now: Date) {
       model: `${job.model.name}@${job.model.version}`,
       input: `${job.input.bucket}/${job.input.object}`,
       ...(job.error ? { message: job.error } : {}),
+      ...(job.state === "failed" ? { errorCode: failureCode(job) } : {}),
     },
     now,
   );
@@ -260,7 +283,7 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
 
   const partitions = (await deps.checkpoints.listPartitions(jobId)).map((p) => p.value);
   const layout = jobLayout(job);
-  const { status, message } = decideStatus(job, partitions);
+  const { status, message, errorCode } = decideStatus(job, partitions);
   const records = partitions.reduce((n, p) => n + p.records, 0);
   const errors = partitions.reduce((n, p) => n + p.errors, 0);
   const failedPartitions = partitions.filter((p) => p.state === "failed").map((p) => p.index);
@@ -294,6 +317,7 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
     jobId,
     status,
     ...(message ? { message } : {}),
+    ...(errorCode ? { errorCode } : {}),
     runAttempt: job.runAttempt,
     input: job.input,
     model: job.model,

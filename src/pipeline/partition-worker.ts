@@ -1,12 +1,24 @@
+import { isUtf8 } from "node:buffer";
 import { createHash } from "node:crypto";
-import { ConflictError, describeError, LeaseLostError, PipelineError } from "../core/errors.ts";
+import {
+  ConflictError,
+  describeError,
+  LeaseLostError,
+  PipelineError,
+  redactSecrets,
+} from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { Attempt, JobRecord, PartitionRecord, PartRef } from "../core/records.ts";
 import { KeyBatch } from "../model/key-batch.ts";
 import type { ScorerOptions } from "../model/scorer.ts";
 import type { Versioned } from "../ports/checkpoint-store.ts";
 import type { QueueMessage } from "../ports/task-queue.ts";
-import { openOffset, readOwnedLines } from "../records/line-reader.ts";
+import {
+  createFieldSpans,
+  csvFieldCountProblem,
+  describeInvalidUtf8,
+} from "../records/csv-fields.ts";
+import { type OwnedLines, openOffset, readOwnedLines } from "../records/line-reader.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { EVENT_TYPES, jobEvent } from "./events.ts";
 import { errorPartName, jobLayout, partName } from "./layout.ts";
@@ -33,6 +45,18 @@ export interface WorkerOptions {
 }
 
 const ERROR_RECORD_PREVIEW = 512;
+/** Longest failure detail kept in a partition row, its events and the logs. */
+const MAX_DETAIL_CHARS = 2000;
+
+/**
+ * A failure as one line for the partition row, events and logs: credentials an
+ * error message may quote are redacted, and the length is bounded so that a
+ * verbose error can't bloat rows or push an event past its size limit.
+ */
+function failureDetail(err: unknown): string {
+  const text = redactSecrets(describeError(err));
+  return text.length > MAX_DETAIL_CHARS ? `${text.slice(0, MAX_DETAIL_CHARS)}…` : text;
+}
 
 /** A chunk being built: the records between two checkpoints. */
 interface Chunk {
@@ -61,6 +85,18 @@ function newChunk(offset: number): Chunk {
     lines: 0,
     errorLines: [],
   };
+}
+
+/** The bytes of a block from its first line's start to its last line's end (oversize lines aside). */
+function ownedSpan(block: OwnedLines): Buffer {
+  let from = -1;
+  let to = -1;
+  for (let i = 0; i < block.count; i++) {
+    if (block.oversize[i]) continue;
+    if (from < 0) from = block.starts[i] as number;
+    to = block.ends[i] as number;
+  }
+  return from < 0 ? block.buf.subarray(0, 0) : block.buf.subarray(from, to);
 }
 
 /** Failed attempts so far: crashed/stalled (never ended) or errored; graceful hand-backs don't count. */
@@ -116,7 +152,7 @@ export class PartitionWorker {
             waitSeconds: this.options.receiveWaitSeconds ?? 2,
           });
         } catch (err) {
-          this.log.warn("receive failed; retrying", { error: describeError(err) });
+          this.log.warn("receive failed; retrying", { error: failureDetail(err) });
           await new Promise((r) => setTimeout(r, 500));
           continue;
         }
@@ -138,8 +174,9 @@ export class PartitionWorker {
     try {
       task = parseTask(msg.body);
     } catch (err) {
-      this.log.error("malformed task message; dead-lettering", { error: describeError(err) });
-      await this.deps.queue.deadLetter(msg.receipt, describeError(err)).catch(() => undefined);
+      const detail = failureDetail(err);
+      this.log.error("malformed task message; dead-lettering", { error: detail });
+      await this.deps.queue.deadLetter(msg.receipt, detail).catch(() => undefined);
       return;
     }
     this.options.onClaim?.({
@@ -153,7 +190,7 @@ export class PartitionWorker {
     } catch (err) {
       // Anything unexpected: hand the message back for another try later.
       this.log.error("task failed; handing it back", {
-        error: describeError(err),
+        error: failureDetail(err),
         jobId: task.jobId,
       });
       await this.deps.queue.changeVisibility(msg.receipt, 5).catch(() => undefined);
@@ -192,7 +229,7 @@ export class PartitionWorker {
         this.deps.queue.changeVisibility(msg.receipt, visibilitySeconds).catch((err: unknown) => {
           if (err instanceof LeaseLostError)
             onLost("the queue message was redelivered to another worker");
-          else this.log.warn("heartbeat failed", { error: describeError(err) });
+          else this.log.warn("heartbeat failed", { error: failureDetail(err) });
         });
         // A job that stopped (e.g. failed on its error threshold) needs no more scoring.
         if (jobId) {
@@ -281,7 +318,7 @@ export class PartitionWorker {
         await this.deleteQuietly(msg);
         return;
       }
-      const detail = describeError(err);
+      const detail = failureDetail(err);
       log.error("partition attempt failed", { error: detail });
       if (lease.value.state === "done") {
         // The finish was committed; what failed came after it (finalizing). Redelivery repeats that part.
@@ -364,6 +401,8 @@ export class PartitionWorker {
     const depth = this.options.pipelineDepth ?? 2;
     const layout = jobLayout(job);
     const maxLineBytes = this.options.maxLineBytes ?? 1024 * 1024;
+    const csv = job.input.format === "csv";
+    const csvSpans = createFieldSpans(Math.max(8, job.input.columns.length + 1));
 
     let chunk = newChunk(p0.offset);
     // The chunk's output rows, reused from chunk to chunk.
@@ -381,7 +420,11 @@ export class PartitionWorker {
     };
     const submit = async (): Promise<void> => {
       if (rows === 0) return;
-      pending.push({ scores: rt.scorer.score(features, rows), keys, rows });
+      const scores = rt.scorer.score(features, rows);
+      // If an earlier batch fails, the partition attempt ends without awaiting this
+      // one; its rejection must not surface as an unhandled rejection (a crash).
+      scores.catch(() => undefined);
+      pending.push({ scores, keys, rows });
       features = new Float32Array(batchSize * width);
       keys = new KeyBatch();
       rows = 0;
@@ -411,6 +454,9 @@ export class PartitionWorker {
       try {
         for await (const block of readOwnedLines(source, readOptions)) {
           const { buf, starts, ends, offsets, nextOffsets, oversize } = block;
+          // CSV fields are mostly read as bytes, never decoded: check the block's
+          // lines are UTF-8 in one native pass, and line by line only when not.
+          const checkLines = csv && !isUtf8(ownedSpan(block));
           for (let i = 0; i < block.count; i++) {
             chunk.lines++;
             chunk.next = nextOffsets[i] as number;
@@ -426,7 +472,14 @@ export class PartitionWorker {
               );
             } else if (e > s && !(e - s === 1 && buf[s] === 13)) {
               const keyMark = keys.length;
-              const reason = rt.featurizer.featurize(buf, s, e, features, rows * width, keys);
+              let reason =
+                (checkLines && describeInvalidUtf8(buf, s, e, job.input.columns, csvSpans)) ||
+                rt.featurizer.featurize(buf, s, e, features, rows * width, keys);
+              if (reason !== undefined && csv) {
+                // The featurizer stops at the first value it can't use; a shifted row says why better.
+                reason =
+                  csvFieldCountProblem(buf, s, e, job.input.columns.length, csvSpans) ?? reason;
+              }
               if (reason !== undefined) {
                 keys.truncate(keyMark);
                 this.badRecord(chunk, rt, offsets[i] as number, reason, buf.subarray(s, e));

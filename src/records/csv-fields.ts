@@ -505,6 +505,90 @@ export function decodeUtf8Strict(buf: Buffer, start: number, end: number): strin
 }
 
 /**
+ * Offset of the first byte of buf[start, end) that begins an ill-formed UTF-8
+ * sequence (Unicode Table 3-7: no overlongs, no surrogates, nothing past U+10FFFF,
+ * no truncated sequence), or -1 when the range is valid UTF-8.
+ */
+export function firstInvalidUtf8(buf: Buffer, start: number, end: number): number {
+  let i = start;
+  while (i < end) {
+    const b = buf[i] as number;
+    if (b < 0x80) {
+      i++;
+      continue;
+    }
+    let n: number;
+    let lo = 0x80;
+    let hi = 0xbf;
+    if (b >= 0xc2 && b <= 0xdf) n = 1;
+    else if (b >= 0xe0 && b <= 0xef) {
+      n = 2;
+      if (b === 0xe0) lo = 0xa0;
+      else if (b === 0xed) hi = 0x9f;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      n = 3;
+      if (b === 0xf0) lo = 0x90;
+      else if (b === 0xf4) hi = 0x8f;
+    } else return i;
+    if (i + n >= end) return i;
+    const second = buf[i + 1] as number;
+    if (second < lo || second > hi) return i;
+    for (let k = 2; k <= n; k++) {
+      const c = buf[i + k] as number;
+      if (c < 0x80 || c > 0xbf) return i;
+    }
+    i += n + 1;
+  }
+  return -1;
+}
+
+/**
+ * "expected N fields, got M" when the CSV line buf[start, end) splits cleanly into
+ * the wrong number of fields, else undefined. A record that is bad for another
+ * reason may be bad because its fields are shifted (a lost or extra delimiter);
+ * the field count is then the reason to report, not the first misplaced value.
+ */
+export function csvFieldCountProblem(
+  buf: Buffer,
+  start: number,
+  end: number,
+  expected: number,
+  spans: FieldSpans,
+): string | undefined {
+  if (splitCsvLine(buf, start, end, spans) !== "ok" || spans.count === expected) return undefined;
+  return `expected ${expected} fields, got ${spans.count}`;
+}
+
+/**
+ * Why the CSV line buf[start, end) is not valid UTF-8 (naming the column that holds
+ * the first bad byte when the line splits into `columns`), or undefined when it is.
+ * Every byte is checked, not only the fields a model reads: a line with a corrupt
+ * byte anywhere is a corrupt record, and a corrupt category value would otherwise
+ * score silently as "unknown".
+ */
+export function describeInvalidUtf8(
+  buf: Buffer,
+  start: number,
+  end: number,
+  columns: readonly string[],
+  spans: FieldSpans,
+): string | undefined {
+  const bad = firstInvalidUtf8(buf, start, end);
+  if (bad < 0) return undefined;
+  const byte = `0x${(buf[bad] as number).toString(16).padStart(2, "0")}`;
+  const where = `byte ${byte} at position ${bad - start + 1} of the line`;
+  if (splitCsvLine(buf, start, end, spans) === "ok") {
+    for (let f = 0; f < spans.count; f++) {
+      if (bad >= (spans.starts[f] as number) && bad < (spans.ends[f] as number)) {
+        const name = columns[f] ?? `#${f + 1}`;
+        return `invalid UTF-8 in column ${name} (${where})`;
+      }
+    }
+  }
+  return `invalid UTF-8 in line (${where})`;
+}
+
+/**
  * Decode one field span (from `splitCsvLine`) to a string: strict UTF-8, and `""`
  * unescaped when `kind` is 2. Throws BadRecordError "invalid UTF-8 in field".
  */

@@ -1,17 +1,18 @@
 import { createHash, randomBytes, randomInt } from "node:crypto";
-import type { BigIntStats, Dirent } from "node:fs";
+import { type BigIntStats, constants, type Dirent } from "node:fs";
 import {
   type FileHandle,
   link,
+  lstat,
   mkdir,
   open,
   readdir,
+  realpath,
   rename,
   rmdir,
-  stat,
   unlink,
 } from "node:fs/promises";
-import { dirname, join, resolve, sep } from "node:path";
+import { dirname, join, relative, resolve, sep } from "node:path";
 import { Readable } from "node:stream";
 import {
   InvalidArgumentError,
@@ -44,6 +45,8 @@ const INTERNAL_SEGMENT = /^\..*\.(?:tmp-[0-9a-f]{16}|lock(?:\.stale-[0-9a-f]{16}
 const MAX_SEGMENT_BYTES = 200;
 /** OCI's object name limit. */
 const MAX_NAME_BYTES = 1024;
+/** Open for reading without following a symbolic link in the last name segment. */
+const READ_NO_FOLLOW = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
 /** Read stream chunk size. */
 const READ_CHUNK_BYTES = 1024 * 1024;
 /** OCI's page size limit. */
@@ -179,12 +182,16 @@ async function syncDir(dir: string): Promise<void> {
  *
  * Limits of the local form: `contentType` and `metadata` are accepted and not
  * stored; a name can't be both an object and a "folder" of others (`a` and `a/b`);
- * names with empty, `.` or `..` segments are rejected.
+ * names with empty, `.` or `..` segments are rejected. Symbolic links are never
+ * followed: an object reached through one (a linked bucket, folder or file, which
+ * could point anywhere on the machine) is an UnsafePathError.
  */
 export class LocalObjectStore implements ObjectStore {
   /** Absolute root directory. */
   readonly root: string;
   private readonly lockOptions: FileLockOptions;
+  /** realpath of `root`, once it exists. */
+  private realRootPath: string | undefined;
 
   constructor(options: LocalObjectStoreOptions) {
     if (!options.root) throw new InvalidArgumentError("LocalObjectStore: root is required");
@@ -194,8 +201,10 @@ export class LocalObjectStore implements ObjectStore {
 
   /** Size and etag, or undefined when missing. */
   async head(bucket: string, name: string): Promise<ObjectInfo | undefined> {
-    const { path } = this.locate(bucket, name);
+    const located = this.locate(bucket, name);
+    const { path } = located;
     try {
+      await this.assertNoLinks(located, name);
       const st = await this.statFile(path);
       return st && infoOf(name, st);
     } catch (err) {
@@ -205,7 +214,8 @@ export class LocalObjectStore implements ObjectStore {
 
   /** Stream the object or `range` of it (clamped to its size); NotFoundError when missing. */
   async read(bucket: string, name: string, range?: ByteRange): Promise<Readable> {
-    const { path } = this.locate(bucket, name);
+    const located = this.locate(bucket, name);
+    const { path } = located;
     if (range !== undefined) {
       const { start, end } = range;
       if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
@@ -216,8 +226,10 @@ export class LocalObjectStore implements ObjectStore {
     }
     let fh: FileHandle;
     try {
-      fh = await open(path, "r");
+      await this.assertNoLinks(located, name);
+      fh = await open(path, READ_NO_FOLLOW);
     } catch (err) {
+      if (errno(err) === "ELOOP") throw this.linked(bucket, name);
       if (isMissing(err) || errno(err) === "EISDIR") {
         throw new NotFoundError(`object ${bucket}/${name} does not exist`, {
           details: { bucket, name },
@@ -256,7 +268,8 @@ export class LocalObjectStore implements ObjectStore {
     body: Buffer | string | Readable,
     options: PutOptions = {},
   ): Promise<{ etag: string }> {
-    const { dir, base, path } = this.locate(bucket, name);
+    const located = this.locate(bucket, name);
+    const { dir, base, path } = located;
     if (options.ifNoneMatch !== undefined && options.ifNoneMatch !== "*") {
       throw new InvalidArgumentError(`put ${bucket}/${name}: ifNoneMatch only supports "*"`);
     }
@@ -264,10 +277,18 @@ export class LocalObjectStore implements ObjectStore {
       throw new InvalidArgumentError(`put ${bucket}/${name}: ifMatch and ifNoneMatch both given`);
     }
     const context = `put ${bucket}/${name}`;
+    try {
+      await this.assertNoLinks(located, name);
+    } catch (err) {
+      throw mapFsError(err, context);
+    }
     // Fail fast before streaming a body that can't be stored; the checks that
     // decide are the atomic ones below.
     if (options.ifNoneMatch === "*" || options.ifMatch !== undefined) {
-      const current = await this.statFile(path).catch(() => undefined);
+      const current = await this.statFile(path).catch((err: unknown) => {
+        if (err instanceof UnsafePathError) throw err;
+        return undefined;
+      });
       if (options.ifNoneMatch === "*" && current) {
         throw new PreconditionFailedError(
           `put ${bucket}/${name}: object already exists (ifNoneMatch "*")`,
@@ -356,7 +377,9 @@ export class LocalObjectStore implements ObjectStore {
     const objects: ObjectInfo[] = [];
     let nextStart: string | undefined;
     try {
-      for await (const [name, path] of this.walk(join(bucketDir, folder), folder, prefix, start)) {
+      const folderDir = join(bucketDir, folder);
+      await this.assertNoLinks({ bucketDir, dir: folderDir }, prefix);
+      for await (const [name, path] of this.walk(folderDir, folder, prefix, start)) {
         let st: BigIntStats | undefined;
         try {
           st = await this.statFile(path);
@@ -378,8 +401,10 @@ export class LocalObjectStore implements ObjectStore {
 
   /** Delete (missing is fine), then remove folders it left empty. */
   async delete(bucket: string, name: string): Promise<void> {
-    const { bucketDir, dir, base, path } = this.locate(bucket, name);
+    const located = this.locate(bucket, name);
+    const { bucketDir, dir, base, path } = located;
     try {
+      await this.assertNoLinks(located, name);
       await withFileLock(
         join(dir, `.${base}.lock`),
         async () => {
@@ -482,10 +507,67 @@ export class LocalObjectStore implements ObjectStore {
       .every((s) => s !== "" && s !== "." && s !== ".." && !INTERNAL_SEGMENT.test(s));
   }
 
-  /** Stats of a regular file, or undefined when missing or not a file. */
+  /**
+   * Refuse to reach `located` through a symbolic link: the deepest folder on its
+   * way that exists must resolve to exactly where its name says, below the real
+   * root. (The last name segment is guarded where it is opened: O_NOFOLLOW, lstat.)
+   */
+  private async assertNoLinks(
+    located: Pick<Located, "bucketDir" | "dir">,
+    name: string,
+  ): Promise<void> {
+    const realRoot = await this.realRoot();
+    if (realRoot === undefined) return; // nothing exists yet, so no link either
+    let lexical = located.dir;
+    for (;;) {
+      const expected =
+        lexical === this.root ? realRoot : join(realRoot, relative(this.root, lexical));
+      let real: string;
+      try {
+        real = await realpath(lexical);
+      } catch (err) {
+        if (isMissing(err) && lexical !== this.root) {
+          // Missing, or a link to nowhere: a folder created through it would land outside.
+          const st = await lstat(lexical).catch(() => undefined);
+          if (st?.isSymbolicLink()) break;
+          lexical = dirname(lexical);
+          continue;
+        }
+        if (errno(err) === "ELOOP") break;
+        throw err;
+      }
+      if (real === expected) return;
+      break;
+    }
+    throw this.linked(relative(this.root, located.bucketDir), name);
+  }
+
+  private linked(bucket: string, name: string): UnsafePathError {
+    return new UnsafePathError(
+      `unsafe object name ${JSON.stringify(name)} in bucket ${JSON.stringify(bucket)}: it is reached through a symbolic link, which the local store does not follow (it could point outside the bucket)`,
+      { details: { bucket, name } },
+    );
+  }
+
+  private async realRoot(): Promise<string | undefined> {
+    if (this.realRootPath !== undefined) return this.realRootPath;
+    try {
+      this.realRootPath = await realpath(this.root);
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+    return this.realRootPath;
+  }
+
+  /** Stats of a regular file, or undefined when missing or not a file; a symlink is unsafe. */
   private async statFile(path: string): Promise<BigIntStats | undefined> {
     try {
-      const st = await stat(path, { bigint: true });
+      const st = await lstat(path, { bigint: true });
+      if (st.isSymbolicLink()) {
+        const rel = relative(this.root, path).split(sep);
+        throw this.linked(rel[0] ?? "", rel.slice(1).join("/"));
+      }
       return st.isFile() ? st : undefined;
     } catch (err) {
       if (isMissing(err)) return undefined;
