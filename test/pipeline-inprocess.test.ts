@@ -486,6 +486,41 @@ describe("verify", () => {
   });
 });
 
+describe("model descriptor changed under a running job", () => {
+  it("refuses to score with a changed imputation (the descriptor is part of the model's identity)", async () => {
+    const p = freshPipeline();
+    try {
+      const d = JSON.parse(await readFile(descriptor, "utf8")) as {
+        features: { missing?: number }[];
+        onnx: string;
+      };
+      const dir = path.join(root.dir, "edited-model");
+      await mkdir(dir, { recursive: true });
+      const own = path.join(dir, "descriptor.json");
+      const base = { ...d, onnx: path.join(path.dirname(descriptor), d.onnx) };
+      await writeFile(own, JSON.stringify(base));
+      await uploadFile(p, "input", "e.csv", await customerCsv(root.dir, 600, 123));
+      const { jobId } = await splitJob(
+        p,
+        spec("e.csv", { maxAttempts: 1, model: { descriptor: own } }),
+      );
+      const created = (await p.checkpoints.getJob(jobId))?.value;
+      assert.match(created?.model.descriptorSha256 ?? "", /^[0-9a-f]{64}$/);
+      // Same ONNX bytes, a different imputation value: scores would change.
+      const edited = structuredClone(base);
+      const first = edited.features[0];
+      if (first) first.missing = (first.missing ?? 0) + 10;
+      await writeFile(own, JSON.stringify(edited));
+      await worker(p, "w0").run({ untilIdle: true });
+      const row = (await p.checkpoints.getPartition(jobId, 0))?.value;
+      assert.match(row?.lastError ?? "", /descriptor .* changed since job .* was created/);
+      assert.equal(row?.records, 0, "nothing scored with the edited descriptor");
+    } finally {
+      p.close();
+    }
+  });
+});
+
 describe("input changed under a running job", () => {
   it("refuses to score a new version of the input into the old job", async () => {
     const p = freshPipeline();

@@ -20,6 +20,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import completionSchema from "../events/schemas/completion-event.schema.json" with { type: "json" };
+import { main as cliMain } from "../src/cli/main.ts";
 import { ModelError, NotFoundError, PipelineError } from "../src/core/errors.ts";
 import type { JobSpecInput } from "../src/core/job-spec.ts";
 import { silentLogger } from "../src/core/log.ts";
@@ -747,15 +748,15 @@ describe("poison partitions", () => {
     assert.ok(partial.ok, JSON.stringify(partial.checks));
     assert.equal(partial.scored + partial.inFailedPartitions, records);
 
-    // The fix: the real worker. `rerun --failed`, then drive the same job (as the CLI does).
+    // The fix: the real worker. `batch-infer rerun JOB --failed` puts the partition back and
+    // drives the same job, by id, to completion.
+    const code = await cliMain(["rerun", job.jobId, "--failed", "--data-dir", dataDir]);
+    assert.equal(code, 0, "rerun --failed completes the job");
     const p = openLocalPipeline(dataDir, { log: silentLogger });
-    try {
-      assert.deepEqual((await rerunFailedPartitions(p, job.jobId)).partitions, [bad]);
-    } finally {
-      p.close();
-    }
-    const rerun = await runJob({ dataDir, inputFile: input, descriptor, spec: jobSpec });
-    assert.equal(rerun.job.jobId, job.jobId);
+    const rerunJob = (await p.checkpoints.getJob(job.jobId))?.value;
+    p.close();
+    assert.ok(rerunJob);
+    const rerun = { job: rerunJob };
     assert.equal(rerun.job.state, "completed", rerun.job.error);
     assert.equal(rerun.job.runAttempt, 2);
     const second = await finished(dataDir, rerun.job);

@@ -20,7 +20,12 @@ import { rerunFailedPartitions } from "../pipeline/rerun.ts";
 import { splitJob } from "../pipeline/splitter.ts";
 import { verifyJob } from "../pipeline/verify.ts";
 import { backendFromEnv, type OpenPipeline, openPipelineFromEnv } from "../runner/backend.ts";
-import { type JobProgress, runLocalJob, summarize } from "../runner/local-runner.ts";
+import {
+  type JobProgress,
+  resumeLocalJob,
+  runLocalJob,
+  summarize,
+} from "../runner/local-runner.ts";
 import { localPaths, openLocalPipeline } from "../runner/local-stores.ts";
 import { parseCount, parseFraction, parsePositiveInt, parseSize } from "./args.ts";
 import { compactNumber, createProgressReporter, duration, progressLine } from "./progress.ts";
@@ -416,22 +421,14 @@ async function cmdRerun(v: Values, jobId: string | undefined): Promise<number> {
     out("  re-enqueued on OCI Queue: the workers on OKE pick them up (the scaler sizes the pool)");
     return 0;
   }
-  // Drive the same job to completion with the local pool: `run` resumes the existing job.
+  // Drive this job, by id, to completion with the local pool (its input and model are the job's).
   const log = createLogger({ level: (v["log-level"] as LogLevel | undefined) ?? "warn" });
-  const p = openLocalPipeline(dataDir);
-  const row = await p.checkpoints.getJob(jobId);
-  p.close();
-  if (!row) throw new NotFoundError(`job ${jobId} vanished`);
-  const input = objectPath(dataDir, row.value.input.bucket, row.value.input.object);
   const reporter = createProgressReporter(process.stderr);
-  const spec = row.value.spec;
-  const result = await runLocalJob({
+  const result = await resumeLocalJob({
     dataDir,
-    inputFile: input,
-    inputBucket: row.value.input.bucket,
-    descriptor: spec.model.descriptor,
+    jobId,
     workers: parsePositiveInt("workers", v.workers) ?? 2,
-    spec: { ...spec, output: spec.output },
+    intraOpThreads: parsePositiveInt("threads", v.threads) ?? 1,
     log,
     onProgress: (pr) => reporter.update(pr),
   });

@@ -29,6 +29,7 @@ export function deriveJobId(parts: {
   object: string;
   etag: string;
   modelSha256: string;
+  descriptorSha256?: string;
   spec: unknown;
 }): string {
   return `job-${sha256Hex(canonicalJson(parts)).slice(0, 24)}`;

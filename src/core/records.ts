@@ -143,6 +143,12 @@ export interface ModelIdentity {
   descriptor: string;
   /** sha256 of the ONNX file. */
   sha256: string;
+  /**
+   * sha256 of the parsed descriptor (canonical JSON): features, imputation and
+   * outputs change the scores as much as the weights do. Absent on jobs created
+   * before it was recorded.
+   */
+  descriptorSha256?: string;
 }
 
 /** Identity of the input object the job was created from. */

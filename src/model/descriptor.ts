@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { ModelError } from "../core/errors.ts";
-import { sha256Hex } from "../core/ids.ts";
+import { canonicalJson, sha256Hex } from "../core/ids.ts";
 import type { ModelIdentity } from "../core/records.ts";
 import { compileValidator } from "../core/schema.ts";
 import descriptorSchema from "./descriptor.schema.json" with { type: "json" };
@@ -99,8 +99,11 @@ export async function loadModel(descriptorPath: string): Promise<LoadedModel> {
   try {
     raw = JSON.parse(text);
   } catch (err) {
+    // Not the parser's message: it quotes the file's content, which a caller
+    // naming an arbitrary file (fn invoke with a spec) must not get back.
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
     throw new ModelError(
-      `model descriptor ${descriptorPath} is not valid JSON: ${(err as Error).message}`,
+      `model descriptor ${descriptorPath} is not valid JSON${at ? ` (at byte ${at})` : ""}`,
     );
   }
   const descriptor = parseDescriptor(raw);
@@ -125,6 +128,7 @@ export async function loadModel(descriptorPath: string): Promise<LoadedModel> {
       version: descriptor.version,
       descriptor: descriptorPath,
       sha256: sha256Hex(onnxBytes),
+      descriptorSha256: sha256Hex(canonicalJson(descriptor)),
     },
   };
 }

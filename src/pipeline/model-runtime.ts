@@ -42,7 +42,7 @@ export class ModelRuntimeCache {
 
   /** The runtime for a job; throws ModelError if the model changed since the job was created. */
   async forJob(job: JobRecord): Promise<JobRuntime> {
-    const key = `${job.model.descriptor}#${job.model.sha256}`;
+    const key = `${job.model.descriptor}#${job.model.sha256}#${job.model.descriptorSha256 ?? ""}`;
     let entry = this.scorers.get(key);
     if (!entry) {
       entry = (async () => {
@@ -50,6 +50,12 @@ export class ModelRuntimeCache {
         if (model.identity.sha256 !== job.model.sha256) {
           throw new ModelError(
             `model ${model.onnxPath} changed since job ${job.jobId} was created (sha256 ${model.identity.sha256.slice(0, 12)} != ${job.model.sha256.slice(0, 12)}): restore it or start a new job`,
+          );
+        }
+        const want = job.model.descriptorSha256;
+        if (want !== undefined && model.identity.descriptorSha256 !== want) {
+          throw new ModelError(
+            `model descriptor ${model.descriptorPath} changed since job ${job.jobId} was created (features, imputation or outputs differ): restore it or start a new job`,
           );
         }
         return { model, scorer: await createScorer(model, this.scorerOptions) };

@@ -109,6 +109,9 @@ export async function splitJob(deps: SplitterDeps, rawSpec: unknown): Promise<Sp
     object: input.object,
     etag: input.etag,
     modelSha256: model.identity.sha256,
+    ...(model.identity.descriptorSha256
+      ? { descriptorSha256: model.identity.descriptorSha256 }
+      : {}),
     spec,
   });
   const keyNames = keyColumns.length > 0 ? keyColumns : ["_offset"];

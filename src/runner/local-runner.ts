@@ -144,7 +144,6 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
   const pipeline = openLocalPipeline(options.dataDir, { log: options.log });
   const bucket = options.inputBucket ?? "input";
   const objectName = path.basename(options.inputFile);
-  let pool: ProcessPool | undefined;
   try {
     const { etag } = await uploadFile(pipeline, bucket, objectName, options.inputFile);
     const event = objectCreatedEvent({
@@ -170,7 +169,31 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
         model: { descriptor: path.resolve(options.descriptor) },
       },
     );
-    const jobId = split.jobId;
+    const driven = await driveLocalJob(pipeline, split.jobId, options);
+    return { split, ...driven };
+  } finally {
+    pipeline.close();
+  }
+}
+
+/** What driving a job needs (the run options without the input). */
+export type DriveOptions = Omit<
+  LocalRunOptions,
+  "inputFile" | "inputBucket" | "descriptor" | "spec"
+>;
+
+/**
+ * Drive an existing job to a terminal state with a scaled pool of worker
+ * processes: what `run` does after the split, and what `rerun --failed` does
+ * with the job it put back in play (by id: the input and model are the job's).
+ */
+export async function driveLocalJob(
+  pipeline: LocalPipeline,
+  jobId: string,
+  options: DriveOptions,
+): Promise<Omit<LocalRunResult, "split">> {
+  let pool: ProcessPool | undefined;
+  try {
     const policy: ScalingPolicy = {
       ...DEFAULT_POLICY,
       maxReplicas: Math.max(1, options.workers),
@@ -234,9 +257,20 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
     }
     await pool.close();
     const job = (await pipeline.checkpoints.getJob(jobId))?.value as JobRecord;
-    return { split, job, interrupted, progress: progress as JobProgress };
+    return { job, interrupted, progress: progress as JobProgress };
   } finally {
     await pool?.close();
+  }
+}
+
+/** Drive the job `jobId` in `dataDir` (see {@link driveLocalJob}). */
+export async function resumeLocalJob(
+  options: DriveOptions & { jobId: string },
+): Promise<Omit<LocalRunResult, "split">> {
+  const pipeline = openLocalPipeline(options.dataDir, { log: options.log });
+  try {
+    return await driveLocalJob(pipeline, options.jobId, options);
+  } finally {
     pipeline.close();
   }
 }
