@@ -312,7 +312,7 @@ async function cmdStatus(v: Values, jobId: string | undefined): Promise<number> 
         `no job ${jobId} in ${path.resolve(v["data-dir"] ?? ".batch-infer")}: list jobs with \`batch-infer jobs\``,
       );
     const job = row.value;
-    const parts = (await p.checkpoints.listPartitions(jobId)).map((x) => x.value);
+    const parts = await p.checkpoints.readPartitions(jobId);
     const created = Date.parse(job.createdAt);
     const end = TERMINAL_JOB_STATES.includes(job.state) ? Date.parse(job.updatedAt) : Date.now();
     const prog = summarize(job, parts, created, end, 0);

@@ -281,7 +281,7 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
   }
   if (job.state !== "merging") return job;
 
-  const partitions = (await deps.checkpoints.listPartitions(jobId)).map((p) => p.value);
+  const partitions = await deps.checkpoints.readPartitions(jobId);
   const layout = jobLayout(job);
   const { status, message, errorCode } = decideStatus(job, partitions);
   const records = partitions.reduce((n, p) => n + p.records, 0);

@@ -689,11 +689,11 @@ export class PartitionWorker {
    * finish whose worker died before deleting its message, so resend the merge.
    */
   private async finalizeIfLast(job: JobRecord, redelivered: boolean): Promise<void> {
-    const parts = await this.deps.checkpoints.listPartitions(job.jobId);
-    const errors = parts.reduce((n, p) => n + p.value.errors, 0);
+    const parts = await this.deps.checkpoints.readPartitions(job.jobId);
+    const errors = parts.reduce((n, p) => n + p.errors, 0);
     const maxCount = job.spec.errorThreshold.maxCount;
     const overThreshold = maxCount !== undefined && errors > maxCount;
-    const allTerminal = parts.every((p) => p.value.state === "done" || p.value.state === "failed");
+    const allTerminal = parts.every((p) => p.state === "done" || p.state === "failed");
     if (!allTerminal && !overThreshold) return;
     for (;;) {
       const row = await this.deps.checkpoints.getJob(job.jobId);

@@ -33,4 +33,11 @@ export interface CheckpointStore {
   ): Promise<Versioned<PartitionRecord>>;
   /** All partitions of a job, by index. */
   listPartitions(jobId: string): Promise<Versioned<PartitionRecord>[]>;
+  /**
+   * All partitions of a job, by index, without versions: a consistent-enough
+   * snapshot for progress and completion checks, which run on every partition
+   * completion. One query on NoSQL, where `listPartitions` must also read each
+   * row for its etag.
+   */
+  readPartitions(jobId: string): Promise<PartitionRecord[]>;
 }

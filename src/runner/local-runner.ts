@@ -228,7 +228,7 @@ export async function driveLocalJob(
       }
       const row = await pipeline.checkpoints.getJob(jobId);
       if (!row) throw new NotFoundError(`job ${jobId} vanished from the checkpoint store`);
-      const parts = (await pipeline.checkpoints.listPartitions(jobId)).map((p) => p.value);
+      const parts = await pipeline.checkpoints.readPartitions(jobId);
       startRecords ??= parts.reduce((n, p) => n + p.records + p.errors, 0);
       progress = {
         ...summarize(row.value, parts, startedAt, Date.now(), startRecords),

@@ -216,6 +216,17 @@ export function checkpointStoreConformance(
         assert.ok(rows.every((r) => r.value.jobId === jobId && typeof r.version === "string"));
         assert.deepEqual(await store.listPartitions(`${jobId}-none`), []);
         assert.equal(await store.getPartition(jobId, 3), undefined);
+        // The unversioned snapshot holds the same rows, including the latest update.
+        const first = rows[0];
+        assert.ok(first);
+        await store.updatePartition({ ...first.value, offset: 99, records: 7 }, first.version);
+        const snapshot = await store.readPartitions(jobId);
+        assert.deepEqual(
+          snapshot,
+          (await store.listPartitions(jobId)).map((r) => r.value),
+        );
+        assert.equal(snapshot[0]?.records, 7);
+        assert.deepEqual(await store.readPartitions(`${jobId}-none`), []);
       }),
     );
 

@@ -289,6 +289,7 @@ export class FaultInjector {
       createPartitions: (parts) => inner.createPartitions(parts),
       getPartition: (id, index) => inner.getPartition(id, index),
       listPartitions: (id) => inner.listPartitions(id),
+      readPartitions: (id) => inner.readPartitions(id),
       updateJob: (id, value, version) =>
         write(`update of job ${id} to ${value.state}`, () => inner.updateJob(id, value, version)),
       updatePartition: (value, version) =>

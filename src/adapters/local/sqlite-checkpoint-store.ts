@@ -221,6 +221,10 @@ export class SqliteCheckpointStore implements CheckpointStore {
   }
 
   /** All partitions of a job, by index. */
+  async readPartitions(jobId: string): Promise<PartitionRecord[]> {
+    return (await this.listPartitions(jobId)).map((r) => r.value);
+  }
+
   async listPartitions(jobId: string): Promise<Versioned<PartitionRecord>[]> {
     checkJobId(jobId, "listPartitions");
     return guarded(`listing partitions of ${jobId}`, () =>

@@ -317,6 +317,26 @@ export class NosqlCheckpointStore implements CheckpointStore {
     return rows.filter((r): r is Versioned<PartitionRecord> => r !== undefined);
   }
 
+  async readPartitions(jobId: string): Promise<PartitionRecord[]> {
+    checkJobId(jobId, "readPartitions");
+    const what = `reading partitions of job ${jobId}`;
+    const rows: PartitionRecord[] = [];
+    for await (const item of this.query(
+      `DECLARE $jobId STRING; SELECT p.idx, p.record FROM ${this.partitionsTable} p WHERE p.jobId = $jobId`,
+      { $jobId: jobId },
+      what,
+    )) {
+      const record = item.record;
+      if (!record || typeof record !== "object") {
+        throw new StoreUnavailableError(`${what}: a row has no record column`, {
+          retryable: false,
+        });
+      }
+      rows.push(record as unknown as PartitionRecord);
+    }
+    return rows.sort((a, b) => a.index - b.index);
+  }
+
   // ---- internals ------------------------------------------------------------------
 
   private jobKey(jobId: string): string[] {
