@@ -11,6 +11,7 @@ import { resolveJobSpec } from "../src/core/job-spec.ts";
 import { compileValidator } from "../src/core/schema.ts";
 import { parseObjectEvent } from "../src/pipeline/events.ts";
 import { parseTask } from "../src/pipeline/messages.ts";
+import { validateRequest } from "../src/pipeline/requests.ts";
 
 const dir = path.join(import.meta.dirname, "..", "events", "examples");
 const load = (name: string): unknown => JSON.parse(readFileSync(path.join(dir, name), "utf8"));
@@ -57,12 +58,16 @@ describe("events/examples", () => {
     });
   });
 
-  it("function bodies have the shapes the handlers accept", () => {
+  it("function bodies validate against events/schemas/function-requests.schema.json", () => {
+    assert.ok(validateRequest.manualSpec(load("fn-invoke-job-spec.json")).spec);
     assert.match(
-      (load("fn-invoke-rerun-failed.json") as { rerunFailed: string }).rerunFailed,
-      /^job-[0-9a-f]{24}$/,
+      validateRequest.rerunFailed(load("fn-invoke-rerun-failed.json")).rerunFailed,
+      /^job-/,
     );
-    assert.match((load("fn-invoke-merge.json") as { jobId: string }).jobId, /^job-[0-9a-f]{24}$/);
-    assert.equal((load("fn-invoke-scaler-dry-run.json") as { dryRun: boolean }).dryRun, true);
+    assert.match(validateRequest.merge(load("fn-invoke-merge.json")).jobId, /^job-/);
+    assert.equal(validateRequest.scale(load("fn-invoke-scaler-dry-run.json"))?.dryRun, true);
+    assert.throws(() => validateRequest.merge({ jobId: "job-1", extra: 1 }), {
+      code: "INVALID_EVENT",
+    });
   });
 });

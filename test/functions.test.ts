@@ -62,7 +62,10 @@ describe("function handlers", () => {
         errors: 0,
       });
       assert.deepEqual(await merge({ jobId: first.jobId }), answer);
-      await assert.rejects(merge({ jobId: "../../x" }), /expected \{"jobId"/);
+      await assert.rejects(
+        merge({ jobId: "../../x" }),
+        /merge request invalid at \/jobId: must match pattern/,
+      );
     } finally {
       p.close();
     }

@@ -202,7 +202,9 @@ describe("functions on the OCI backend over the Fn contract", () => {
 
   it("merger: rejects bad input, NOT_FOUND for an unknown job", async () => {
     const sock = await startFunction("merger");
-    assert.equal(rejection((await fnCall(sock, { jobId: "nope" })).json).code, "INVALID_ARGUMENT");
+    const bad = rejection((await fnCall(sock, { jobId: "nope" })).json);
+    assert.equal(bad.code, "INVALID_EVENT");
+    assert.equal(bad.schemaPath, "#/$defs/jobId/pattern");
     assert.equal(
       rejection((await fnCall(sock, { jobId: "job-0123456789abcdef01234567" })).json).code,
       "NOT_FOUND",
@@ -219,6 +221,9 @@ describe("functions on the OCI backend over the Fn contract", () => {
       BATCH_INFER_SCALING: JSON.stringify({ maxReplicas: 5 }),
     });
     const stats = await oci.queue.stats();
+    const badFlag = rejection((await fnCall(sock, { dryRun: "yes" })).json);
+    assert.equal(badFlag.schemaPath, "#/$defs/scale/properties/dryRun/type");
+    assert.equal(kube.history.length, 0, "a rejected request changes nothing");
     const dry = await fnCall(sock, { dryRun: true });
     assert.equal(dry.status, 200, JSON.stringify(dry.json));
     assert.equal(dry.json.dryRun, true);

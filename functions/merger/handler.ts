@@ -1,6 +1,7 @@
-import { InvalidArgumentError, NotFoundError } from "../../src/core/errors.ts";
+import { NotFoundError } from "../../src/core/errors.ts";
 import type { PipelineDeps } from "../../src/pipeline/deps.ts";
 import { mergeJob } from "../../src/pipeline/merger.ts";
+import { validateRequest } from "../../src/pipeline/requests.ts";
 
 /**
  * The merger function's handler: merge a job whose partitions are all done and
@@ -10,10 +11,7 @@ export function createMergerHandler(deps: PipelineDeps) {
   return async (
     input: unknown,
   ): Promise<{ jobId: string; state: string; records?: number; errors?: number }> => {
-    const jobId = (input as { jobId?: unknown } | null)?.jobId;
-    if (typeof jobId !== "string" || !/^job-[0-9a-f]{24}$/.test(jobId)) {
-      throw new InvalidArgumentError('expected {"jobId": "job-<24 hex>"}');
-    }
+    const { jobId } = validateRequest.merge(input);
     const job = await mergeJob(deps, jobId);
     if (!job) throw new NotFoundError(`no job ${jobId}`);
     return {

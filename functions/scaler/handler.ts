@@ -1,4 +1,5 @@
 import type { Logger } from "../../src/core/log.ts";
+import { validateRequest } from "../../src/pipeline/requests.ts";
 import {
   decideReplicas,
   type ScalingDecision,
@@ -35,7 +36,7 @@ export interface ScalerAnswer extends ScalingDecision {
  */
 export function createScalerHandler(deps: ScalerDeps, policy: ScalingPolicy) {
   return async (input: unknown): Promise<ScalerAnswer> => {
-    const dryRun = Boolean((input as { dryRun?: unknown } | null)?.dryRun);
+    const dryRun = validateRequest.scale(input ?? null)?.dryRun === true;
     const stats = await deps.queue.stats();
     const previous = await deps.target.current();
     const lastActiveAt = await deps.state.get();

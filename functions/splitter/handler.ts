@@ -2,6 +2,7 @@ import { InvalidArgumentError, PipelineError } from "../../src/core/errors.ts";
 import type { JobSpecInput } from "../../src/core/job-spec.ts";
 import type { PipelineDeps } from "../../src/pipeline/deps.ts";
 import { parseObjectEvent } from "../../src/pipeline/events.ts";
+import { validateRequest } from "../../src/pipeline/requests.ts";
 import { rerunFailedPartitions } from "../../src/pipeline/rerun.ts";
 import {
   type SplitResult,
@@ -56,12 +57,14 @@ export function createSplitterHandler(deps: SplitterDeps & PipelineDeps, config:
         const { event: _event, ...result } = await splitFromEvent(deps, input, config.defaults);
         return { action: "split", ...result };
       }
-      if (body.spec && typeof body.spec === "object") {
-        return { action: "split", ...(await splitJob(deps, { ...config.defaults, ...body.spec })) };
+      if ("spec" in body) {
+        const { spec } = validateRequest.manualSpec(input);
+        return { action: "split", ...(await splitJob(deps, { ...config.defaults, ...spec })) };
       }
-      if (typeof body.rerunFailed === "string") {
-        const { partitions } = await rerunFailedPartitions(deps, body.rerunFailed);
-        return { action: "rerun-failed", jobId: body.rerunFailed, partitions };
+      if ("rerunFailed" in body) {
+        const { rerunFailed: jobId } = validateRequest.rerunFailed(input);
+        const { partitions } = await rerunFailedPartitions(deps, jobId);
+        return { action: "rerun-failed", jobId, partitions };
       }
     }
     throw new InvalidArgumentError(
