@@ -1,5 +1,5 @@
 /**
- * The Fn entry point (bundled to dist/functions.js): one image serves every
+ * The Fn entry point (bundled to dist/functions.cjs): one image serves every
  * function, and the `BATCH_INFER_FUNCTION` config key picks the handler. This
  * file only wires dependencies and calls `fdk.handle`; the handlers are built
  * from injected deps in functions/<name>/handler.ts.

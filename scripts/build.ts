@@ -1,39 +1,62 @@
 /**
- * Bundle the CLI, the worker and the function handlers with esbuild into dist/.
- * Native modules (onnxruntime-node, better-sqlite3) and the OCI SDK stay
- * external: they ship in node_modules next to the bundle.
+ * Bundle the CLI, the worker and the functions with esbuild into dist/.
+ * Native modules (onnxruntime-node, better-sqlite3), the FDK and the OCI SDK
+ * stay external: they ship in node_modules next to the bundle.
+ *
+ * - dist/functions.cjs: every function in ONE file (the image's entrypoint;
+ *   BATCH_INFER_FUNCTION picks the handler). CommonJS on purpose: esbuild keeps
+ *   a lazily imported module's `require("oci-…")` inside it, so the SDK loads
+ *   on the first call that needs it, not at start (an ESM bundle would hoist
+ *   every external import to the top and load the whole SDK at cold start).
+ * - dist/cli.js, dist/worker.js: ESM (the worker awaits at top level), with the
+ *   backends split into chunks loaded on demand.
  */
-import { stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
+import path from "node:path";
 import { build } from "esbuild";
 
-const entries: Record<string, string> = {
-  cli: "src/cli/main.ts",
-  worker: "src/runner/worker-main.ts",
-  functions: "functions/fn-entry.ts",
-};
-
+const external = ["onnxruntime-node", "better-sqlite3", "@fnproject/fdk", "oci-*"];
 const started = Date.now();
-await build({
-  entryPoints: entries,
-  outdir: "dist",
-  bundle: true,
-  platform: "node",
-  target: "node20",
-  format: "esm",
-  // Backends load on demand (dynamic import): splitting puts each in its own
-  // chunk, so the embedded default never loads the oci-sdk and vice versa.
-  splitting: true,
-  chunkNames: "chunks/[name]-[hash]",
-  sourcemap: true,
-  external: ["onnxruntime-node", "better-sqlite3", "@fnproject/fdk", "oci-*"],
-  // ESM bundles still meet CommonJS dependencies (ajv): give them a require.
-  banner: {
-    js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-  },
-  logLevel: "warning",
-});
-for (const name of Object.keys(entries)) {
-  const { size } = await stat(`dist/${name}.js`);
-  console.log(`dist/${name}.js  ${(size / 1024).toFixed(0)} KiB`);
+await Promise.all([
+  build({
+    entryPoints: { functions: "functions/fn-entry.ts" },
+    outdir: "dist",
+    outExtension: { ".js": ".cjs" },
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "cjs",
+    sourcemap: true,
+    external,
+    // CommonJS has no import.meta: give modules that use it this file's URL.
+    define: { "import.meta.url": "__bundle_url" },
+    banner: { js: "const __bundle_url = require('node:url').pathToFileURL(__filename).href;" },
+    logLevel: "warning",
+  }),
+  build({
+    entryPoints: { cli: "src/cli/main.ts", worker: "src/runner/worker-main.ts" },
+    outdir: "dist",
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "esm",
+    // Backends load on demand (dynamic import): splitting puts each in its own
+    // chunk, so the embedded default never loads the oci-sdk and vice versa.
+    splitting: true,
+    chunkNames: "chunks/[name]-[hash]",
+    sourcemap: true,
+    external,
+    // ESM bundles still meet CommonJS dependencies (ajv): give them a require.
+    banner: {
+      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+    },
+    logLevel: "warning",
+  }),
+]);
+for (const name of ["functions.cjs", "cli.js", "worker.js"]) {
+  const { size } = await stat(path.join("dist", name));
+  console.log(`dist/${name}  ${(size / 1024).toFixed(0)} KiB`);
 }
+const chunks = await readdir("dist/chunks").catch(() => []);
+console.log(`dist/chunks/  ${chunks.filter((c) => c.endsWith(".js")).length} chunks (cli, worker)`);
 console.log(`built in ${Date.now() - started} ms`);

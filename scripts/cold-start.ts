@@ -27,7 +27,7 @@ function sizes(dir: string, prefix = ""): [string, number][] {
   for (const name of readdirSync(dir)) {
     const full = path.join(dir, name);
     if (statSync(full).isDirectory()) out.push(...sizes(full, `${prefix}${name}/`));
-    else if (name.endsWith(".js")) out.push([`${prefix}${name}`, statSync(full).size]);
+    else if (/\.c?js$/.test(name)) out.push([`${prefix}${name}`, statSync(full).size]);
   }
   return out;
 }
@@ -50,7 +50,7 @@ async function measure(
   const sock = path.join(work, `${fn}-${Math.random().toString(16).slice(2)}`, "lsnr.sock");
   mkdirSync(path.dirname(sock), { recursive: true });
   const t0 = performance.now();
-  const child = spawn(process.execPath, ["dist/functions.js"], {
+  const child = spawn(process.execPath, ["dist/functions.cjs"], {
     env: {
       ...process.env,
       ...env,

@@ -1058,9 +1058,9 @@ export function buildPlan(ctx: PlanContext): Step[] {
     title:
       "Images: one function image for all functions, and the GPU worker image (docker login to OCIR first)",
     actions: [
-      run("Bundle dist/functions.js and dist/worker.js with esbuild", sh`npm run build`),
+      run("Bundle dist/functions.cjs and dist/worker.js with esbuild", sh`npm run build`),
       run(
-        "Build the function image from func.yaml (runtime node, entrypoint dist/functions.js)",
+        "Build the function image from func.yaml (runtime node, entrypoint dist/functions.cjs)",
         sh`fn --registry ${registry} build`,
       ),
       run(

@@ -12,7 +12,7 @@ describe("func.yaml", () => {
     const yaml = readFileSync("func.yaml", "utf8");
     assert.match(yaml, /^schema_version: 20180708$/m);
     assert.match(yaml, /^runtime: node$/m);
-    assert.match(yaml, /^entrypoint: node dist\/functions\.js$/m);
+    assert.match(yaml, /^entrypoint: node dist\/functions\.cjs$/m);
     assert.match(readFileSync("scripts/build.ts", "utf8"), /functions: "functions\/fn-entry\.ts"/);
     assert.match(yaml, /^ {2}BATCH_INFER_FUNCTION: (splitter|merger)$/m);
   });

@@ -32,12 +32,12 @@ after(async () => {
   await root.cleanup();
 });
 
-/** Start dist/functions.js as Fn would; resolves once its socket is up. */
+/** Start dist/functions.cjs as Fn would; resolves once its socket is up. */
 async function startFunction(name: string, env: Record<string, string>) {
   const sock = path.join(root.dir, `${name}-${children.length}`, "lsnr.sock");
   mkdirSync(path.dirname(sock), { recursive: true });
   const started = performance.now();
-  const child = spawn(process.execPath, ["dist/functions.js"], {
+  const child = spawn(process.execPath, ["dist/functions.cjs"], {
     env: {
       ...process.env,
       FN_FORMAT: "http-stream",

@@ -90,7 +90,7 @@ describe(`chaos on the OCI stand-in (CHAOS_SEED=${seed})`, () => {
     // ---- the splitter function, fed by "Events" with duplicate deliveries --------------
     const sock = path.join(root.dir, "fn-splitter", "lsnr.sock");
     mkdirSync(path.dirname(sock), { recursive: true });
-    const fn = spawn(process.execPath, ["dist/functions.js"], {
+    const fn = spawn(process.execPath, ["dist/functions.cjs"], {
       env: {
         ...process.env,
         ...env,

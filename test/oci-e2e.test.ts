@@ -80,7 +80,7 @@ async function startFunction(name: string, env: Record<string, string>): Promise
   const sock = path.join(root.dir, `fn-${name}-${children.length}`, "lsnr.sock");
   mkdirSync(path.dirname(sock), { recursive: true });
   const child = spawnNode(
-    "dist/functions.js",
+    "dist/functions.cjs",
     { FN_FORMAT: "http-stream", FN_LISTENER: `unix:${sock}`, BATCH_INFER_FUNCTION: name, ...env },
     `function ${name}`,
   );

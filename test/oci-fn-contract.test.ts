@@ -50,11 +50,11 @@ after(async () => {
   await root?.cleanup();
 });
 
-/** Start dist/functions.js as Fn would, on the OCI backend; resolves once its socket is up. */
+/** Start dist/functions.cjs as Fn would, on the OCI backend; resolves once its socket is up. */
 async function startFunction(name: string, extra: Record<string, string> = {}) {
   const sock = path.join(root.dir, `${name}-${children.length}`, "lsnr.sock");
   mkdirSync(path.dirname(sock), { recursive: true });
-  const child = spawn(process.execPath, ["dist/functions.js"], {
+  const child = spawn(process.execPath, ["dist/functions.cjs"], {
     env: {
       ...process.env,
       ...stand.env(root.dir),
