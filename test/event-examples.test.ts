@@ -23,6 +23,7 @@ describe("events/examples", () => {
       "fn-invoke-job-spec.json",
       "fn-invoke-merge.json",
       "fn-invoke-rerun-failed.json",
+      "fn-invoke-rerun.json",
       "fn-invoke-scaler-dry-run.json",
       "job-completed.json",
       "objectstorage-createobject.json",
@@ -65,6 +66,7 @@ describe("events/examples", () => {
       /^job-/,
     );
     assert.match(validateRequest.merge(load("fn-invoke-merge.json")).jobId, /^job-/);
+    assert.equal(validateRequest.rerun(load("fn-invoke-rerun.json")).runTag, "after-feature-fix");
     assert.equal(validateRequest.scale(load("fn-invoke-scaler-dry-run.json"))?.dryRun, true);
     assert.throws(() => validateRequest.merge({ jobId: "job-1", extra: 1 }), {
       code: "INVALID_EVENT",

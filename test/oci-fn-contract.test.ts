@@ -181,6 +181,21 @@ describe("functions on the OCI backend over the Fn contract", () => {
     });
     assert.equal(manual.json.jobId, jobId, "a manual spec for the same input is the same job");
 
+    // A rerun of the whole job: same spec, a new runTag → a new job; the same runTag twice → one job.
+    const rerun = await fnCall(sock, { rerun: jobId, runTag: "nightly-2" });
+    assert.equal(rerun.json.rerunOf, jobId, JSON.stringify(rerun.json));
+    assert.equal(rerun.json.created, true);
+    assert.notEqual(rerun.json.jobId, jobId);
+    const rerunAgain = await fnCall(sock, { rerun: jobId, runTag: "nightly-2" });
+    assert.equal(rerunAgain.json.jobId, rerun.json.jobId);
+    assert.equal(rerunAgain.json.created, false);
+    const rerunJob = (await oci.checkpoints.getJob(String(rerun.json.jobId)))?.value;
+    assert.equal(rerunJob?.spec.runTag, "nightly-2");
+    assert.equal(
+      rejection((await fnCall(sock, { rerun: "job-0123456789abcdef01234567" })).json).code,
+      "NOT_FOUND",
+    );
+
     // A manual spec naming a Data Science model OCID: the artifact zip is fetched and cached.
     const modelId = "ocid1.datasciencemodel.oc1.iad.churnv1";
     stand.datascience.putModelArtifact(

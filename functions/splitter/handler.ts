@@ -1,4 +1,4 @@
-import { InvalidArgumentError, PipelineError } from "../../src/core/errors.ts";
+import { InvalidArgumentError, NotFoundError, PipelineError } from "../../src/core/errors.ts";
 import type { JobSpecInput } from "../../src/core/job-spec.ts";
 import type { PipelineDeps } from "../../src/pipeline/deps.ts";
 import { parseObjectEvent } from "../../src/pipeline/events.ts";
@@ -40,7 +40,7 @@ function checkEventBucket(input: unknown, config: SplitterConfig): void {
 
 /** What the splitter function answers (always a value: the FDK crashes on undefined). */
 export type SplitterAnswer =
-  | ({ action: "split" } & SplitResult)
+  | ({ action: "split"; rerunOf?: string } & SplitResult)
   | { action: "rerun-failed"; jobId: string; partitions: number[] };
 
 /**
@@ -61,6 +61,17 @@ export function createSplitterHandler(deps: SplitterDeps & PipelineDeps, config:
         const { spec } = validateRequest.manualSpec(input);
         return { action: "split", ...(await splitJob(deps, { ...config.defaults, ...spec })) };
       }
+      if ("rerun" in body) {
+        const request = validateRequest.rerun(input);
+        const previous = await deps.checkpoints.getJob(request.rerun);
+        if (!previous) throw new NotFoundError(`no job ${request.rerun} to rerun`);
+        // A new runTag makes a new job id: same input (its current version), model and options.
+        const runTag =
+          request.runTag ?? `rerun-${new Date(deps.now()).toISOString().replace(/[^0-9TZ]/g, "")}`;
+        const { runTag: _old, ...spec } = previous.value.spec;
+        const result = await splitJob(deps, { ...spec, runTag });
+        return { action: "split", rerunOf: request.rerun, ...result };
+      }
       if ("rerunFailed" in body) {
         const { rerunFailed: jobId } = validateRequest.rerunFailed(input);
         const { partitions } = await rerunFailedPartitions(deps, jobId);
@@ -68,7 +79,7 @@ export function createSplitterHandler(deps: SplitterDeps & PipelineDeps, config:
       }
     }
     throw new InvalidArgumentError(
-      'expected an OCI object event, {"spec": {...job spec...}} or {"rerunFailed": "<jobId>"}',
+      'expected an OCI object event, {"spec": {...job spec...}}, {"rerun": "<jobId>"} or {"rerunFailed": "<jobId>"}',
     );
   };
 }

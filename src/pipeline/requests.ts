@@ -7,6 +7,11 @@ import { compileValidator, type Validator } from "../core/schema.ts";
 export interface RerunFailedRequest {
   rerunFailed: string;
 }
+/** `{"rerun": "<jobId>", "runTag"?: "..."}` for the splitter: the same spec as a new job. */
+export interface RerunRequest {
+  rerun: string;
+  runTag?: string;
+}
 /** `{"spec": {...}}` for the splitter: a job spec without the defaults it inherits. */
 export interface ManualSpecRequest {
   spec: Record<string, unknown>;
@@ -30,7 +35,8 @@ function validator<T>(name: keyof (typeof requestSchemas)["$defs"], what: string
 
 /** Validators for the function requests (events/schemas/function-requests.schema.json). */
 export const validateRequest = {
-  rerunFailed: validator<RerunFailedRequest>("rerunFailed", "rerun request"),
+  rerunFailed: validator<RerunFailedRequest>("rerunFailed", "rerun-failed request"),
+  rerun: validator<RerunRequest>("rerun", "rerun request"),
   manualSpec: validator<ManualSpecRequest>("manualSpec", "manual job request"),
   merge: validator<MergeRequest>("merge", "merge request"),
   scale: validator<ScaleRequest>("scale", "scale request"),
