@@ -14,12 +14,15 @@ import { mapSqliteError } from "../src/adapters/local/sqlite.ts";
 import { SqliteCheckpointStore } from "../src/adapters/local/sqlite-checkpoint-store.ts";
 import { SqliteTaskQueue } from "../src/adapters/local/sqlite-task-queue.ts";
 import { StoreUnavailableError } from "../src/core/errors.ts";
+import { silentLogger } from "../src/core/log.ts";
+import { ProcessPool } from "../src/runner/process-pool.ts";
 import {
   checkpointStoreConformance,
   sampleJob,
 } from "./conformance/checkpoint-store.conformance.ts";
 import { eventSinkConformance, sampleEvent } from "./conformance/event-sink.conformance.ts";
 import { objectStoreConformance } from "./conformance/object-store.conformance.ts";
+import { replicaTargetConformance } from "./conformance/replica-target.conformance.ts";
 import { taskQueueConformance } from "./conformance/task-queue.conformance.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -44,6 +47,30 @@ async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise
 }
 
 // ---- The port contracts ---------------------------------------------------------
+
+replicaTargetConformance("ProcessPool conformance (worker child processes)", async () => {
+  const dir = await tempDir();
+  const queue = new SqliteTaskQueue({
+    path: join(dir, "queue.db"),
+    queue: "pool",
+    maxDeliveries: 5,
+  });
+  const pool = new ProcessPool({
+    env: process.env,
+    queue,
+    log: silentLogger,
+    command: { modulePath: join(here, "helpers", "idle-worker.ts"), execArgv: ["--import", "tsx"] },
+  });
+  return {
+    target: pool,
+    // Live worker processes that are not on their way out.
+    observed: async () => pool.list().length,
+    cleanup: async () => {
+      await pool.close();
+      queue.close();
+    },
+  };
+});
 
 objectStoreConformance("LocalObjectStore conformance", async () => {
   const root = await tempDir();

@@ -32,6 +32,7 @@ import {
 } from "../src/core/errors.ts";
 import { silentLogger } from "../src/core/log.ts";
 import { DEFAULT_POLICY, type ScalingPolicy } from "../src/pipeline/scaler.ts";
+import { replicaTargetConformance } from "./conformance/replica-target.conformance.ts";
 import {
   type KubernetesStandIn,
   mountContainerEngine,
@@ -260,6 +261,21 @@ describe("OKE token", () => {
     fail = false;
     assert.equal(await token(), "t4");
   });
+});
+
+replicaTargetConformance("OkeDeploymentTarget conformance (Kubernetes API stand-in)", async () => {
+  const k8s = await startKubernetesStandIn({
+    trustedKeys: trusted,
+    clusterId: CLUSTER,
+    region: REGION,
+    deployments: [{ namespace: NS, name: WORKER, replicas: 0 }],
+  });
+  return {
+    target: target(k8s),
+    // The Deployment's replicas as the API server holds them (Kubernetes then converges pods).
+    observed: async () => k8s.replicas(NS, WORKER) ?? -1,
+    cleanup: () => k8s.close(),
+  };
 });
 
 describe("OkeDeploymentTarget against the Kubernetes API stand-in", () => {

@@ -1,5 +1,6 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { InvalidArgumentError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { ReplicaTarget } from "../ports/replica-target.ts";
 import type { TaskQueue } from "../ports/task-queue.ts";
@@ -66,7 +67,10 @@ export class ProcessPool implements ReplicaTarget {
   }
 
   async scaleTo(replicas: number): Promise<void> {
-    this.desired = Math.max(0, Math.floor(replicas));
+    if (!Number.isSafeInteger(replicas) || replicas < 0) {
+      throw new InvalidArgumentError(`replicas must be an integer >= 0, got ${replicas}`);
+    }
+    this.desired = replicas;
     this.reconcile();
   }
 
