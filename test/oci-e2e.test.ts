@@ -266,6 +266,19 @@ describe("the pipeline on the OCI stand-in", () => {
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
     assert.match(verified.stdout, /^verified: each of the 120,000 input records/m);
 
+    // `events --backend oci` reads the job's events back from the stream, deduplicated.
+    const listed = await runCli(["events", "--job", jobId, "--backend", "oci", "--json"], env);
+    assert.equal(listed.code, 0, listed.stderr);
+    const types = listed.stdout
+      .trim()
+      .split("\n")
+      .map((l) =>
+        (JSON.parse(l) as { eventType: string }).eventType.replace("com.batchinfer.", ""),
+      );
+    assert.equal(types.filter((x) => x === "job.created").length, 1);
+    assert.equal(types.filter((x) => x === "partition.done").length, partitions);
+    assert.equal(types.filter((x) => x === "job.completed").length, 1);
+
     // The merger function on a finished job is idempotent: same answer, no second event.
     const merger = await startFunction("merger", env);
     const again = await fnCall(merger, { jobId });

@@ -38,7 +38,7 @@ Commands:
          [--output-bucket B] [run options]             (on OCI: workers on OKE score it)
   status JOB_ID [--json]                               partitions, attempts, records, rate
   jobs [--json]                                        recent jobs
-  events [--job JOB_ID] [--type TYPE] [--json]         the local event log
+  events [--job JOB_ID] [--type TYPE] [--json]         the event log (on OCI: the completion stream)
   verify JOB_ID [--json]                               prove every input record is in the output exactly once
   rerun JOB_ID --failed                                rerun the partitions that failed
   rerun JOB_ID                                         score the same input again as a new job
@@ -366,15 +366,9 @@ async function cmdJobs(v: Values): Promise<number> {
 }
 
 async function cmdEvents(v: Values): Promise<number> {
-  if (backendOf(v) === "oci") {
-    throw new InvalidArgumentError(
-      "on OCI the events are messages on the completion stream (BATCH_INFER_STREAM_ID, key = job id): read them with a stream consumer, e.g. `oci streaming stream message get`",
-    );
-  }
-  const dataDir = v["data-dir"] ?? ".batch-infer";
-  const local = openLocalPipeline(dataDir);
-  try {
-    const events = await local.eventLog.read({
+  return withPipeline(v, async (p) => {
+    // On OCI this reads the completion stream from its oldest retained message.
+    const events = await p.eventLog.read({
       ...(v.job ? { jobId: v.job } : {}),
       ...(v.type ? { eventType: v.type } : {}),
     });
@@ -382,9 +376,7 @@ async function cmdEvents(v: Values): Promise<number> {
       out(v.json ? JSON.stringify(e) : `${e.eventTime}  ${e.eventType}  ${JSON.stringify(e.data)}`);
     }
     return 0;
-  } finally {
-    local.close();
-  }
+  });
 }
 
 async function cmdVerify(v: Values, jobId: string | undefined): Promise<number> {

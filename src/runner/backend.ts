@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { PipelineDeps } from "../pipeline/deps.ts";
+import type { EventLog } from "../ports/event-sink.ts";
 import type { ObjectStore } from "../ports/object-store.ts";
 
 /** Which adapters a process runs on. */
@@ -9,6 +10,8 @@ export type Backend = "local" | "oci";
 /** A pipeline over one backend, with what it needs closed at exit. */
 export interface OpenPipeline extends PipelineDeps {
   backend: Backend;
+  /** Where the pipeline's events can be read back (the JSONL log; the completion stream on OCI). */
+  eventLog: EventLog;
   close(): void;
 }
 

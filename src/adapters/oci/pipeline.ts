@@ -11,6 +11,7 @@ import { createClient } from "./clients.ts";
 import { type OciBackendConfig, ociConfigFromEnv } from "./config.ts";
 import { createModelLoader } from "./model-source.ts";
 import { OciObjectStore } from "./object-storage.ts";
+import { StreamEventLog } from "./stream-event-log.ts";
 import { StreamEventSink } from "./stream-event-sink.ts";
 import { OciTaskQueue } from "./task-queue.ts";
 
@@ -19,6 +20,8 @@ export interface OciPipeline extends PipelineDeps {
   config: OciBackendConfig;
   auth: OciAuth;
   objects: OciObjectStore;
+  /** The completion stream's read side (`batch-infer events --backend oci`). */
+  eventLog: StreamEventLog;
   close(): void;
 }
 
@@ -55,10 +58,9 @@ export async function openOciPipeline(
     jobsTable: config.jobsTable,
     partitionsTable: config.partitionsTable,
   });
-  const events = new StreamEventSink({
-    client: createClient(StreamClient, auth, { endpoint: config.streamEndpoint }),
-    streamId: config.streamId,
-  });
+  const streamClient = createClient(StreamClient, auth, { endpoint: config.streamEndpoint });
+  const events = new StreamEventSink({ client: streamClient, streamId: config.streamId });
+  const eventLog = new StreamEventLog({ client: streamClient, streamId: config.streamId });
   // The Data Science package is the heaviest of the SDK (~50 ms to load): it is
   // imported, and its client built, only when a model OCID is first resolved.
   let datascience: Promise<DataScienceClient> | undefined;
@@ -82,6 +84,7 @@ export async function openOciPipeline(
     queue,
     checkpoints,
     events,
+    eventLog,
     log: options.log ?? createLogger({ level: "info" }),
     now: options.now ?? Date.now,
     loadModel,
