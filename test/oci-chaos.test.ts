@@ -174,7 +174,7 @@ describe(`chaos on the OCI stand-in (CHAOS_SEED=${seed})`, () => {
     const planRng = rngFor(seed, "oci-signals");
     const plan = planSignals(planRng, { kills: [4, 6], terms: [2, 3], first: 0.05, last: 0.8 });
     const stallAt = planRng.uniform(0.1, 0.6);
-    let stalled: { child: ChildProcess; at: number; id: string } | undefined;
+    let stalled: { child: ChildProcess; at: number; id: string; partitions: number[] } | undefined;
     const fired: string[] = [];
     let done = false;
     let lastPartitions: PartitionRecord[] = [];
@@ -215,13 +215,22 @@ describe(`chaos on the OCI stand-in (CHAOS_SEED=${seed})`, () => {
           ),
         );
         if (holder) {
+          const id = (holder as unknown as { workerId: string }).workerId;
           holder.kill("SIGSTOP");
-          stalled = {
-            child: holder,
-            at: Date.now(),
-            id: (holder as unknown as { workerId: string }).workerId,
-          };
-          fired.push(`SIGSTOP ${stalled.id}@${committed.toFixed(2)}`);
+          // The snapshot may be stale: confirm from the store, once a write it had on the
+          // wire has had time to land, that the frozen worker still holds a partition.
+          await new Promise((r) => setTimeout(r, 500));
+          const held = (await oci.checkpoints.readPartitions(jobId)).filter(
+            (p) => p.state === "running" && p.owner === id,
+          );
+          if (held.length > 0) {
+            stalled = { child: holder, at: Date.now(), id, partitions: held.map((p) => p.index) };
+            fired.push(
+              `SIGSTOP ${id}@${committed.toFixed(2)} holding ${stalled.partitions.join(",")}`,
+            );
+          } else {
+            holder.kill("SIGCONT"); // it had just finished: try again on a later tick
+          }
         }
       }
       if (
@@ -242,6 +251,14 @@ describe(`chaos on the OCI stand-in (CHAOS_SEED=${seed})`, () => {
       // Keep the pool at strength, as the Deployment's ReplicaSet would.
       const alive = [...live].filter((c) => c.exitCode === null && c.signalCode === null).length;
       for (let i = alive; i < WORKERS; i++) spawnWorker();
+    }
+    if (stalled && stalled.at > 0) {
+      // The job finished while the frozen worker slept: wake it now, give it time to try
+      // its stale commit, and let the checks below show it changed nothing.
+      stalled.child.kill("SIGCONT");
+      fired.push(`SIGCONT ${stalled.id} (after the job finished)`);
+      stalled.at = 0;
+      await new Promise((r) => setTimeout(r, 3000));
     }
     removeInjector();
     removeHook();
@@ -290,10 +307,14 @@ describe(`chaos on the OCI stand-in (CHAOS_SEED=${seed})`, () => {
     const parts = (await oci.checkpoints.listPartitions(jobId)).map((r) => r.value);
     const figures = attemptFigures(parts, SPEC.checkpointEvery);
     if (stalled) {
-      const frozen = parts.filter((p) =>
-        p.attempts.some((a) => a.worker === stalled?.id && a.outcome === "lost"),
-      );
-      assert.ok(frozen.length >= 1, "the frozen worker's partition was taken over");
+      for (const index of stalled.partitions) {
+        const p = parts[index];
+        assert.ok(
+          p?.attempts.some((a) => a.worker === stalled?.id && a.outcome === "lost"),
+          `partition ${index}, held by the frozen worker, was taken over`,
+        );
+        assert.notEqual(p?.attempts.at(-1)?.worker, stalled.id);
+      }
     }
     assert.ok(
       fired.filter((f) => f.startsWith("SIGKILL")).length >= 4,
