@@ -125,6 +125,18 @@ describe("batch-infer CLI", () => {
       ],
       [["status", "job-000000000000000000000000"], /no job job-0+ in/, 1],
       [["frobnicate"], /unknown command "frobnicate"/, 2],
+      [
+        ["run", "--input", input, "--model", descriptor, "--backend", "oci"],
+        /`run` scores a local file on this machine.*batch-infer submit/,
+        2,
+      ],
+      [["jobs", "--backend", "cloud"], /BATCH_INFER_BACKEND must be "local" or "oci"/, 2],
+      [
+        ["submit", "--input", "nobucket", "--model", descriptor],
+        /submit needs --input BUCKET\/OBJECT/,
+        2,
+      ],
+      [["jobs", "--backend", "oci"], /environment variable OCI_NAMESPACE is required/, 2],
     ];
     const bad = path.join(root.dir, "bad-descriptor.json");
     await writeFile(

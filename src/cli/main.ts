@@ -166,6 +166,11 @@ function specFromOptions(v: Values, outputBucket: string) {
 }
 
 async function cmdRun(v: Values): Promise<number> {
+  if (backendOf(v) === "oci") {
+    throw new InvalidArgumentError(
+      "`run` scores a local file on this machine. On OCI, upload the file to the input bucket (the Events rule starts the job: `oci os object put -bn INPUT_BUCKET --file FILE`) or create a job from an uploaded object with `batch-infer submit --input BUCKET/OBJECT --model LOCATION --backend oci`",
+    );
+  }
   if (!v.input) throw new InvalidArgumentError("run needs --input FILE (a .csv or .jsonl file)");
   if (!v.model)
     throw new InvalidArgumentError("run needs --model DESCRIPTOR.json (see `npm run train`)");

@@ -11,6 +11,7 @@ import { createClient } from "./clients.ts";
 import { type OciBackendConfig, ociConfigFromEnv } from "./config.ts";
 import { createModelLoader } from "./model-source.ts";
 import { OciObjectStore } from "./object-storage.ts";
+import { routeSdkWarnings } from "./sdk-log.ts";
 import { StreamEventLog } from "./stream-event-log.ts";
 import { StreamEventSink } from "./stream-event-sink.ts";
 import { OciTaskQueue } from "./task-queue.ts";
@@ -35,6 +36,8 @@ export async function openOciPipeline(
   options: { log?: Logger; now?: () => number } = {},
 ): Promise<OciPipeline> {
   const config = ociConfigFromEnv(env);
+  const log = options.log ?? createLogger({ level: "info" });
+  routeSdkWarnings(log);
   const auth = await ociAuthFromEnv(env);
   const objects = new OciObjectStore({
     client: createClient(ObjectStorageClient, auth, { endpoint: config.endpoints.objectStorage }),
@@ -85,7 +88,7 @@ export async function openOciPipeline(
     checkpoints,
     events,
     eventLog,
-    log: options.log ?? createLogger({ level: "info" }),
+    log,
     now: options.now ?? Date.now,
     loadModel,
     close() {},
