@@ -343,7 +343,7 @@ describe("SqliteTaskQueue (local only)", () => {
     await a.send([{ body: "for a" }]);
     assert.deepEqual(await b.receive({ max: 10, visibilitySeconds: 30 }), []);
     assert.deepEqual(await b.stats(), { visible: 0, inFlight: 0, deadLettered: 0 });
-    await rejectsWithCode(a.send([{ body: "x".repeat(256 * 1024 + 1) }]), "INVALID_ARGUMENT");
+    await rejectsWithCode(a.send([{ body: "x".repeat(128 * 1024 + 1) }]), "INVALID_ARGUMENT");
     await rejectsWithCode(a.delete("not-a-receipt"), "LEASE_LOST");
     a.close();
     b.close();

@@ -23,7 +23,7 @@ import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { withFileLock } from "../src/adapters/local/file-lock.ts";
 import { LocalObjectStore } from "../src/adapters/local/fs-object-store.ts";
-import { SqliteTaskQueue } from "../src/adapters/local/sqlite-task-queue.ts";
+import { MAX_MESSAGE_BYTES, SqliteTaskQueue } from "../src/adapters/local/sqlite-task-queue.ts";
 import {
   PipelineError,
   redactSecrets,
@@ -622,9 +622,9 @@ describe("size limits at every entry", () => {
         ValidationError,
       );
       await assertNothingWritten(p, "oversized event");
-      // The ports' own limits: a queue message over 256 KiB, an emitted event over 1 MiB.
+      // The ports' own limits: a queue message over 128 KiB, an emitted event over 1 MiB.
       await rejectsWithCode(
-        p.queue.send([{ body: "x".repeat(256 * 1024 + 1) }]),
+        p.queue.send([{ body: "x".repeat(MAX_MESSAGE_BYTES + 1) }]),
         "INVALID_ARGUMENT",
         "queue",
       );

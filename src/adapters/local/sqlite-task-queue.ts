@@ -9,8 +9,11 @@ import type {
 } from "../../ports/task-queue.ts";
 import { guarded, LazyDatabase } from "./sqlite.ts";
 
-/** Largest message body in UTF-8 bytes (OCI Queue's limit is 256 KiB too). */
-export const MAX_MESSAGE_BYTES = 256 * 1024;
+/**
+ * Largest message body in UTF-8 bytes: the same as the OCI adapter assumes for
+ * OCI Queue, so a message that fits locally fits on OCI too.
+ */
+export const MAX_MESSAGE_BYTES = 128 * 1024;
 /** Longest long poll; OCI Queue caps `timeoutInSeconds` at 20 as well. */
 export const MAX_WAIT_SECONDS = 20;
 /** Channel of messages sent without one. */
