@@ -26,7 +26,7 @@ import {
   runLocalJob,
   summarize,
 } from "../runner/local-runner.ts";
-import { localPaths, openLocalPipeline } from "../runner/local-stores.ts";
+import { localPaths } from "../runner/local-stores.ts";
 import { parseCount, parseFraction, parsePositiveInt, parseSize } from "./args.ts";
 import { compactNumber, createProgressReporter, duration, progressLine } from "./progress.ts";
 

@@ -1,12 +1,8 @@
 import { type FileHandle, mkdir, open, readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import {
-  InvalidArgumentError,
-  PipelineError,
-  StoreUnavailableError,
-  ValidationError,
-} from "../../core/errors.ts";
+import { InvalidArgumentError, PipelineError, StoreUnavailableError } from "../../core/errors.ts";
 import type { EventLog, EventSink, PipelineEvent } from "../../ports/event-sink.ts";
+import { checkEventEnvelope } from "../port-contract.ts";
 import { type FileLockOptions, withFileLock } from "./file-lock.ts";
 
 /** Largest serialized event, like OCI Streaming's 1 MiB message limit. */
@@ -21,35 +17,6 @@ export interface JsonlEventLogOptions {
 }
 
 const NEWLINE = 0x0a;
-
-function invalid(index: number, field: string, why: string): ValidationError {
-  return new ValidationError("INVALID_EVENT", `event ${index}: ${field} ${why}`, {
-    schemaPath: `#/properties/${field}`,
-    instancePath: `/${index}/${field}`,
-  });
-}
-
-function checkEvent(event: PipelineEvent, index: number): void {
-  if (event === null || typeof event !== "object") {
-    throw new ValidationError("INVALID_EVENT", `event ${index} is not an object`, {
-      schemaPath: "#/type",
-      instancePath: `/${index}`,
-    });
-  }
-  for (const field of ["eventID", "eventType", "eventTime"] as const) {
-    const value: unknown = event[field];
-    if (typeof value !== "string" || value === "") {
-      throw invalid(index, field, "is required (a non-empty string)");
-    }
-  }
-  if (Number.isNaN(Date.parse(event.eventTime))) {
-    throw invalid(index, "eventTime", `is not a timestamp: ${JSON.stringify(event.eventTime)}`);
-  }
-  const data: unknown = event.data;
-  if (data === null || typeof data !== "object" || Array.isArray(data)) {
-    throw invalid(index, "data", "is required (an object)");
-  }
-}
 
 function jobIdOf(event: PipelineEvent): unknown {
   return (event.data as Record<string, unknown> | undefined)?.jobId;
@@ -116,7 +83,7 @@ export class JsonlEventLog implements EventSink, EventLog {
   async publish(events: PipelineEvent[]): Promise<void> {
     const lines: { id: string; line: string }[] = [];
     events.forEach((event, i) => {
-      checkEvent(event, i);
+      checkEventEnvelope(event, i);
       const line = `${JSON.stringify(event)}\n`;
       const bytes = Buffer.byteLength(line);
       if (bytes > MAX_EVENT_BYTES) {

@@ -1,6 +1,7 @@
 import { ConflictError, InvalidArgumentError, NotFoundError } from "../../core/errors.ts";
 import type { JobRecord, PartitionRecord } from "../../core/records.ts";
 import type { CheckpointStore, Versioned } from "../../ports/checkpoint-store.ts";
+import { checkJobId, checkPartition } from "../port-contract.ts";
 import { guarded, LazyDatabase } from "./sqlite.ts";
 
 /** Options for {@link SqliteCheckpointStore}. */
@@ -45,19 +46,6 @@ function parseVersion(version: string): number | undefined {
   if (typeof version !== "string" || !/^[1-9]\d{0,15}$/.test(version)) return undefined;
   const n = Number(version);
   return Number.isSafeInteger(n) ? n : undefined;
-}
-
-function checkJobId(jobId: unknown, what: string): asserts jobId is string {
-  if (typeof jobId !== "string" || jobId === "") {
-    throw new InvalidArgumentError(`${what}: jobId must be a non-empty string`);
-  }
-}
-
-function checkPartition(p: PartitionRecord, what: string): void {
-  checkJobId(p?.jobId, what);
-  if (!Number.isSafeInteger(p.index) || p.index < 0) {
-    throw new InvalidArgumentError(`${what}: partition index must be an integer >= 0`);
-  }
 }
 
 /**

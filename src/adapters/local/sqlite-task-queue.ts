@@ -7,6 +7,7 @@ import type {
   ReceiveOptions,
   TaskQueue,
 } from "../../ports/task-queue.ts";
+import { checkSeconds } from "../port-contract.ts";
 import { guarded, LazyDatabase } from "./sqlite.ts";
 
 /**
@@ -77,12 +78,6 @@ function receiptId(receipt: string): number | undefined {
   const match = /^(\d+)\.\d+\.[0-9a-f]+$/.exec(receipt);
   const id = match ? Number(match[1]) : Number.NaN;
   return Number.isSafeInteger(id) ? id : undefined;
-}
-
-function checkSeconds(what: string, value: number): void {
-  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
-    throw new InvalidArgumentError(`${what} must be a number of seconds >= 0, got ${value}`);
-  }
 }
 
 /**

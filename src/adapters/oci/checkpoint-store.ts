@@ -20,6 +20,7 @@ import {
 import { canonicalJson } from "../../core/ids.ts";
 import type { JobRecord, PartitionRecord } from "../../core/records.ts";
 import type { CheckpointStore, Versioned } from "../../ports/checkpoint-store.ts";
+import { checkJobId, checkPartition } from "../port-contract.ts";
 import { retryConfiguration } from "./clients.ts";
 import { isOciError, mapOciError, ociStatus } from "./errors.ts";
 
@@ -76,19 +77,6 @@ function usableVersion(version: unknown): version is string {
 /** Percent-encode a value the SDK puts into the query string as is (it does not encode query values). */
 function queryValue(value: string): string {
   return encodeURIComponent(value);
-}
-
-function checkJobId(jobId: unknown, what: string): asserts jobId is string {
-  if (typeof jobId !== "string" || jobId === "") {
-    throw new InvalidArgumentError(`${what}: jobId must be a non-empty string`);
-  }
-}
-
-function checkPartition(p: PartitionRecord, what: string): void {
-  checkJobId(p?.jobId, what);
-  if (!Number.isSafeInteger(p.index) || p.index < 0 || p.index > 2 ** 31 - 1) {
-    throw new InvalidArgumentError(`${what}: partition index must be an integer in 0..2^31-1`);
-  }
 }
 
 /** The `createdAt` LONG column: the record's own creation time, so rewriting the row never moves it. */

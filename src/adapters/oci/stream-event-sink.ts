@@ -6,8 +6,9 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { StreamClient } from "oci-streaming";
-import { InvalidArgumentError, StoreUnavailableError, ValidationError } from "../../core/errors.ts";
+import { InvalidArgumentError, StoreUnavailableError } from "../../core/errors.ts";
 import type { EventSink, PipelineEvent } from "../../ports/event-sink.ts";
+import { checkEventEnvelope } from "../port-contract.ts";
 import { retryConfiguration } from "./clients.ts";
 import { mapOciError } from "./errors.ts";
 
@@ -39,36 +40,6 @@ interface Encoded {
   value: string;
   /** base64 key + value length: what the request body carries. */
   wireBytes: number;
-}
-
-function invalid(index: number, field: string, why: string): ValidationError {
-  return new ValidationError("INVALID_EVENT", `event ${index}: ${field} ${why}`, {
-    schemaPath: `#/properties/${field}`,
-    instancePath: `/${index}/${field}`,
-  });
-}
-
-/** The envelope checks the local sink makes too, so both reject the same events. */
-function checkEvent(event: PipelineEvent, index: number): void {
-  if (event === null || typeof event !== "object") {
-    throw new ValidationError("INVALID_EVENT", `event ${index} is not an object`, {
-      schemaPath: "#/type",
-      instancePath: `/${index}`,
-    });
-  }
-  for (const field of ["eventID", "eventType", "eventTime"] as const) {
-    const value: unknown = event[field];
-    if (typeof value !== "string" || value === "") {
-      throw invalid(index, field, "is required (a non-empty string)");
-    }
-  }
-  if (Number.isNaN(Date.parse(event.eventTime))) {
-    throw invalid(index, "eventTime", `is not a timestamp: ${JSON.stringify(event.eventTime)}`);
-  }
-  const data: unknown = event.data;
-  if (data === null || typeof data !== "object" || Array.isArray(data)) {
-    throw invalid(index, "data", "is required (an object)");
-  }
 }
 
 /** The partition key: the job id, so a job's events stay in order on one partition. */
@@ -151,7 +122,7 @@ export class StreamEventSink implements EventSink {
     const encoded: Encoded[] = [];
     const seen = new Set<string>();
     events.forEach((event, i) => {
-      checkEvent(event, i);
+      checkEventEnvelope(event, i);
       const e = encode(event, i);
       // The same event twice in one batch is one event to consumers: send it once.
       if (seen.has(event.eventID)) return;

@@ -7,6 +7,7 @@ import type {
   ReceiveOptions,
   TaskQueue,
 } from "../../ports/task-queue.ts";
+import { checkSeconds } from "../port-contract.ts";
 import { retryConfiguration } from "./clients.ts";
 import { mapOciError, ociStatus } from "./errors.ts";
 
@@ -77,12 +78,6 @@ function isStaleReceipt(err: unknown): boolean {
   const status = ociStatus(err);
   if (status === 404 || status === 409) return true;
   return status === 400 && /receipt/i.test(String((err as { message?: unknown }).message ?? ""));
-}
-
-function checkSeconds(what: string, value: number): void {
-  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
-    throw new InvalidArgumentError(`${what} must be a number of seconds >= 0, got ${value}`);
-  }
 }
 
 /**
