@@ -14,6 +14,20 @@ export function checkJobId(jobId: unknown, what: string): asserts jobId is strin
   }
 }
 
+/** CheckpointStore: `updateJob(jobId, value)` must be about one job. */
+export function checkJobUpdate(
+  jobId: unknown,
+  value: { jobId?: unknown } | undefined,
+  what: string,
+) {
+  checkJobId(jobId, what);
+  if (value?.jobId !== jobId) {
+    throw new InvalidArgumentError(
+      `${what}: value.jobId ${JSON.stringify(value?.jobId)} does not match ${jobId}`,
+    );
+  }
+}
+
 /** CheckpointStore: a partition row names its job and a 32-bit index (NoSQL's INTEGER key column). */
 export function checkPartition(p: PartitionRecord, what: string): void {
   checkJobId(p?.jobId, what);

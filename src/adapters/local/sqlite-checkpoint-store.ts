@@ -1,7 +1,7 @@
 import { ConflictError, InvalidArgumentError, NotFoundError } from "../../core/errors.ts";
 import type { JobRecord, PartitionRecord } from "../../core/records.ts";
 import type { CheckpointStore, Versioned } from "../../ports/checkpoint-store.ts";
-import { checkJobId, checkPartition } from "../port-contract.ts";
+import { checkJobId, checkJobUpdate, checkPartition } from "../port-contract.ts";
 import { guarded, LazyDatabase } from "./sqlite.ts";
 
 /** Options for {@link SqliteCheckpointStore}. */
@@ -97,12 +97,7 @@ export class SqliteCheckpointStore implements CheckpointStore {
     value: JobRecord,
     expectedVersion: string,
   ): Promise<Versioned<JobRecord>> {
-    checkJobId(jobId, "updateJob");
-    if (value?.jobId !== jobId) {
-      throw new InvalidArgumentError(
-        `updateJob: value.jobId ${JSON.stringify(value?.jobId)} does not match ${jobId}`,
-      );
-    }
+    checkJobUpdate(jobId, value, "updateJob");
     const text = JSON.stringify(value);
     const expected = parseVersion(expectedVersion);
     const changes =

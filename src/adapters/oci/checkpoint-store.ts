@@ -20,7 +20,7 @@ import {
 import { canonicalJson } from "../../core/ids.ts";
 import type { JobRecord, PartitionRecord } from "../../core/records.ts";
 import type { CheckpointStore, Versioned } from "../../ports/checkpoint-store.ts";
-import { checkJobId, checkPartition } from "../port-contract.ts";
+import { checkJobId, checkJobUpdate, checkPartition } from "../port-contract.ts";
 import { retryConfiguration } from "./clients.ts";
 import { isOciError, mapOciError, ociStatus } from "./errors.ts";
 
@@ -185,12 +185,7 @@ export class NosqlCheckpointStore implements CheckpointStore {
     value: JobRecord,
     expectedVersion: string,
   ): Promise<Versioned<JobRecord>> {
-    checkJobId(jobId, "updateJob");
-    if (value?.jobId !== jobId) {
-      throw new InvalidArgumentError(
-        `updateJob: value.jobId ${JSON.stringify(value?.jobId)} does not match ${jobId}`,
-      );
-    }
+    checkJobUpdate(jobId, value, "updateJob");
     const record = plain(value);
     return this.compareAndSet<JobRecord>({
       table: this.jobsTable,
