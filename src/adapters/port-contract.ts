@@ -36,6 +36,34 @@ export function checkPartition(p: PartitionRecord, what: string): void {
   }
 }
 
+/**
+ * TaskQueue: largest message body in UTF-8 bytes, on every adapter, so what fits
+ * locally fits on OCI. UNCONFIRMED: no source we could read states OCI Queue's
+ * limit; 128 KiB is assumed (queues with the LARGE_MESSAGES capability may allow more).
+ */
+export const MAX_MESSAGE_BYTES = 128 * 1024;
+
+/**
+ * TaskQueue: check a whole batch before sending any of it, so a bad message
+ * fails alone, saying what to do, and never leaves earlier messages sent.
+ */
+export function checkMessages(messages: { body: string; channel?: string }[]): void {
+  for (const [i, m] of messages.entries()) {
+    if (typeof m.body !== "string") {
+      throw new InvalidArgumentError(`send: message ${i} body must be a string`);
+    }
+    const bytes = Buffer.byteLength(m.body, "utf8");
+    if (bytes > MAX_MESSAGE_BYTES) {
+      throw new InvalidArgumentError(
+        `send: message ${i} body is ${bytes} bytes; the limit is ${MAX_MESSAGE_BYTES} (put large payloads in the object store and send a reference)`,
+      );
+    }
+    if (m.channel !== undefined && (typeof m.channel !== "string" || m.channel === "")) {
+      throw new InvalidArgumentError(`send: message ${i} channel must be a non-empty string`);
+    }
+  }
+}
+
 /** TaskQueue: visibility and wait times are seconds >= 0. */
 export function checkSeconds(what: string, value: number): void {
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {

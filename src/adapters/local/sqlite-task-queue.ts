@@ -7,14 +7,12 @@ import type {
   ReceiveOptions,
   TaskQueue,
 } from "../../ports/task-queue.ts";
-import { checkSeconds } from "../port-contract.ts";
+import { checkMessages, checkSeconds, MAX_MESSAGE_BYTES } from "../port-contract.ts";
+
+export { MAX_MESSAGE_BYTES };
+
 import { guarded, LazyDatabase } from "./sqlite.ts";
 
-/**
- * Largest message body in UTF-8 bytes: the same as the OCI adapter assumes for
- * OCI Queue, so a message that fits locally fits on OCI too.
- */
-export const MAX_MESSAGE_BYTES = 128 * 1024;
 /** Longest long poll; OCI Queue caps `timeoutInSeconds` at 20 as well. */
 export const MAX_WAIT_SECONDS = 20;
 /** Channel of messages sent without one. */
@@ -112,20 +110,7 @@ export class SqliteTaskQueue implements TaskQueue {
 
   /** Enqueue in order; returns ids (increasing, so FIFO follows send order). */
   async send(messages: { body: string; channel?: string }[]): Promise<string[]> {
-    for (const [i, m] of messages.entries()) {
-      if (typeof m.body !== "string") {
-        throw new InvalidArgumentError(`send: message ${i} body must be a string`);
-      }
-      const bytes = Buffer.byteLength(m.body, "utf8");
-      if (bytes > MAX_MESSAGE_BYTES) {
-        throw new InvalidArgumentError(
-          `send: message ${i} body is ${bytes} bytes; the limit is ${MAX_MESSAGE_BYTES} (put large payloads in the object store and send a reference)`,
-        );
-      }
-      if (m.channel !== undefined && (typeof m.channel !== "string" || m.channel === "")) {
-        throw new InvalidArgumentError(`send: message ${i} channel must be a non-empty string`);
-      }
-    }
+    checkMessages(messages);
     if (messages.length === 0) return [];
     const insert = this.store.sql(
       `INSERT INTO messages (queue, channel, body, created_at, visible_at)

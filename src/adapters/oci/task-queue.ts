@@ -7,17 +7,13 @@ import type {
   ReceiveOptions,
   TaskQueue,
 } from "../../ports/task-queue.ts";
-import { checkSeconds } from "../port-contract.ts";
+import { checkMessages, checkSeconds, MAX_MESSAGE_BYTES } from "../port-contract.ts";
+
+export { MAX_MESSAGE_BYTES };
+
 import { retryConfiguration } from "./clients.ts";
 import { mapOciError, ociStatus } from "./errors.ts";
 
-/**
- * Largest message body in UTF-8 bytes. UNCONFIRMED: no source we could read states
- * OCI Queue's limit; 128 KiB is assumed (queues with the LARGE_MESSAGES capability
- * may allow more). Checked before any request so one oversized task fails alone and
- * with a message that says what to do, not as a half-sent batch.
- */
-export const MAX_MESSAGE_BYTES = 128 * 1024;
 /**
  * Messages per putMessages request and most a getMessages `limit` may ask for.
  * UNCONFIRMED: 20 is assumed for both.
@@ -120,21 +116,7 @@ export class OciTaskQueue implements TaskQueue {
 
   /** Enqueue in order, in requests of {@link MAX_BATCH}; returns the service's ids. */
   async send(messages: { body: string; channel?: string }[]): Promise<string[]> {
-    // Check everything first: a bad message must not leave earlier chunks sent.
-    for (const [i, m] of messages.entries()) {
-      if (typeof m.body !== "string") {
-        throw new InvalidArgumentError(`send: message ${i} body must be a string`);
-      }
-      const bytes = Buffer.byteLength(m.body, "utf8");
-      if (bytes > MAX_MESSAGE_BYTES) {
-        throw new InvalidArgumentError(
-          `send: message ${i} body is ${bytes} bytes; the OCI Queue limit is ${MAX_MESSAGE_BYTES} (put large payloads in the object store and send a reference)`,
-        );
-      }
-      if (m.channel !== undefined && (typeof m.channel !== "string" || m.channel === "")) {
-        throw new InvalidArgumentError(`send: message ${i} channel must be a non-empty string`);
-      }
-    }
+    checkMessages(messages);
     const ids: string[] = [];
     for (let start = 0; start < messages.length; start += MAX_BATCH) {
       const chunk = messages.slice(start, start + MAX_BATCH);
