@@ -1,0 +1,94 @@
+/**
+ * The worker's seam, second half: what is done to records.
+ *
+ * Terminology
+ * - **record source** (src/sources/): where records come from — byte-range lines of
+ *   CSV/JSONL, the objects listed under a prefix, Parquet row groups. It yields
+ *   {@link RecordBlock}s; a partition's position is neutral (a byte offset, a
+ *   manifest line, a row index).
+ * - **task**: what is done to the records — tabular scoring, text embedding, image
+ *   classification. Chosen by the model descriptor's `task` (absent = tabular). A
+ *   task turns records into batches of named, typed input tensors (plus bad records
+ *   with a reason), and model outputs into output rows.
+ * - **window**: a run of accepted records whose output rows are written together, in
+ *   input order. A task may reorder records inside a window (text sorts by length so
+ *   padding stays small); the rows still come out in input order.
+ *
+ * The worker loop (claim, heartbeat, checkpoint, hand-back, finalize) is one piece of
+ * code for every task: it feeds records to a {@link TaskEncoder}, runs each
+ * {@link EncodedBatch} through the scorer, and hands the outputs to the
+ * {@link TaskDecoder}, which writes rows into a {@link RowSink}.
+ */
+
+/** Element types onnxruntime takes and gives that the pipeline uses. */
+export type TensorType = "float32" | "float64" | "int64" | "int32" | "uint8" | "bool";
+
+/** The typed array that holds each tensor type (bool as Uint8Array, int64 as BigInt64Array). */
+export type TensorData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+
+/** A dense tensor: row-major data and its shape. */
+export interface Tensor {
+  type: TensorType;
+  data: TensorData;
+  dims: number[];
+}
+
+/** Named model inputs for one batch. */
+export type Feeds = Record<string, Tensor>;
+/** Named model outputs of one batch. */
+export type Outputs = Record<string, Tensor>;
+
+/** One onnxruntime call's worth of input. */
+export interface EncodedBatch {
+  feeds: Feeds;
+  /** Rows in the batch (records, or chunks of records for chunked text). */
+  rows: number;
+}
+
+/** A run of accepted records, ready to score; `meta` is the task's own bookkeeping. */
+export interface Window<M = unknown> {
+  batches: EncodedBatch[];
+  /** Accepted records in the window (output rows may be more, e.g. text chunks). */
+  records: number;
+  meta: M;
+}
+
+/**
+ * Per-attempt state of a task: turns records into windows. One per partition
+ * attempt, never shared.
+ */
+export interface TaskEncoder<M = unknown> {
+  /** Take record `i` of `block`: undefined when accepted, else why it is bad. */
+  add(block: import("../sources/record-source.ts").RecordBlock, i: number): string | undefined;
+  /** Windows complete now; `flush` also closes the open one (checkpoint, end of partition). */
+  take(flush: boolean): Window<M>[];
+}
+
+/** Writes output rows, column by column in the job's output column order. */
+export interface RowSink {
+  startRow(): void;
+  /** A key column: bytes of the input (valid UTF-8) or a string. */
+  keyBytes(buf: Buffer, start: number, end: number): void;
+  string(value: string | null): void;
+  /** A float32 scalar (printed with 9 significant digits: round-trips exactly). */
+  float32(value: number): void;
+  /** An integer scalar. */
+  int(value: number): void;
+  /** A vector column (embedding, logits). */
+  float32s(values: Float32Array): void;
+  /** A list of strings (top-k labels). */
+  strings(values: string[]): void;
+  endRow(): void;
+}
+
+/** Turns a scored window into output rows. */
+export interface TaskDecoder<M = unknown> {
+  /** Write the window's rows in input order; `outputs[b]` are batch b's model outputs. */
+  write(window: Window<M>, outputs: Outputs[], sink: RowSink): void;
+}
+
+/** One output column as the job records it. */
+export interface OutputColumn {
+  name: string;
+  type: "string" | "float32" | "int" | "float32[]" | "string[]";
+}
