@@ -149,6 +149,43 @@ describe("encodeOnnxModel", () => {
     await assert.rejects(ort.InferenceSession.create(model("NOPE"), { logSeverityLevel: 4 }));
   });
 
+  it("writes typed inputs, initializers and tensor attributes (int64 ids → embedding lookup, uint8 pixels)", async () => {
+    const bytes = encodeOnnxModel({
+      name: "typed",
+      inputs: [
+        { name: "ids", dims: ["batch", "seq"], type: "int64" },
+        { name: "pixels", dims: ["batch", 2], type: "uint8" },
+      ],
+      outputs: [
+        { name: "emb", dims: ["batch", "seq", 2] },
+        { name: "scaled", dims: ["batch", 2], type: "float64" },
+      ],
+      initializers: [
+        { name: "table", dims: [3, 2], data: Float32Array.of(0, 1, 10, 11, 20, 21) },
+        { name: "offset", dims: [1], data: BigInt64Array.of(1n) },
+      ],
+      nodes: [
+        { opType: "Add", inputs: ["ids", "offset"], outputs: ["shifted"] },
+        { opType: "Gather", inputs: ["table", "shifted"], outputs: ["emb"] },
+        { opType: "Cast", inputs: ["pixels"], outputs: ["p64"], attributes: { to: { i: 11 } } },
+        {
+          opType: "Constant",
+          inputs: [],
+          outputs: ["half"],
+          attributes: { value: { t: { dims: [], data: Float64Array.of(0.5) } } },
+        },
+        { opType: "Mul", inputs: ["p64", "half"], outputs: ["scaled"] },
+      ],
+    });
+    const session = await ort.InferenceSession.create(bytes);
+    const out = await session.run({
+      ids: new ort.Tensor("int64", BigInt64Array.of(0n, 1n), [1, 2]),
+      pixels: new ort.Tensor("uint8", Uint8Array.of(255, 4), [1, 2]),
+    });
+    assert.deepEqual(Array.from(out.emb?.data as Float32Array), [10, 11, 20, 21]);
+    assert.deepEqual(Array.from(out.scaled?.data as Float64Array), [127.5, 2]);
+  });
+
   it("rejects an initializer whose data doesn't fill its dims", () => {
     assert.throws(
       () =>

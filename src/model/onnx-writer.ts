@@ -1,7 +1,7 @@
 /**
- * A minimal ONNX ModelProto encoder: just enough protobuf to write float32 graphs
- * (initializers, value infos, nodes with scalar/list attributes) without a protobuf
- * dependency. Field numbers follow onnx/onnx.proto; onnxruntime is the judge of
+ * A minimal ONNX ModelProto encoder: just enough protobuf to write graphs
+ * (typed initializers, value infos, nodes with scalar/list/tensor attributes) without a
+ * protobuf dependency. Field numbers follow onnx/onnx.proto; onnxruntime is the judge of
  * correctness (see test/model.test.ts).
  */
 
@@ -19,7 +19,8 @@ export type OnnxAttr =
   | { i: number }
   | { s: string }
   | { floats: number[] }
-  | { ints: number[] };
+  | { ints: number[] }
+  | { t: Omit<OnnxTensor, "name"> & { name?: string } };
 
 /** One graph node; `name` defaults to `<opType>_<index>`. */
 export interface OnnxNode {
@@ -30,17 +31,25 @@ export interface OnnxNode {
   attributes?: Record<string, OnnxAttr>;
 }
 
-/** A float32 initializer, written as little-endian `raw_data`. */
+/** Element types the writer knows (ONNX TensorProto.DataType names, lower case). */
+export type OnnxElemType = "float32" | "uint8" | "int8" | "int32" | "int64" | "bool" | "float64";
+
+/** An initializer, written as little-endian `raw_data`; the type follows the array. */
 export interface OnnxTensor {
   name: string;
   dims: number[];
-  data: Float32Array;
+  /** Float32Array (float32), Float64Array, Int32Array, BigInt64Array (int64), Int8Array, Uint8Array (uint8, or bool with `type: "bool"`). */
+  data: Float32Array | Float64Array | Int32Array | BigInt64Array | Int8Array | Uint8Array;
+  /** Only needed for bool (a Uint8Array of 0/1). */
+  type?: "bool";
 }
 
-/** A float32 graph input or output; a string dim is symbolic (e.g. `"batch"`). */
+/** A graph input or output; a string dim is symbolic (e.g. `"batch"`). */
 export interface OnnxValueInfo {
   name: string;
   dims: (number | string)[];
+  /** Element type (default float32). */
+  type?: OnnxElemType;
 }
 
 /** Everything needed to write one single-graph model. */
@@ -62,14 +71,23 @@ export interface OnnxGraphSpec {
 // since 1.10 reads it.
 const IR_VERSION = 8;
 const DEFAULT_OPSET = 13;
-const ELEM_FLOAT = 1;
+/** TensorProto.DataType values. */
+const ELEM: Record<OnnxElemType, number> = {
+  float32: 1,
+  uint8: 2,
+  int8: 3,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  float64: 11,
+};
 
 // Protobuf wire types.
 const Wire = { Varint: 0, Bytes: 2, Fixed32: 5 } as const;
 type Wire = (typeof Wire)[keyof typeof Wire];
 
 // AttributeProto.AttributeType values.
-const AttrType = { Float: 1, Int: 2, String: 3, Floats: 6, Ints: 7 } as const;
+const AttrType = { Float: 1, Int: 2, String: 3, Tensor: 4, Floats: 6, Ints: 7 } as const;
 
 const utf8 = new TextEncoder();
 
@@ -153,11 +171,39 @@ class ProtoWriter {
   }
 }
 
-function float32LittleEndian(data: Float32Array): Uint8Array {
-  const out = new Uint8Array(data.length * 4);
+/** Element type of an initializer, from its array. */
+function elemTypeOf(t: Pick<OnnxTensor, "data" | "type">): OnnxElemType {
+  const d = t.data;
+  if (d instanceof Float32Array) return "float32";
+  if (d instanceof Float64Array) return "float64";
+  if (d instanceof Int32Array) return "int32";
+  if (d instanceof BigInt64Array) return "int64";
+  if (d instanceof Int8Array) return "int8";
+  return t.type === "bool" ? "bool" : "uint8";
+}
+
+/** Little-endian raw bytes of a typed array (ONNX raw_data is little-endian whatever the host). */
+function littleEndianBytes(data: OnnxTensor["data"]): Uint8Array {
+  const out = new Uint8Array(data.byteLength);
   const view = new DataView(out.buffer);
-  for (let k = 0; k < data.length; k++) view.setFloat32(k * 4, data[k] ?? 0, true);
+  const n = data.length;
+  if (data instanceof Float32Array)
+    for (let k = 0; k < n; k++) view.setFloat32(k * 4, data[k] ?? 0, true);
+  else if (data instanceof Float64Array)
+    for (let k = 0; k < n; k++) view.setFloat64(k * 8, data[k] ?? 0, true);
+  else if (data instanceof Int32Array)
+    for (let k = 0; k < n; k++) view.setInt32(k * 4, data[k] ?? 0, true);
+  else if (data instanceof BigInt64Array)
+    for (let k = 0; k < n; k++) view.setBigInt64(k * 8, data[k] ?? 0n, true);
+  else out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   return out;
+}
+
+function writeTensor(tensor: ProtoWriter, t: Omit<OnnxTensor, "name"> & { name?: string }): void {
+  for (const d of t.dims) tensor.int(1, d);
+  tensor.int(2, ELEM[elemTypeOf(t)]);
+  if (t.name !== undefined) tensor.string(8, t.name);
+  tensor.bytes(9, littleEndianBytes(t.data));
 }
 
 function writeAttribute(w: ProtoWriter, name: string, attr: OnnxAttr): void {
@@ -179,6 +225,9 @@ function writeAttribute(w: ProtoWriter, name: string, attr: OnnxAttr): void {
   } else if ("ints" in attr) {
     for (const i of attr.ints) w.int(8, i);
     w.int(20, AttrType.Ints);
+  } else if ("t" in attr) {
+    w.message(5, (tensor) => writeTensor(tensor, attr.t));
+    w.int(20, AttrType.Tensor);
   } else {
     throw new InvalidArgumentError(`attribute ${name}: unknown representation`);
   }
@@ -188,7 +237,7 @@ function writeValueInfo(w: ProtoWriter, info: OnnxValueInfo): void {
   w.string(1, info.name);
   w.message(2, (type) =>
     type.message(1, (tensor) => {
-      tensor.int(1, ELEM_FLOAT);
+      tensor.int(1, ELEM[info.type ?? "float32"]);
       tensor.message(2, (shape) => {
         for (const dim of info.dims) {
           shape.message(1, (d) => {
@@ -225,7 +274,7 @@ function validate(spec: OnnxGraphSpec): void {
   }
 }
 
-/** Encodes a single-graph float32 ONNX model (IR 8, ai.onnx opset `spec.opset ?? 13`). */
+/** Encodes a single-graph ONNX model (IR 8, ai.onnx opset `spec.opset ?? 13`). */
 export function encodeOnnxModel(spec: OnnxGraphSpec): Uint8Array {
   validate(spec);
   const model = new ProtoWriter();
@@ -247,12 +296,7 @@ export function encodeOnnxModel(spec: OnnxGraphSpec): Uint8Array {
     });
     graph.string(2, spec.name);
     for (const t of spec.initializers) {
-      graph.message(5, (tensor) => {
-        for (const d of t.dims) tensor.int(1, d);
-        tensor.int(2, ELEM_FLOAT);
-        tensor.string(8, t.name);
-        tensor.bytes(9, float32LittleEndian(t.data));
-      });
+      graph.message(5, (tensor) => writeTensor(tensor, t));
     }
     for (const input of spec.inputs) graph.message(11, (v) => writeValueInfo(v, input));
     for (const output of spec.outputs) graph.message(12, (v) => writeValueInfo(v, output));
