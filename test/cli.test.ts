@@ -121,7 +121,7 @@ describe("batch-infer CLI", () => {
       [
         ["run", "--input", input, "--model", path.join(root.dir, "nope.json")],
         /cannot read model descriptor/,
-        1,
+        2,
       ],
       [["status", "job-000000000000000000000000"], /no job job-0+ in/, 1],
       [["frobnicate"], /unknown command "frobnicate"/, 2],
@@ -153,7 +153,7 @@ describe("batch-infer CLI", () => {
     cases.push([
       ["run", "--input", input, "--model", bad],
       /model descriptor invalid at \/features: must NOT have fewer than 1 items/,
-      1,
+      2,
     ]);
     for (const [args, message, code] of cases) {
       const r = cli(...args, "--data-dir", dataDir);

@@ -32,8 +32,8 @@ import {
 } from "../src/model/datasets.ts";
 import { loadModel } from "../src/model/descriptor.ts";
 import { encodeOnnxModel } from "../src/model/onnx-writer.ts";
-import { createScorer } from "../src/model/scorer.ts";
 import { auc } from "../src/model/train-logistic.ts";
+import { openTabularSession } from "../src/tasks/tabular/tabular-task.ts";
 
 async function run1(
   session: ort.InferenceSession,
@@ -496,10 +496,17 @@ describe("scorer thread modes", () => {
       const x = Float32Array.from({ length: rows * model.width }, (_, i) => Math.sin(i));
       const results: Float32Array[] = [];
       for (const thread of [false, true, "auto"] as const) {
-        const scorer = await createScorer(model, { thread });
-        const [out] = await scorer.score(x.slice(), rows);
-        await scorer.close();
-        assert.ok(out);
+        const { session } = await openTabularSession(model, { thread });
+        const result = await session.run({
+          [model.descriptor.input.name]: {
+            type: "float32",
+            data: x.slice(),
+            dims: [rows, model.width],
+          },
+        });
+        await session.close();
+        const out = result[model.descriptor.outputs[0]?.name ?? ""]?.data;
+        assert.ok(out instanceof Float32Array);
         results.push(out);
       }
       assert.deepEqual(results[1], results[0]);

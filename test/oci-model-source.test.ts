@@ -22,8 +22,8 @@ import {
 } from "../src/adapters/oci/model-source.ts";
 import { ZipReader } from "../src/adapters/oci/zip-reader.ts";
 import { type LoadedModel, loadModel } from "../src/model/descriptor.ts";
-import { createScorer } from "../src/model/scorer.ts";
 import type { ByteRange, ObjectStore } from "../src/ports/object-store.ts";
+import { openTabularSession } from "../src/tasks/tabular/tabular-task.ts";
 import { churnModel, tempDir } from "./helpers/pipeline-fixture.ts";
 import { buildZip, crc32Of } from "./helpers/zip-writer.ts";
 import { registerDataScience } from "./oci-standin/datascience.ts";
@@ -70,13 +70,16 @@ async function scoresOf(model: LoadedModel): Promise<number[]> {
   const rows = 16;
   const features = new Float32Array(rows * model.width);
   for (let i = 0; i < features.length; i++) features[i] = ((i * 7919) % 101) / 50 - 1;
-  const scorer = await createScorer(model, { thread: false });
+  const { session } = await openTabularSession(model, { thread: false });
   try {
-    const [first] = await scorer.score(features, rows);
-    assert.ok(first);
+    const out = await session.run({
+      [model.descriptor.input.name]: { type: "float32", data: features, dims: [rows, model.width] },
+    });
+    const first = out[model.descriptor.outputs[0]?.name ?? ""]?.data;
+    assert.ok(first instanceof Float32Array);
     return [...first];
   } finally {
-    await scorer.close();
+    await session.close();
   }
 }
 
@@ -446,7 +449,7 @@ describe("model source", () => {
     );
     const load = createModelLoader({ cacheDir: await scratch(), datascience: dsClient });
     const model = await load(modelId);
-    await assert.rejects(createScorer(model, { thread: false }), (err: Error) => {
+    await assert.rejects(openTabularSession(model, { thread: false }), (err: Error) => {
       assert.equal(err.name, "ModelError");
       assert.match(err.message, /is it an ONNX file/);
       return true;

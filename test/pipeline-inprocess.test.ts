@@ -418,19 +418,27 @@ describe("models that don't fit", () => {
       );
       const file = await customerCsv(root.dir, 100, 71);
       await uploadFile(p, "input", "m.csv", file);
-      const { createScorer } = await import("../src/model/scorer.ts");
+      const { openTabularSession } = await import("../src/tasks/tabular/tabular-task.ts");
       await assert.rejects(
         splitJob(
-          { ...p, checkModel: async (m) => (await createScorer(m, { thread: false })).close() },
+          {
+            ...p,
+            checkModel: async (m) =>
+              (await openTabularSession(m, { thread: false })).session.close(),
+          },
           spec("m.csv", { model: { descriptor: path.join(dir, "descriptor.json") } }),
         ),
-        /does not accept a \[batch, \d+\] float32 "features" tensor/,
+        /has shape \[batch, \d+\] but the descriptor's \d+ features make \d+ values|does not accept a \[batch, \d+\] float32 "features" tensor/,
       );
       await writeFile(path.join(dir, "not-onnx.onnx"), "this is not a model");
       await writeFile(path.join(dir, "d2.json"), JSON.stringify({ ...d, onnx: "not-onnx.onnx" }));
       await assert.rejects(
         splitJob(
-          { ...p, checkModel: async (m) => (await createScorer(m, { thread: false })).close() },
+          {
+            ...p,
+            checkModel: async (m) =>
+              (await openTabularSession(m, { thread: false })).session.close(),
+          },
           spec("m.csv", { model: { descriptor: path.join(dir, "d2.json") } }),
         ),
         /cannot load ONNX model .*not-onnx.onnx/,

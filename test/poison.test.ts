@@ -28,7 +28,6 @@ import type { JobRecord } from "../src/core/records.ts";
 import { compileValidator } from "../src/core/schema.ts";
 import { writeDataset } from "../src/model/datasets.ts";
 import { encodeOnnxModel } from "../src/model/onnx-writer.ts";
-import { createScorer } from "../src/model/scorer.ts";
 import { EVENT_TYPES, objectCreatedEvent } from "../src/pipeline/events.ts";
 import type { Manifest } from "../src/pipeline/merger.ts";
 import { PartitionWorker } from "../src/pipeline/partition-worker.ts";
@@ -42,6 +41,7 @@ import {
 import { verifyJob } from "../src/pipeline/verify.ts";
 import { uploadFile } from "../src/runner/local-runner.ts";
 import { type LocalPipeline, openLocalPipeline } from "../src/runner/local-stores.ts";
+import { openTabularSession } from "../src/tasks/tabular/tabular-task.ts";
 import {
   churnModel,
   customerCsv,
@@ -778,7 +778,10 @@ describe("rejected before anything is written", () => {
     const p = openLocalPipeline(path.join(root.dir, `reject-${++n}`), { log: silentLogger });
     await uploadFile(p, "input", "c.csv", await customerCsv(root.dir, 200, 95));
     // As the local runner does: an onnxruntime dry run of the model before the job is created.
-    return { ...p, checkModel: async (m) => (await createScorer(m, { thread: false })).close() };
+    return {
+      ...p,
+      checkModel: async (m) => (await openTabularSession(m, { thread: false })).session.close(),
+    };
   }
   const spec = (extra: Partial<JobSpecInput> = {}): JobSpecInput => ({
     input: { bucket: "input", object: "c.csv" },
@@ -933,7 +936,7 @@ describe("rejected before anything is written", () => {
             spec({ model: { descriptor: narrow } }),
             ModelError,
             "INVALID_MODEL",
-            /does not accept a \[batch, \d+\] float32 "features" tensor/,
+            /has shape \[batch, \d+\] but the descriptor's \d+ features make \d+ values|does not accept a \[batch, \d+\] float32 "features" tensor/,
           ],
           [
             spec({ model: { descriptor: path.join(dir, "renamed.json") } }),

@@ -9,7 +9,6 @@
  *   verify  prove a finished job's exactly-once property
  *   rerun   rerun a job's failed partitions (--failed) or the whole job
  */
-import { copyFile, link, mkdir, unlink } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { InvalidArgumentError, NotFoundError, PipelineError } from "../core/errors.ts";
@@ -28,6 +27,7 @@ import {
 } from "../runner/local-runner.ts";
 import { localPaths } from "../runner/local-stores.ts";
 import { parseCount, parseFraction, parsePositiveInt, parseSize } from "./args.ts";
+import { type PlacedOutputs, placeOutputs } from "./place-outputs.ts";
 import { compactNumber, createProgressReporter, duration, progressLine } from "./progress.ts";
 
 const USAGE = `Usage: batch-infer <command> [options]
@@ -97,30 +97,6 @@ type Values = ReturnType<
 
 function out(line = ""): void {
   process.stdout.write(`${line}\n`);
-}
-
-async function placeOutputs(job: JobRecord, dataDir: string, dir: string): Promise<string[]> {
-  const r = job.result;
-  if (!r) return [];
-  const buckets = localPaths(dataDir).buckets;
-  await mkdir(dir, { recursive: true });
-  const placed: string[] = [];
-  // The report goes last so the indexes the summary reads (errors 0, manifest 1, output 2) hold.
-  const objects = [
-    r.errorsOutput,
-    r.manifest,
-    ...(job.state !== "failed" ? [r.output] : []),
-    ...(r.report ? [r.report] : []),
-  ];
-  for (const o of objects) {
-    const from = path.join(buckets, o.bucket, o.object);
-    const to = path.join(dir, path.basename(o.object));
-    await unlink(to).catch(() => undefined);
-    // A hard link costs nothing for a multi-GB output; fall back to a copy across filesystems.
-    await link(from, to).catch(() => copyFile(from, to));
-    placed.push(to);
-  }
-  return placed;
 }
 
 function objectPath(dataDir: string, bucket: string, object: string): string {
@@ -211,7 +187,9 @@ async function cmdRun(v: Values): Promise<number> {
     );
     return 130;
   }
-  const placed = v.output && job.result ? await placeOutputs(job, dataDir, v.output) : [];
+  const placed: PlacedOutputs | undefined = v.output
+    ? await placeOutputs(job, dataDir, v.output)
+    : undefined;
   if (v.json) {
     out(
       JSON.stringify(
@@ -221,7 +199,7 @@ async function cmdRun(v: Values): Promise<number> {
           state: job.state,
           result: job.result,
           error: job.error,
-          placed,
+          ...(placed ? { placed } : {}),
         },
         null,
         2,
@@ -238,14 +216,18 @@ async function cmdRun(v: Values): Promise<number> {
         `  records   ${r.records.toLocaleString("en-US")} scored, ${r.errors.toLocaleString("en-US")} bad, in ${duration(secs)} (${compactNumber(r.records / Math.max(secs, 0.001))} records/s overall)`,
       );
       if (job.state !== "failed")
-        out(`  output    ${placed[2] ?? objectPath(dataDir, r.output.bucket, r.output.object)}`);
+        out(
+          `  output    ${placed?.output ?? objectPath(dataDir, r.output.bucket, r.output.object)}`,
+        );
       out(
-        `  errors    ${placed[0] ?? objectPath(dataDir, r.errorsOutput.bucket, r.errorsOutput.object)}`,
+        `  errors    ${placed?.errors ?? objectPath(dataDir, r.errorsOutput.bucket, r.errorsOutput.object)}`,
       );
-      out(`  manifest  ${placed[1] ?? objectPath(dataDir, r.manifest.bucket, r.manifest.object)}`);
+      out(
+        `  manifest  ${placed?.manifest ?? objectPath(dataDir, r.manifest.bucket, r.manifest.object)}`,
+      );
       if (r.report)
         out(
-          `  report    ${placed.at(-1) ?? objectPath(dataDir, r.report.bucket, r.report.object)}`,
+          `  report    ${placed?.report ?? objectPath(dataDir, r.report.bucket, r.report.object)}`,
         );
     }
     if (job.error) out(`  ${job.state === "failed" ? "error" : "note"}     ${job.error}`);
@@ -431,6 +413,13 @@ async function cmdRerun(v: Values, jobId: string | undefined): Promise<number> {
   });
   reporter.done(result.progress);
   out(`job ${jobId} ${result.job.state}${result.job.error ? `: ${result.job.error}` : ""}`);
+  if (v.output) {
+    const placed = await placeOutputs(result.job, dataDir, v.output);
+    if (placed)
+      out(
+        `  output    ${placed.output ?? placed.errors} (and the manifest, errors and report) in ${v.output}`,
+      );
+  }
   return result.job.state === "completed" ? 0 : 3;
 }
 
@@ -476,7 +465,11 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof PipelineError) {
       process.stderr.write(`batch-infer: error: ${err.message}\n`);
-      return err.code === "INVALID_ARGUMENT" || err.code === "INVALID_SPEC" ? 2 : 1;
+      return err.code === "INVALID_ARGUMENT" ||
+        err.code === "INVALID_SPEC" ||
+        err.code === "INVALID_MODEL"
+        ? 2
+        : 1;
     }
     throw err;
   }
@@ -484,11 +477,15 @@ export async function main(argv: string[]): Promise<number> {
 
 const invokedDirectly = process.argv[1] && /(cli|main)\.(ts|js)$/.test(process.argv[1]);
 if (invokedDirectly) {
+  // Exit once stdout and stderr are flushed: on a pipe the last writes may still be
+  // queued (a 64 KiB pipe buffer), and process.exit would drop them.
+  const exit = (code: number) =>
+    process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
   main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
+    (code) => exit(code),
     (err: unknown) => {
       process.stderr.write(`batch-infer: internal error: ${(err as Error).stack ?? String(err)}\n`);
-      process.exit(1);
+      exit(1);
     },
   );
 }

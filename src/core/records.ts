@@ -170,7 +170,8 @@ export interface JobResult {
   errors: number;
   failedPartitions: number[];
   output: { bucket: string; object: string; bytes: number; sha256: string };
-  errorsOutput: { bucket: string; object: string; bytes: number };
+  /** `sha256` absent on jobs finished before it was recorded. */
+  errorsOutput: { bucket: string; object: string; bytes: number; sha256?: string };
   manifest: { bucket: string; object: string };
   /** The HTML job report (absent for jobs finished before reports existed). */
   report?: { bucket: string; object: string };

@@ -5,7 +5,8 @@ import type { JobRecord, JobResult, JobState, PartitionRecord } from "../core/re
 import { TERMINAL_JOB_STATES } from "../core/records.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { EVENT_TYPES, jobEvent } from "./events.ts";
-import { errorPartName, type JobLayout, jobLayout, partName } from "./layout.ts";
+import { type JobLayout, jobLayout, partName } from "./layout.ts";
+import { mergedErrors } from "./merge-errors.ts";
 import { csvField } from "./output-rows.ts";
 import { ErrorTally, renderJobReport } from "./report.ts";
 
@@ -21,6 +22,7 @@ export interface Manifest {
   model: JobRecord["model"];
   spec: JobRecord["spec"];
   columns: string[];
+  /** What the outputs hold: records scored and bad records of the partitions that finished. */
   counts: {
     records: number;
     errors: number;
@@ -28,6 +30,18 @@ export interface Manifest {
     partitions: number;
     failedPartitions: number[];
   };
+  /**
+   * Input ranges in neither output: the failed partitions (`rerun JOB --failed`
+   * resumes them from their checkpoints). `checkpointedRecords` were scored before
+   * the partition failed and are kept for the rerun, not published.
+   */
+  unscored?: {
+    partition: number;
+    start: number;
+    end: number;
+    checkpointedRecords: number;
+    reason?: string;
+  }[];
   output?: { object: string; bytes: number; sha256: string };
   errorsOutput: { object: string; bytes: number; sha256: string };
   timings: { createdAt: string; finishedAt: string; durationMs: number };
@@ -79,49 +93,6 @@ async function* concatParts(
         yield b;
       }
     }
-  }
-}
-
-async function* rewriteErrors(
-  deps: PipelineDeps,
-  layout: JobLayout,
-  job: JobRecord,
-  partitions: PartitionRecord[],
-  digest: { hash: ReturnType<typeof createHash>; bytes: number },
-  tally: ErrorTally,
-): AsyncGenerator<Buffer> {
-  // Line numbers: the CSV header is line 1; each partition and chunk knows how many lines it owned.
-  let lineBase = job.input.format === "csv" && job.input.dataStart > 0 ? 1 : 0;
-  for (const p of partitions) {
-    let partBase = lineBase;
-    for (const ref of p.parts) {
-      if (ref.errorBytes > 0) {
-        const name = errorPartName(layout, p.index, ref.seq, ref.epoch);
-        const chunks: Buffer[] = [];
-        for await (const c of await deps.store.read(layout.bucket, name)) chunks.push(c as Buffer);
-        let out = "";
-        for (const line of Buffer.concat(chunks).toString("utf8").split("\n")) {
-          if (!line) continue;
-          const e = JSON.parse(line) as {
-            line: number;
-            offset: number;
-            reason: string;
-            key: unknown;
-            record: unknown;
-          };
-          const lineNo = partBase + e.line;
-          // Counted on the way through for the job report: the errors output is read only once.
-          tally.add(lineNo, e.reason, typeof e.record === "string" ? e.record : null);
-          out += `${JSON.stringify({ line: lineNo, offset: e.offset, partition: p.index, reason: e.reason, key: e.key, record: e.record })}\n`;
-        }
-        const b = Buffer.from(out);
-        digest.hash.update(b);
-        digest.bytes += b.length;
-        yield b;
-      }
-      partBase += ref.lines;
-    }
-    lineBase += p.lines;
   }
 }
 
@@ -284,8 +255,11 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
   const partitions = await deps.checkpoints.readPartitions(jobId);
   const layout = jobLayout(job);
   const { status, message, errorCode } = decideStatus(job, partitions);
-  const records = partitions.reduce((n, p) => n + p.records, 0);
-  const errors = partitions.reduce((n, p) => n + p.errors, 0);
+  // Counts describe the outputs: a failed partition's checkpointed rows are not in
+  // them. A job stopped on its threshold publishes every bad record it found.
+  const published = (p: PartitionRecord) => (status === "failed" ? true : p.state === "done");
+  const records = partitions.reduce((n, p) => n + (published(p) ? p.records : 0), 0);
+  const errors = partitions.reduce((n, p) => n + (published(p) ? p.errors : 0), 0);
   const failedPartitions = partitions.filter((p) => p.state === "failed").map((p) => p.index);
   const columns = job.outputColumns;
   const header = job.spec.output.format === "csv" ? `${columns.map(csvField).join(",")}\n` : "";
@@ -295,7 +269,7 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
   await deps.store.put(
     layout.bucket,
     layout.errors,
-    Readable.from(rewriteErrors(deps, layout, job, partitions, errDigest, tally)),
+    Readable.from(mergedErrors(deps, layout, job, partitions, published, errDigest, tally)),
   );
   let output: Manifest["output"];
   if (status !== "failed") {
@@ -326,10 +300,19 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
     counts: {
       records,
       errors,
-      lines: partitions.reduce((n, p) => n + p.lines, 0),
+      lines: partitions.reduce((n, p) => n + (published(p) ? p.lines : 0), 0),
       partitions: partitions.length,
       failedPartitions,
     },
+    unscored: partitions
+      .filter((p) => p.state === "failed")
+      .map((p) => ({
+        partition: p.index,
+        start: p.start,
+        end: p.end,
+        checkpointedRecords: p.records + p.errors,
+        ...(p.lastError ? { reason: p.lastError } : {}),
+      })),
     ...(output ? { output } : {}),
     errorsOutput: {
       object: layout.errors,
@@ -373,7 +356,12 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
       bytes: output?.bytes ?? 0,
       sha256: output?.sha256 ?? "",
     },
-    errorsOutput: { bucket: layout.bucket, object: layout.errors, bytes: errDigest.bytes },
+    errorsOutput: {
+      bucket: layout.bucket,
+      object: layout.errors,
+      bytes: errDigest.bytes,
+      sha256: manifest.errorsOutput.sha256,
+    },
     manifest: { bucket: layout.bucket, object: layout.manifest },
     ...(report ? { report } : {}),
     durationMs,

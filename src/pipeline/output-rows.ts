@@ -1,7 +1,4 @@
-import type { OutputFormat } from "../core/records.ts";
 import type { ModelDescriptor } from "../model/descriptor.ts";
-import type { KeyBatch } from "../model/key-batch.ts";
-import type { BatchScores } from "../model/scorer.ts";
 
 /**
  * A float32 score as text: 9 significant digits always round-trip a float32,
@@ -36,23 +33,6 @@ export function outputColumns(descriptor: ModelDescriptor, keyNames: string[]): 
   const cols = [...keyNames, ...descriptor.outputs.map((o) => o.column)];
   if (descriptor.label) cols.push(descriptor.label.column);
   return cols;
-}
-
-/** Formats scored rows as JSONL or CSV lines (no header: the merger writes it once). */
-export interface RowFormatter {
-  /** CSV header line (with newline), or "" for JSONL. */
-  readonly header: string;
-  /** Append `rows` rows of a batch to `out`; `keys` holds keyCount values per row. */
-  format(keys: KeyBatch, scores: BatchScores, rows: number, out: ByteWriter): void;
-}
-
-/** True when a string can go into JSON between quotes as it is. */
-function jsonSafe(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return false;
-  }
-  return true;
 }
 
 /**
@@ -120,70 +100,4 @@ export class ByteWriter {
   reset(): void {
     this.pos = 0;
   }
-}
-
-/** Build the formatter for a descriptor, key columns and output format. */
-export function createRowFormatter(
-  descriptor: ModelDescriptor,
-  keyNames: string[],
-  format: OutputFormat,
-): RowFormatter {
-  const outputs = descriptor.outputs;
-  const label = descriptor.label;
-  const labelIndex = label ? outputs.findIndex((o) => o.column === label.from) : -1;
-  const k = keyNames.length;
-  const csv = format === "csv";
-  const header = csv ? `${outputColumns(descriptor, keyNames).map(csvField).join(",")}\n` : "";
-  const keyPrefixes = keyNames.map((n, j) =>
-    Buffer.from(csv ? (j === 0 ? "" : ",") : `${j === 0 ? "{" : ","}${JSON.stringify(n)}:`),
-  );
-  const outPrefixes = outputs.map((o, j) =>
-    Buffer.from(
-      csv ? (k + j === 0 ? "" : ",") : `${k + j === 0 ? "{" : ","}${JSON.stringify(o.column)}:`,
-    ),
-  );
-  const labelTexts = label
-    ? label.labels.map((l) =>
-        Buffer.from(
-          csv ? `,${csvField(l)}` : `,${JSON.stringify(label.column)}:${JSON.stringify(l)}`,
-        ),
-      )
-    : [];
-  const rowEnd = Buffer.from(csv ? "\n" : "}\n");
-  const nullText = csv ? "" : "null";
-  const QUOTE = Buffer.from('"');
-
-  return {
-    header,
-    format(keys, scores, rows, w) {
-      const data = keys.data;
-      for (let r = 0; r < rows; r++) {
-        for (let j = 0; j < k; j++) {
-          w.bytes(keyPrefixes[j] as Buffer);
-          const idx = r * k + j;
-          const key = keys.strings[idx];
-          if (key === undefined) {
-            // Plain printable ASCII without quote, backslash or comma: safe in JSON and CSV as is.
-            if (!csv) w.bytes(QUOTE);
-            w.range(data, keys.starts[idx] as number, keys.ends[idx] as number);
-            if (!csv) w.bytes(QUOTE);
-          } else if (csv) w.utf8(csvField(key));
-          else if (jsonSafe(key)) {
-            w.bytes(QUOTE);
-            w.utf8(key);
-            w.bytes(QUOTE);
-          } else w.utf8(JSON.stringify(key));
-        }
-        for (let j = 0; j < outputs.length; j++) {
-          w.bytes(outPrefixes[j] as Buffer);
-          w.float32((scores[j] as Float32Array)[r] as number, nullText);
-        }
-        if (label) {
-          const v = (scores[labelIndex] as Float32Array)[r] as number;
-          w.bytes(labelTexts[v >= label.threshold ? 1 : 0] as Buffer);
-        }
-        w.bytes(rowEnd);
-      }
-    },
-  };
 }

@@ -7,6 +7,8 @@ import { readOwnedLines } from "../records/line-reader.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { jobLayout } from "./layout.ts";
 import type { Manifest } from "./merger.ts";
+import { csvField } from "./output-rows.ts";
+import { checkOutputAgainstParts } from "./verify-parts.ts";
 
 /** One check `verify` ran. */
 export interface VerifyCheck {
@@ -143,17 +145,36 @@ export async function verifyJob(deps: PipelineDeps, job: JobRecord): Promise<Ver
   const manifest = JSON.parse(text) as Manifest;
   check("manifest is this job's", manifest.jobId === job.jobId, `manifest says ${manifest.jobId}`);
 
-  const out = await sha256Of(store, layout.bucket, layout.output);
+  // What the workers committed, from the checkpoint store: the writer of the output
+  // can re-sign the manifest, not rewrite the rows each worker committed.
+  const partitions = await deps.checkpoints.readPartitions(job.jobId);
+  const header =
+    job.spec.output.format === "csv" ? `${manifest.columns.map(csvField).join(",")}\n` : "";
+  const out = await checkOutputAgainstParts(
+    store,
+    layout.bucket,
+    layout.output,
+    header,
+    partitions,
+  );
+  check("predictions as the workers committed them", out.ok, out.detail);
   check(
     "predictions checksum",
     manifest.output?.sha256 === out.sha256 && manifest.output.bytes === out.bytes,
     `sha256 ${out.sha256.slice(0, 16)}…, ${out.bytes} bytes (manifest: ${manifest.output?.sha256.slice(0, 16)}…, ${manifest.output?.bytes})`,
   );
+  check(
+    "predictions match the job record",
+    job.result?.output.sha256 === out.sha256,
+    `job record: sha256 ${job.result?.output.sha256.slice(0, 16)}…`,
+  );
   const errs = await sha256Of(store, layout.bucket, layout.errors);
   check(
     "errors checksum",
-    manifest.errorsOutput.sha256 === errs.sha256,
-    `sha256 ${errs.sha256.slice(0, 16)}… (manifest: ${manifest.errorsOutput.sha256.slice(0, 16)}…)`,
+    manifest.errorsOutput.sha256 === errs.sha256 &&
+      (job.result?.errorsOutput.sha256 === undefined ||
+        job.result.errorsOutput.sha256 === errs.sha256),
+    `sha256 ${errs.sha256.slice(0, 16)}… (manifest: ${manifest.errorsOutput.sha256.slice(0, 16)}…${job.result?.errorsOutput.sha256 ? `, job record: ${job.result.errorsOutput.sha256.slice(0, 16)}…` : ""})`,
   );
 
   const input = await store.head(job.input.bucket, job.input.object);
@@ -179,7 +200,8 @@ export async function verifyJob(deps: PipelineDeps, job: JobRecord): Promise<Ver
   const offsetKeys = keyNames.length === 1 && keyNames[0] === "_offset";
   const inputKeys = keyReader(job.input.format, job.input.columns, offsetKeys ? [] : keyNames);
   const outputKeys = keyReader(job.spec.output.format, manifest.columns, keyNames);
-  const failed = manifest.partitions
+  // Unscored ranges come from the checkpoint store too, not from the manifest.
+  const failed = partitions
     .filter((p) => p.state === "failed")
     .map((p) => [p.start, p.end] as const);
   const outIt = lines(store, layout.bucket, layout.output);
@@ -187,14 +209,17 @@ export async function verifyJob(deps: PipelineDeps, job: JobRecord): Promise<Ver
   if (job.spec.output.format === "csv") await outIt.next(); // header
   let nextOut = await outIt.next();
   let nextErr = await errIt.next();
-  const errOffset = (l: Line) =>
-    (JSON.parse(l.buf.toString("utf8", l.start, l.end)) as { offset: number }).offset;
+  type ErrorRow = { offset: number; line: number | null; record: string | null };
+  const errRow = (l: Line) => JSON.parse(l.buf.toString("utf8", l.start, l.end)) as ErrorRow;
+  // The input line of the record in hand (the CSV header is line 1).
+  let lineNo = job.input.format === "csv" && job.input.dataStart > 0 ? 1 : 0;
   let inputRecords = 0;
   let scored = 0;
   let errors = 0;
   let inFailed = 0;
   let problem: string | undefined;
   for await (const rec of lines(store, job.input.bucket, job.input.object, job.input.dataStart)) {
+    lineNo++;
     if (
       !rec.oversize &&
       (rec.end === rec.start || (rec.end - rec.start === 1 && rec.buf[rec.start] === 13))
@@ -205,7 +230,16 @@ export async function verifyJob(deps: PipelineDeps, job: JobRecord): Promise<Ver
       inFailed++;
       continue;
     }
-    if (!nextErr.done && errOffset(nextErr.value) === rec.offset) {
+    const e = nextErr.done ? undefined : errRow(nextErr.value);
+    if (e && e.offset === rec.offset) {
+      const preview = rec.oversize
+        ? null
+        : rec.buf.toString("utf8", rec.start, Math.min(rec.end, rec.start + 512));
+      // A record too long to preview (oversize) has no `record` in the errors row.
+      if ((e.line !== null && e.line !== lineNo) || (e.record !== null && e.record !== preview)) {
+        problem = `the errors row for the record at offset ${rec.offset} says line ${e.line} and record ${JSON.stringify(e.record?.slice(0, 40))}; the input has line ${lineNo}: ${JSON.stringify(preview?.slice(0, 40))}`;
+        break;
+      }
       errors++;
       nextErr = await errIt.next();
       continue;
@@ -232,13 +266,23 @@ export async function verifyJob(deps: PipelineDeps, job: JobRecord): Promise<Ver
     "every input record exactly once",
     problem === undefined,
     problem ??
-      `${inputRecords} input records: ${scored} scored, ${errors} in errors${inFailed ? `, ${inFailed} in failed partitions` : ""}`,
+      `${inputRecords} input records: ${scored} scored, ${errors} in errors${
+        inFailed
+          ? `, ${inFailed} unscored in failed partitions ${partitions
+              .filter((p) => p.state === "failed")
+              .map((p) => `${p.index} [${p.start}, ${p.end})`)
+              .join(", ")} (rerun ${job.jobId} --failed resumes them)`
+          : ""
+      }`,
   );
   if (!problem) {
     check(
-      "counts match the manifest",
-      scored === manifest.counts.records && errors === manifest.counts.errors,
-      `manifest: ${manifest.counts.records} records, ${manifest.counts.errors} errors`,
+      "counts match the manifest and the job record",
+      scored === manifest.counts.records &&
+        errors === manifest.counts.errors &&
+        scored === job.result?.records &&
+        errors === job.result?.errors,
+      `found ${scored} scored and ${errors} bad; manifest: ${manifest.counts.records} and ${manifest.counts.errors}; job record: ${job.result?.records} and ${job.result?.errors}`,
     );
   }
   return report({ inputRecords, scored, errors, inFailedPartitions: inFailed });

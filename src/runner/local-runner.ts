@@ -7,12 +7,15 @@ import type { JobSpecInput } from "../core/job-spec.ts";
 import type { Logger } from "../core/log.ts";
 import type { JobRecord, PartitionRecord } from "../core/records.ts";
 import { TERMINAL_JOB_STATES } from "../core/records.ts";
-import { createScorer } from "../model/scorer.ts";
 import { objectCreatedEvent } from "../pipeline/events.ts";
+import { recoverStalledJob } from "../pipeline/recover.ts";
 import { DEFAULT_POLICY, decideReplicas, type ScalingPolicy } from "../pipeline/scaler.ts";
 import { type SplitResult, splitFromEvent } from "../pipeline/splitter.ts";
+import { openTabularSession } from "../tasks/tabular/tabular-task.ts";
+import { stageLocalInput } from "./local-input.ts";
 import { type LocalPipeline, openLocalPipeline } from "./local-stores.ts";
 import { type PoolMember, ProcessPool, type WorkerCommand } from "./process-pool.ts";
+import { providersFrom } from "./worker-config.ts";
 
 /** Progress of a job, as the CLI's bar shows it. */
 export interface JobProgress {
@@ -110,9 +113,9 @@ export function summarize(
 }
 
 /**
- * Put a local file into a bucket unless an object of the same size, written
- * after the file's last change, is already there (rsync's quick check), so a
- * second `run` of the same file resumes the same job rather than starting anew.
+ * Put a local file into a bucket under a name of the caller's choosing (a new
+ * version every time: tests and tools that need one). `run` stages its input with
+ * {@link stageLocalInput} instead: named by content, never copied.
  */
 export async function uploadFile(
   pipeline: LocalPipeline,
@@ -127,10 +130,6 @@ export async function uploadFile(
     throw new NotFoundError(`input file ${file} does not exist`);
   }
   if (!st.isFile()) throw new InvalidArgumentError(`input ${file} is not a regular file`);
-  const existing = await pipeline.store.head(bucket, name);
-  if (existing && existing.size === st.size && existing.lastModified.getTime() >= st.mtimeMs) {
-    return { etag: existing.etag, uploaded: false };
-  }
   const { etag } = await pipeline.store.put(bucket, name, createReadStream(file));
   return { etag, uploaded: true };
 }
@@ -143,9 +142,14 @@ export async function uploadFile(
 export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunResult> {
   const pipeline = openLocalPipeline(options.dataDir, { log: options.log });
   const bucket = options.inputBucket ?? "input";
-  const objectName = path.basename(options.inputFile);
   try {
-    const { etag } = await uploadFile(pipeline, bucket, objectName, options.inputFile);
+    const staged = await stageLocalInput(pipeline, bucket, options.inputFile);
+    const { etag, object: objectName } = staged;
+    options.log.info("input staged", {
+      object: objectName,
+      how: staged.how,
+      sha256: staged.sha256,
+    });
     const event = objectCreatedEvent({
       bucket,
       object: objectName,
@@ -156,10 +160,20 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
     const split = await splitFromEvent(
       {
         ...pipeline,
-        // Fail up front, before anything is written, if onnxruntime can't run the model as described.
+        // Fail up front, before a job exists, if onnxruntime can't run the model as
+        // described on the execution providers the workers will use.
         checkModel: async (model) => {
-          const scorer = await createScorer(model, { thread: false });
-          await scorer.close();
+          const { session } = await openTabularSession(model, {
+            thread: false,
+            executionProviders: providersFrom(process.env.ORT_EXECUTION_PROVIDERS),
+          });
+          for (const f of session.fallbacks) {
+            options.log.info(
+              `execution provider ${f.provider} is unavailable here, falling back to ${session.provider}`,
+              { reason: f.reason },
+            );
+          }
+          await session.close();
         },
       },
       event,
@@ -194,6 +208,8 @@ export async function driveLocalJob(
 ): Promise<Omit<LocalRunResult, "split">> {
   let pool: ProcessPool | undefined;
   try {
+    const first = await pipeline.checkpoints.getJob(jobId);
+    if (!first) throw new NotFoundError(`no job ${jobId} in ${pipeline.paths.dataDir}`);
     const policy: ScalingPolicy = {
       ...DEFAULT_POLICY,
       maxReplicas: Math.max(1, options.workers),
@@ -207,6 +223,9 @@ export async function driveLocalJob(
         ...process.env,
         BATCH_INFER_DATA_DIR: pipeline.paths.dataDir,
         ORT_INTRA_OP_THREADS: String(options.intraOpThreads ?? 1),
+        // A message a worker takes before it has read the job is leased for the job's
+        // own visibility, not a fixed default (a worker that dies then holds it that long).
+        BATCH_INFER_RECEIVE_VISIBILITY: String(first.value.spec.visibilitySeconds),
       },
       queue: pipeline.queue,
       log: options.log,
@@ -221,6 +240,9 @@ export async function driveLocalJob(
     let progress: JobProgress | undefined;
     let interrupted = false;
     const interval = options.progressIntervalMs ?? 250;
+    // A job that is running with no message in the queue can't finish by itself (a
+    // message was lost): seen twice in a row, at least a second apart, it is re-enqueued.
+    let orphanedSince: number | undefined;
     for (;;) {
       if (options.signal?.aborted) {
         interrupted = true;
@@ -236,6 +258,14 @@ export async function driveLocalJob(
       };
       options.onProgress?.(progress);
       if (TERMINAL_JOB_STATES.includes(row.value.state) && row.value.completionPublished) break;
+      if (row.value.state === "running" || row.value.state === "merging") {
+        if ((await pipeline.tasks.liveMessagesFor(jobId)) > 0) orphanedSince = undefined;
+        else if (orphanedSince === undefined) orphanedSince = Date.now();
+        else if (Date.now() - orphanedSince >= 1000) {
+          await recoverStalledJob(pipeline, jobId);
+          orphanedSince = undefined;
+        }
+      }
 
       const stats = await pipeline.queue.stats();
       const decision = decideReplicas(policy, {

@@ -14,6 +14,8 @@ export interface WorkerConfig {
   inferenceThread: boolean | "auto";
   /** onnxruntime execution providers in order, e.g. ["cuda", "cpu"] in the GPU image. */
   executionProviders: string[];
+  /** Lease of a message received before its job is known (BATCH_INFER_RECEIVE_VISIBILITY, default 30 s). */
+  receiveVisibilitySeconds: number;
 }
 
 /** Environment variables the worker reads (the image and manifests may set only these). */
@@ -22,6 +24,7 @@ export const WORKER_ENV = [
   "BATCH_INFER_DATA_DIR",
   ...OCI_BACKEND_ENV,
   "WORKER_ID",
+  "BATCH_INFER_RECEIVE_VISIBILITY",
   "ORT_INTRA_OP_THREADS",
   "ORT_EXECUTION_PROVIDERS",
   "INFERENCE_THREAD",
@@ -58,10 +61,12 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv): WorkerConfig {
     inferenceThread:
       env.INFERENCE_THREAD === "1" ? true : env.INFERENCE_THREAD === "0" ? false : "auto",
     executionProviders: providersFrom(env.ORT_EXECUTION_PROVIDERS),
+    receiveVisibilitySeconds: intFrom(env, "BATCH_INFER_RECEIVE_VISIBILITY", 30),
   };
 }
 
-function providersFrom(raw: string | undefined): string[] {
+/** Parse ORT_EXECUTION_PROVIDERS (default cpu); throws naming the variable when it lists an unknown provider. */
+export function providersFrom(raw: string | undefined): string[] {
   if (!raw) return ["cpu"];
   const list = raw
     .split(",")

@@ -20,6 +20,7 @@ const worker = new PartitionWorker(deps, {
     executionProviders: config.executionProviders,
   },
   receiveWaitSeconds: 1,
+  receiveVisibilitySeconds: config.receiveVisibilitySeconds,
   onClaim: (claim) => process.send?.({ type: "claim", claim: claim ?? null }),
   onCommit: (p) => {
     process.send?.({

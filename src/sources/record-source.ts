@@ -39,18 +39,76 @@ export interface RowBlock {
 /** A block of records as a source yields them. */
 export type RecordBlock = LineBlock | ObjectBlock | RowBlock;
 
-/** Position of record `i` of a block, and of the record after it (what a checkpoint stores). */
-export function positionOf(block: RecordBlock, i: number): { at: number; next: number } {
+/** Number of records in a block. */
+export function recordCount(block: RecordBlock): number {
+  return block.kind === "lines" ? block.lines.count : block.count;
+}
+
+/** Position of record `i` of a block (a byte offset, a manifest line, a row index). */
+export function positionAt(block: RecordBlock, i: number): number {
   switch (block.kind) {
     case "lines":
-      return {
-        at: block.lines.offsets[i] as number,
-        next: block.lines.nextOffsets[i] as number,
-      };
+      return block.lines.offsets[i] as number;
     case "objects":
-      return { at: block.positions[i] as number, next: block.nextPositions[i] as number };
+      return block.positions[i] as number;
     case "rows":
-      return { at: block.firstRow + i, next: block.firstRow + i + 1 };
+      return block.firstRow + i;
+  }
+}
+
+/** Position of the record after record `i`: what a checkpoint after it stores. */
+export function nextPositionAt(block: RecordBlock, i: number): number {
+  switch (block.kind) {
+    case "lines":
+      return block.lines.nextOffsets[i] as number;
+    case "objects":
+      return block.nextPositions[i] as number;
+    case "rows":
+      return block.firstRow + i + 1;
+  }
+}
+
+/** A record that is no record at all (a blank line): counted as a line, never scored. */
+export const SKIP = 1;
+
+/**
+ * What the source already knows about record `i` before any task sees it: SKIP for
+ * a blank line, a reason when it is unreadable (over-long line, object that could
+ * not be fetched), undefined when the task should take it.
+ */
+export function sourceProblem(
+  block: RecordBlock,
+  i: number,
+  maxLineBytes: number,
+): typeof SKIP | string | undefined {
+  switch (block.kind) {
+    case "lines": {
+      const l = block.lines;
+      if (l.oversize[i]) return `line longer than ${maxLineBytes} bytes`;
+      const s = l.starts[i] as number;
+      const e = l.ends[i] as number;
+      return e === s || (e - s === 1 && l.buf[s] === 13) ? SKIP : undefined;
+    }
+    case "objects":
+      return block.problems[i];
+    case "rows":
+      return undefined;
+  }
+}
+
+/** The record as text for the errors output (cut to `max` bytes), or null. */
+export function recordPreview(block: RecordBlock, i: number, max: number): string | null {
+  switch (block.kind) {
+    case "lines": {
+      const l = block.lines;
+      const s = l.starts[i] as number;
+      if (l.oversize[i] || s < 0) return null;
+      return l.buf.toString("utf8", s, Math.min(l.ends[i] as number, s + max));
+    }
+    case "objects":
+      return block.names[i] ?? null;
+    case "rows":
+      return null;
   }
 }
 

@@ -70,8 +70,10 @@ export interface RowSink {
   /** A key column: bytes of the input (valid UTF-8) or a string. */
   keyBytes(buf: Buffer, start: number, end: number): void;
   string(value: string | null): void;
-  /** A float32 scalar (printed with 9 significant digits: round-trips exactly). */
+  /** A float32 scalar (printed with 9 significant digits: round-trips exactly); non-finite is null. */
   float32(value: number): void;
+  /** A float64 scalar (shortest round-trip form); non-finite is null. */
+  float64(value: number): void;
   /** An integer scalar. */
   int(value: number): void;
   /** A vector column (embedding, logits). */
@@ -91,4 +93,22 @@ export interface TaskDecoder<M = unknown> {
 export interface OutputColumn {
   name: string;
   type: "string" | "float32" | "int" | "float32[]" | "string[]";
+}
+
+/**
+ * A job's task, ready to run: built once per job and model in a worker (the session
+ * is the expensive part), then asked for a fresh encoder per partition attempt.
+ */
+export interface TaskRuntime<M = unknown> {
+  /** A fresh encoder for one partition attempt. */
+  encoder(): TaskEncoder<M>;
+  decoder: TaskDecoder<M>;
+  /** Runs the batches. */
+  session: import("../model/session.ts").ModelSession;
+  /** Best-effort key values of a bad record, for the errors output (null when none can be read). */
+  keysOf(
+    block: import("../sources/record-source.ts").RecordBlock,
+    i: number,
+  ): Record<string, string> | null;
+  close(): Promise<void>;
 }

@@ -1,16 +1,20 @@
 import { createHash, randomBytes, randomInt } from "node:crypto";
 import { type BigIntStats, constants, type Dirent } from "node:fs";
 import {
+  chmod,
+  copyFile,
   type FileHandle,
   link,
   lstat,
   mkdir,
   open,
   readdir,
+  readFile,
   realpath,
   rename,
   rmdir,
   unlink,
+  writeFile,
 } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { Readable } from "node:stream";
@@ -106,26 +110,58 @@ function mapFsError(err: unknown, context: string): unknown {
 }
 
 /**
- * Etag from (device, inode, size, mtime in ns). Every put writes a new file (new
- * inode while the old one is still linked) and stamps it with a randomized
+ * Etag from (device, inode, size, mtime and ctime in ns). Every put writes a new file
+ * (new inode while the old one is still linked) and stamps it with a randomized
  * microsecond mtime, so a later object only repeats an old etag if it reuses a freed
  * inode, has the same size and draws the same microsecond within the same
- * millisecond. Content-hash etags would need a sidecar or a full read on `head`.
+ * millisecond. The ctime matters for objects placed by hard link (`placeFile`): the
+ * object is then the user's file, which can be rewritten in place with its size and
+ * mtime restored (`cp -p`, `rsync -a --inplace`); no one can set a ctime back.
+ * Content-hash etags would need a sidecar or a full read on `head`.
  */
 function etagOf(st: BigIntStats): string {
   return createHash("sha256")
-    .update(`${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`)
+    .update(`${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`)
     .digest("hex")
     .slice(0, 32);
 }
 
-function infoOf(name: string, st: BigIntStats): ObjectInfo {
+function infoOf(name: string, st: BigIntStats, etag = etagOf(st)): ObjectInfo {
   return {
     name,
     size: Number(st.size),
-    etag: etagOf(st),
+    etag,
     lastModified: new Date(Number(st.mtimeNs / 1_000_000n)),
   };
+}
+
+/**
+ * What the store remembers of an object placed by hard link: the file's stat when
+ * its content was last hashed, and that hash, which is its etag. The object is the
+ * user's file, and a `touch`, `chmod` or another hard link changes its stat without
+ * changing a byte: a changed stat makes the store hash the file again, and the etag
+ * changes only if the bytes did (so a touched input does not abort its job).
+ */
+interface PlacedRecord {
+  snapshot: string;
+  sha256: string;
+}
+
+function snapshotOf(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  const fh = await open(path, READ_NO_FOLLOW);
+  try {
+    for await (const chunk of fh.createReadStream({ highWaterMark: READ_CHUNK_BYTES })) {
+      hash.update(chunk as Buffer);
+    }
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+  return hash.digest("hex");
 }
 
 /** Code-unit order, which is what OCI and `start`/`nextStart` comparisons use. */
@@ -206,10 +242,47 @@ export class LocalObjectStore implements ObjectStore {
     try {
       await this.assertNoLinks(located, name);
       const st = await this.statFile(path);
-      return st && infoOf(name, st);
+      return st && infoOf(name, st, await this.etagFor(bucket, name, path, st));
     } catch (err) {
       throw mapFsError(err, `head ${bucket}/${name}`);
     }
+  }
+
+  /** Where the record of a placed object lives (outside every bucket: no bucket name starts with "."). */
+  private placedRecordPath(bucket: string, name: string): string {
+    return join(this.root, ".placed", bucket, createHash("sha256").update(name).digest("hex"));
+  }
+
+  /** The etag of an object: from its stat, or from its content if it was placed by hard link. */
+  private async etagFor(
+    bucket: string,
+    name: string,
+    path: string,
+    st: BigIntStats,
+  ): Promise<string> {
+    const recordPath = this.placedRecordPath(bucket, name);
+    let record: PlacedRecord;
+    try {
+      record = JSON.parse(await readFile(recordPath, "utf8")) as PlacedRecord;
+    } catch {
+      return etagOf(st);
+    }
+    const snapshot = snapshotOf(st);
+    if (record.snapshot === snapshot) return record.sha256.slice(0, 32);
+    // The file's stat changed: hash it again (once; the record then holds the new stat).
+    const sha256 = await sha256OfFile(path);
+    const after = await this.statFile(path);
+    if (after && snapshotOf(after) === snapshot) {
+      await this.writePlacedRecord(recordPath, { snapshot, sha256 });
+    }
+    return sha256.slice(0, 32);
+  }
+
+  private async writePlacedRecord(recordPath: string, record: PlacedRecord): Promise<void> {
+    await mkdir(dirname(recordPath), { recursive: true, mode: 0o700 });
+    const tmp = `${recordPath}.tmp-${randomBytes(8).toString("hex")}`;
+    await writeFile(tmp, JSON.stringify(record), { mode: 0o600 });
+    await rename(tmp, recordPath);
   }
 
   /** Stream the object or `range` of it (clamped to its size); NotFoundError when missing. */
@@ -301,19 +374,15 @@ export class LocalObjectStore implements ObjectStore {
     }
     const tmp = join(dir, `.${base}.tmp-${randomBytes(8).toString("hex")}`);
     let etag: string;
+    let fh: FileHandle | undefined;
     try {
-      const fh = await this.createTemp(dir, tmp, context);
-      try {
-        await writeBody(fh, body);
-        // Random sub-millisecond mtime: kernel timestamps are jiffy-coarse, and the
-        // etag must differ between two same-size puts in the same tick.
-        const seconds = (Date.now() + randomInt(1000) / 1000) / 1000;
-        await fh.utimes(seconds, seconds);
-        await fh.sync();
-        etag = etagOf(await fh.stat({ bigint: true }));
-      } finally {
-        await fh.close();
-      }
+      fh = await this.createTemp(dir, tmp, context);
+      await writeBody(fh, body);
+      // Random sub-millisecond mtime: kernel timestamps are jiffy-coarse, and the
+      // etag must differ between two same-size puts in the same tick.
+      const seconds = (Date.now() + randomInt(1000) / 1000) / 1000;
+      await fh.utimes(seconds, seconds);
+      await fh.sync();
       if (options.ifNoneMatch === "*") {
         try {
           await link(tmp, path);
@@ -337,11 +406,14 @@ export class LocalObjectStore implements ObjectStore {
                 throw this.ifMatchFailed(bucket, name, options.ifMatch, current);
               }
             }
+            await unlink(this.placedRecordPath(bucket, name)).catch(() => undefined);
             await rename(tmp, path);
           },
           this.lockOptions,
         );
       }
+      // After the link/rename: both change the ctime that is part of the etag.
+      etag = etagOf(await fh.stat({ bigint: true }));
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
       const code = errno(err);
@@ -352,9 +424,69 @@ export class LocalObjectStore implements ObjectStore {
         );
       }
       throw mapFsError(err, context);
+    } finally {
+      await fh?.close().catch(() => undefined);
     }
     await syncDir(dir);
     return { etag };
+  }
+
+  /**
+   * Create object `name` from the local file `file` without copying its bytes where
+   * the filesystem allows: a hard link (the object is then the file itself, so a
+   * change to the file is a change of the object, and its etag says so), else a
+   * reflink where the filesystem has one, else a copy. Create-only: throws
+   * PreconditionFailedError when the name exists.
+   */
+  async placeFile(
+    bucket: string,
+    name: string,
+    file: string,
+    /** The file's sha256 when the caller has it (it becomes the etag of a linked object). */
+    sha256?: string,
+  ): Promise<{ etag: string; linked: boolean }> {
+    const located = this.locate(bucket, name);
+    const { dir, base, path } = located;
+    const context = `place ${file} as ${bucket}/${name}`;
+    const tmp = join(dir, `.${base}.tmp-${randomBytes(8).toString("hex")}`);
+    let linked = true;
+    try {
+      await this.assertNoLinks(located, name);
+      // link() would link a symbolic link itself: link what it points to.
+      const source = await realpath(file);
+      await (await this.createTemp(dir, tmp, context)).close();
+      await unlink(tmp);
+      try {
+        await link(source, tmp);
+      } catch (err) {
+        const code = errno(err);
+        if (code !== "EXDEV" && code !== "EPERM" && code !== "EMLINK") throw err;
+        linked = false;
+        await copyFile(source, tmp, constants.COPYFILE_FICLONE);
+        await chmod(tmp, 0o600);
+      }
+      try {
+        await link(tmp, path);
+      } catch (err) {
+        if (errno(err) === "EEXIST") {
+          throw new PreconditionFailedError(`${context}: object already exists`, {
+            details: { bucket, name },
+          });
+        }
+        throw err;
+      }
+      await unlink(tmp);
+      const st = await this.statFile(path);
+      if (!st) throw new NotFoundError(`${context}: the object vanished as it was placed`);
+      await syncDir(dir);
+      if (!linked) return { etag: etagOf(st), linked };
+      const record = { snapshot: snapshotOf(st), sha256: sha256 ?? (await sha256OfFile(path)) };
+      await this.writePlacedRecord(this.placedRecordPath(bucket, name), record);
+      return { etag: await this.etagFor(bucket, name, path, st), linked };
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw mapFsError(err, context);
+    }
   }
 
   /** Objects in name order; `start` is inclusive, `nextStart` names the next object. */
@@ -391,7 +523,7 @@ export class LocalObjectStore implements ObjectStore {
           nextStart = name;
           break;
         }
-        objects.push(infoOf(name, st));
+        objects.push(infoOf(name, st, await this.etagFor(bucket, name, path, st)));
       }
     } catch (err) {
       throw mapFsError(err, `list ${bucket}`);
@@ -409,6 +541,7 @@ export class LocalObjectStore implements ObjectStore {
         join(dir, `.${base}.lock`),
         async () => {
           try {
+            await unlink(this.placedRecordPath(bucket, name)).catch(() => undefined);
             await unlink(path);
           } catch (err) {
             if (isMissing(err)) return;

@@ -207,31 +207,29 @@ export class SqliteTaskQueue implements TaskQueue {
     checkSeconds("changeVisibility: visibilitySeconds", visibilitySeconds);
     this.store.immediate(`changeVisibility in queue ${this.queue}`, () => {
       const now = this.now();
-      const row = this.current(receipt, "changeVisibility");
-      if (row.visible_at <= now) {
-        throw new LeaseLostError(
-          `changeVisibility: the delivery's visibility expired; the message may be redelivered`,
-          { details: { queue: this.queue, messageId: String(row.id) } },
-        );
-      }
+      const row = this.inFlight(receipt, "changeVisibility");
       this.store
         .sql("UPDATE messages SET visible_at = ? WHERE id = ?")
         .run(now + Math.round(visibilitySeconds * 1000), row.id);
     });
   }
 
-  /** Acknowledge the current delivery (removes the message). */
+  /**
+   * Acknowledge the current delivery (removes the message). Only while it is in
+   * flight: once its visibility expired the message belongs to whoever receives it
+   * next, even if no one has yet (stricter than a queue that only compares receipts).
+   */
   async delete(receipt: string): Promise<void> {
     this.store.immediate(`delete in queue ${this.queue}`, () => {
-      const row = this.current(receipt, "delete");
+      const row = this.inFlight(receipt, "delete");
       this.store.sql("DELETE FROM messages WHERE id = ?").run(row.id);
     });
   }
 
-  /** Dead-letter the current delivery now, with `reason`. */
+  /** Dead-letter the current delivery now, with `reason` (in flight only, like delete). */
   async deadLetter(receipt: string, reason: string): Promise<void> {
     this.store.immediate(`deadLetter in queue ${this.queue}`, () => {
-      const row = this.current(receipt, "deadLetter");
+      const row = this.inFlight(receipt, "deadLetter");
       this.store
         .sql(
           `UPDATE messages SET dead_lettered_at = ?, dead_letter_reason = ?, receipt = NULL
@@ -310,9 +308,37 @@ export class SqliteTaskQueue implements TaskQueue {
     });
   }
 
+  /**
+   * Messages of job `jobId` that are waiting or in flight (not part of the port: the
+   * embedded runner uses it to notice a job whose messages were all lost).
+   */
+  async liveMessagesFor(jobId: string): Promise<number> {
+    return guarded(`counting messages of ${jobId} in queue ${this.queue}`, () => {
+      const row = this.store
+        .sql<{ n: number }>(
+          `SELECT COUNT(*) AS n FROM messages
+           WHERE queue = ? AND dead_lettered_at IS NULL AND json_extract(body, '$.jobId') = ?`,
+        )
+        .get(this.queue, jobId);
+      return row?.n ?? 0;
+    });
+  }
+
   /** Close the connection (reopened on next use). */
   close(): void {
     this.store.close();
+  }
+
+  /** The row `receipt` is the current, unexpired delivery of, or LeaseLostError. In a transaction. */
+  private inFlight(receipt: string, op: string): MessageRow {
+    const row = this.current(receipt, op);
+    if (row.visible_at <= this.now()) {
+      throw new LeaseLostError(
+        `${op}: the delivery's visibility expired; the message may be redelivered`,
+        { details: { queue: this.queue, messageId: String(row.id) } },
+      );
+    }
+    return row;
   }
 
   /** The row `receipt` is the current delivery of, or LeaseLostError. Call inside a transaction. */

@@ -1,0 +1,230 @@
+/**
+ * Scoring one partition attempt, the same for every task and record source: records
+ * from the source go to the task's encoder, its batches through the model session,
+ * the outputs through the task's decoder into a chunk of output rows; every
+ * `checkpointEvery` records the chunk becomes a part object and a checkpoint commit.
+ */
+import { createHash } from "node:crypto";
+import { PipelineError } from "../core/errors.ts";
+import type { JobRecord, PartitionRecord, PartRef } from "../core/records.ts";
+import { TextRowSink } from "../outputs/text-sink.ts";
+import type { ObjectStore } from "../ports/object-store.ts";
+import {
+  nextPositionAt,
+  positionAt,
+  type RecordBlock,
+  type RecordSource,
+  recordCount,
+  recordPreview,
+  SKIP,
+  sourceProblem,
+} from "../sources/record-source.ts";
+import type { Outputs, TaskRuntime, Window } from "../tasks/task.ts";
+import { errorPartName, jobLayout, partName } from "./layout.ts";
+import { ByteWriter } from "./output-rows.ts";
+import type { PartitionLease } from "./partition-lease.ts";
+
+const ERROR_RECORD_PREVIEW = 512;
+
+/** What a partition attempt needs besides the job. */
+export interface ScoreContext {
+  job: JobRecord;
+  lease: PartitionLease;
+  runtime: TaskRuntime;
+  source: RecordSource;
+  store: ObjectStore;
+  now(): number;
+  workerId: string;
+  maxLineBytes: number;
+  /** Windows in flight on the inference thread while the next is encoded (default 2). */
+  pipelineDepth?: number;
+  /** True once the worker was asked to stop (preemption): checkpoint and hand back. */
+  stopping(): boolean;
+  /** Why the partition is no longer ours (lease lost, job stopped), or undefined. */
+  lost(): string | undefined;
+  onCommit?: (p: PartitionRecord) => void | Promise<void>;
+}
+
+/** A chunk being built: the records between two checkpoints. */
+interface Chunk {
+  startOffset: number;
+  next: number;
+  inputs: number;
+  records: number;
+  errors: number;
+  lines: number;
+  errorLines: string[];
+}
+
+function newChunk(offset: number): Chunk {
+  return {
+    startOffset: offset,
+    next: offset,
+    inputs: 0,
+    records: 0,
+    errors: 0,
+    lines: 0,
+    errorLines: [],
+  };
+}
+
+/** Score from the checkpoint to the end; "stopped" when a stop cut it short (checkpointed). */
+export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopped"> {
+  const { job, lease, runtime } = ctx;
+  const p0 = lease.value;
+  const every = job.spec.checkpointEvery;
+  const depth = ctx.pipelineDepth ?? 2;
+  const encoder = runtime.encoder();
+  const out = new ByteWriter();
+  const sink = new TextRowSink(job.outputColumns, job.spec.output.format, out);
+  const pending: { window: Window; outputs: Promise<Outputs[]> }[] = [];
+  let chunk = newChunk(p0.offset);
+
+  const drainOne = async (): Promise<void> => {
+    const next = pending.shift();
+    if (!next) return;
+    runtime.decoder.write(next.window, await next.outputs, sink);
+  };
+  const submit = async (flush: boolean): Promise<void> => {
+    for (const window of encoder.take(flush)) {
+      const outputs = Promise.all(window.batches.map((b) => runtime.session.run(b.feeds)));
+      // If an earlier window fails, the attempt ends without awaiting this one; its
+      // rejection must not surface as an unhandled rejection (a crash).
+      outputs.catch(() => undefined);
+      pending.push({ window, outputs });
+      while (pending.length >= depth) await drainOne();
+    }
+  };
+  const commit = async (final: boolean): Promise<void> => {
+    await submit(true);
+    while (pending.length > 0) await drainOne();
+    await commitChunk(ctx, chunk, out.view(), final);
+    out.reset();
+    chunk = newChunk(chunk.next);
+  };
+  const bad = (block: RecordBlock, i: number, reason: string): void => {
+    chunk.errors++;
+    chunk.inputs++;
+    // `line` is the line within the chunk; the merger rewrites it to the input's line number.
+    chunk.errorLines.push(
+      `${JSON.stringify({
+        line: chunk.lines,
+        offset: positionAt(block, i),
+        reason,
+        key: runtime.keysOf(block, i),
+        record: recordPreview(block, i, ERROR_RECORD_PREVIEW),
+      })}\n`,
+    );
+  };
+
+  if (p0.offset < p0.end) {
+    for await (const block of ctx.source.read(p0.offset)) {
+      const count = recordCount(block);
+      for (let i = 0; i < count; i++) {
+        chunk.lines++;
+        chunk.next = nextPositionAt(block, i);
+        const problem = sourceProblem(block, i, ctx.maxLineBytes);
+        if (problem === SKIP) {
+          // A blank line: counted for line numbers, never a record.
+        } else if (problem !== undefined) {
+          bad(block, i, problem);
+        } else {
+          const reason = encoder.add(block, i);
+          if (reason !== undefined) bad(block, i, reason);
+          else {
+            chunk.records++;
+            chunk.inputs++;
+            await submit(false);
+          }
+        }
+        if (chunk.inputs >= every) await commit(false);
+        if (ctx.stopping()) break;
+      }
+      if (ctx.stopping() || ctx.lost()) break;
+    }
+    const why = ctx.lost();
+    if (why) lease.markLost(why);
+    lease.assertHeld();
+    if (ctx.stopping() && chunk.next < p0.end) {
+      // Preemption: checkpoint what we have; the next worker resumes right here.
+      await commit(false);
+      return "stopped";
+    }
+  }
+  await commit(true);
+  return "done";
+}
+
+/**
+ * Write the chunk's part objects, then commit the checkpoint that lists them by
+ * compare-and-set. Before committing, the input must still be the bytes the job was
+ * created from: scores of a changed input are never committed (an input read in
+ * place — a local file — can change under a running job).
+ */
+async function commitChunk(
+  ctx: ScoreContext,
+  chunk: Chunk,
+  body: Buffer,
+  final: boolean,
+): Promise<void> {
+  const { job, lease, store } = ctx;
+  lease.assertHeld();
+  const layout = jobLayout(job);
+  const p = lease.value;
+  const seq = p.parts.length;
+  let ref: PartRef | undefined;
+  if (chunk.lines > 0) {
+    const current = await store.head(job.input.bucket, job.input.object);
+    if (current?.etag !== job.input.etag) {
+      throw new PipelineError(
+        "PRECONDITION_FAILED",
+        `input ${job.input.bucket}/${job.input.object} changed since job ${job.jobId} was created (etag ${current?.etag ?? "missing"}, job ${job.input.etag}): its scores are not committed; a new upload starts a new job`,
+      );
+    }
+    const errors = chunk.errorLines.join("");
+    if (body.length > 0) {
+      await store.put(
+        layout.bucket,
+        partName(layout, p.index, seq, p.epoch, job.spec.output.format),
+        body,
+      );
+    }
+    if (errors.length > 0) {
+      await store.put(layout.bucket, errorPartName(layout, p.index, seq, p.epoch), errors);
+    }
+    ref = {
+      seq,
+      epoch: p.epoch,
+      startOffset: chunk.startOffset,
+      endOffset: chunk.next,
+      records: chunk.records,
+      errors: chunk.errors,
+      lines: chunk.lines,
+      bytes: body.length,
+      sha256: createHash("sha256").update(body).digest("hex"),
+      errorBytes: Buffer.byteLength(errors),
+      committedAt: new Date(ctx.now()).toISOString(),
+      worker: ctx.workerId,
+    };
+  }
+  const at = new Date(ctx.now()).toISOString();
+  const committed = await lease.update((cur) => ({
+    ...cur,
+    offset: ref ? ref.endOffset : cur.offset,
+    records: cur.records + chunk.records,
+    errors: cur.errors + chunk.errors,
+    lines: cur.lines + chunk.lines,
+    parts: ref ? [...cur.parts, ref] : cur.parts,
+    ...(final
+      ? {
+          state: "done" as const,
+          owner: undefined,
+          attempts: cur.attempts.map((a) =>
+            a.endedAt ? a : { ...a, endedAt: at, outcome: "done" as const },
+          ),
+        }
+      : {}),
+    updatedAt: at,
+  }));
+  await ctx.onCommit?.(committed);
+}

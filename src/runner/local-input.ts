@@ -1,0 +1,175 @@
+/**
+ * A local file as the input object of the embedded default: named by its content,
+ * placed without copying its bytes.
+ *
+ * Identity follows content: the object is `<sha256 prefix>/<file name>` in the input
+ * bucket, so two files with the same name (or size, or mtime) but other bytes are two
+ * objects and two jobs, and the same bytes run twice — even by two commands at once —
+ * are one object and one job. The object is a hard link to the file where the
+ * filesystem allows (no copy, no second copy on disk), else a reflink or a copy; a
+ * hard-linked object IS the file, so a change to the file in place changes the
+ * object's etag, and workers refuse to commit scores of an input that changed.
+ *
+ * Hashing costs one read of the file (about 1.6 GB/s with SHA extensions); it is
+ * cached by the file's (device, inode, size, mtime, ctime), so running the same
+ * command again does not read it again.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { InvalidArgumentError, NotFoundError, PreconditionFailedError } from "../core/errors.ts";
+import { sha256Hex } from "../core/ids.ts";
+import type { LocalPipeline } from "./local-stores.ts";
+
+/** Where a local file went. */
+export interface StagedInput {
+  bucket: string;
+  object: string;
+  etag: string;
+  sha256: string;
+  size: number;
+  /** linked: a hard link to the file; copied: its bytes were copied; existing: already staged. */
+  how: "linked" | "copied" | "existing";
+}
+
+type FileStat = Awaited<ReturnType<typeof statBig>>;
+
+function statBig(file: string) {
+  return stat(file, { bigint: true });
+}
+
+function statKey(real: string, st: FileStat): string {
+  return sha256Hex(`${real}\0${st.dev}\0${st.ino}\0${st.size}\0${st.mtimeNs}\0${st.ctimeNs}`);
+}
+
+/**
+ * Whether two stats of one file show the same bytes. A write changes the mtime (and
+ * the ctime, which can't be set back); a hard link made meanwhile (another `run` of
+ * the same file staging it) changes only the ctime and the link count.
+ */
+function sameBytes(a: FileStat, b: FileStat): boolean {
+  if (a.dev !== b.dev || a.ino !== b.ino || a.size !== b.size || a.mtimeNs !== b.mtimeNs) {
+    return false;
+  }
+  return a.ctimeNs === b.ctimeNs || a.nlink !== b.nlink;
+}
+
+async function hashFile(file: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+    hash.update(chunk as Buffer);
+  }
+  return hash.digest("hex");
+}
+
+/** A small JSON record under the data dir, written atomically. */
+async function writeRecord(file: string, value: unknown): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(16).slice(2)}`;
+  await writeFile(tmp, JSON.stringify(value), { mode: 0o600 });
+  await rename(tmp, file);
+}
+
+async function readRecord<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, "utf8")) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The object names a content hash may take: the plain one, then disambiguated ones. */
+function candidateNames(sha: string, base: string): string[] {
+  const safe = base.replace(/[^A-Za-z0-9._-]/g, "_").slice(0, 120) || "input";
+  const head = sha.slice(0, 16);
+  return [`${head}/${safe}`, ...Array.from({ length: 4 }, (_, i) => `${head}/v${i + 2}/${safe}`)];
+}
+
+/**
+ * Stage `file` as an object of `bucket` (see the module comment). Throws
+ * NotFoundError when the file is missing (with the absolute path tried),
+ * InvalidArgumentError when it is not a regular file or changes while it is read.
+ */
+export async function stageLocalInput(
+  pipeline: LocalPipeline,
+  bucket: string,
+  file: string,
+): Promise<StagedInput> {
+  const absolute = path.resolve(file);
+  let st: FileStat;
+  try {
+    st = await statBig(absolute);
+  } catch {
+    throw new NotFoundError(`input file ${absolute} does not exist`);
+  }
+  if (!st.isFile()) throw new InvalidArgumentError(`input ${absolute} is not a regular file`);
+  const dataDir = pipeline.paths.dataDir;
+  const hashRecord = path.join(dataDir, "state", "input-hashes", statKey(absolute, st));
+  let sha = (await readRecord<{ sha256: string }>(hashRecord))?.sha256;
+  if (!sha) {
+    sha = await hashFile(absolute);
+    const after = await statBig(absolute);
+    if (!sameBytes(st, after)) {
+      throw new InvalidArgumentError(
+        `input file ${absolute} changed while it was being read: run again once it is complete`,
+      );
+    }
+  }
+  const size = Number(st.size);
+  const stagedRecord = path.join(dataDir, "state", "staged", sha);
+  const known = await readRecord<{ object: string; etag: string }>(stagedRecord);
+  const remember = async (object: string, etag: string) => {
+    await writeRecord(stagedRecord, { object, etag });
+    // The file's ctime changed if we just linked it: key the hash by what it is now.
+    const now = await statBig(absolute).catch(() => undefined);
+    if (now)
+      await writeRecord(path.join(dataDir, "state", "input-hashes", statKey(absolute, now)), {
+        sha256: sha,
+      });
+  };
+  if (known) {
+    const current = await pipeline.store.head(bucket, known.object);
+    if (current && current.etag === known.etag) {
+      return {
+        bucket,
+        object: known.object,
+        etag: current.etag,
+        sha256: sha,
+        size,
+        how: "existing",
+      };
+    }
+  }
+  for (const object of candidateNames(sha, path.basename(absolute))) {
+    try {
+      const placed = await pipeline.objects.placeFile(bucket, object, absolute, sha);
+      await remember(object, placed.etag);
+      return {
+        bucket,
+        object,
+        etag: placed.etag,
+        sha256: sha,
+        size,
+        how: placed.linked ? "linked" : "copied",
+      };
+    } catch (err) {
+      if (!(err instanceof PreconditionFailedError)) throw err;
+    }
+    // Taken: by this content staged a moment ago (another command racing us), or by
+    // an object changed in place since it was staged. Only the bytes can tell.
+    const existing = await pipeline.store.head(bucket, object);
+    if (!existing || existing.size !== size) continue;
+    const hash = createHash("sha256");
+    for await (const chunk of await pipeline.store.read(bucket, object))
+      hash.update(chunk as Buffer);
+    const again = await pipeline.store.head(bucket, object);
+    if (hash.digest("hex") === sha && again?.etag === existing.etag) {
+      await remember(object, existing.etag);
+      return { bucket, object, etag: existing.etag, sha256: sha, size, how: "existing" };
+    }
+  }
+  throw new InvalidArgumentError(
+    `input ${absolute}: every object name for its content is taken by changed copies in ${dataDir}; remove ${path.join(pipeline.paths.buckets, bucket, sha.slice(0, 16))}`,
+  );
+}
