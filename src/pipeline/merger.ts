@@ -5,6 +5,7 @@ import type { JobRecord, JobResult, JobState, PartitionRecord } from "../core/re
 import { TERMINAL_JOB_STATES } from "../core/records.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { EVENT_TYPES, jobEvent } from "./events.ts";
+import { failedPartitionsMessage } from "./failed-partitions.ts";
 import { errorPartName, type JobLayout, jobLayout, partName } from "./layout.ts";
 import { csvField } from "./output-rows.ts";
 import { ErrorTally, renderJobReport } from "./report.ts";
@@ -170,7 +171,7 @@ function decideStatus(
   if (failed.length > 0) {
     return {
       status: "completed_with_errors",
-      message: `partitions ${failed.join(", ")} failed after retries; fix the cause and run \`rerun ${job.jobId} --failed\``,
+      message: failedPartitionsMessage(job.jobId, partitions.filter((p) => p.state === "failed")),
     };
   }
   return { status: "completed" };
