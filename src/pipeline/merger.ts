@@ -42,6 +42,8 @@ export interface Manifest {
     lines: number;
     attempts: PartitionRecord["attempts"];
     lastError?: string;
+    /** Set when the partition failed and `rerun --failed` put it back: attempts up to this epoch were before. */
+    retryFromEpoch?: number;
     parts: {
       seq: number;
       epoch: number;
@@ -171,7 +173,10 @@ function decideStatus(
   if (failed.length > 0) {
     return {
       status: "completed_with_errors",
-      message: failedPartitionsMessage(job.jobId, partitions.filter((p) => p.state === "failed")),
+      message: failedPartitionsMessage(
+        job.jobId,
+        partitions.filter((p) => p.state === "failed"),
+      ),
     };
   }
   return { status: "completed" };
@@ -348,6 +353,7 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
       lines: p.lines,
       attempts: p.attempts,
       ...(p.lastError ? { lastError: p.lastError } : {}),
+      ...(p.retryFromEpoch !== undefined ? { retryFromEpoch: p.retryFromEpoch } : {}),
       parts: p.parts.map((r) => ({
         seq: r.seq,
         epoch: r.epoch,

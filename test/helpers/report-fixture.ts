@@ -146,7 +146,7 @@ export function syntheticManifest(): Manifest {
     jobId: "job-0123456789abcdef01234567",
     status: "completed_with_errors",
     message:
-      "partitions 3, 5 failed after retries; fix the cause and run `rerun job-0123456789abcdef01234567 --failed`",
+      "partitions 3 (3 attempts), 5 (1 attempt) failed; their records are in neither output. Fix the cause and run `rerun job-0123456789abcdef01234567 --failed`",
     runAttempt: 1,
     input: {
       bucket: "input",
