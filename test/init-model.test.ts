@@ -9,6 +9,7 @@ import { spawnSync } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { type BinaryLogistic, sklearnLogisticOnnx } from "../scripts/example-model.ts";
 import {
   buildSkeleton,
   guessKeyColumn,
@@ -18,7 +19,6 @@ import {
 import { readModelSignature } from "../src/cli/init-model.ts";
 import { loadModel } from "../src/model/descriptor.ts";
 import { tempDir } from "./helpers/pipeline-fixture.ts";
-import { type BinaryLogistic, sklearnLogisticOnnx } from "./helpers/sklearn-like.ts";
 
 let root: { dir: string; cleanup(): Promise<void> };
 before(async () => {

@@ -11,6 +11,7 @@
  *   resume  drive an existing job with local workers
  *   init-model  write a model descriptor from an ONNX file and a sample
  */
+import { realpathSync } from "node:fs";
 import { copyFile, link, mkdir, unlink } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -510,6 +511,14 @@ function resolvePaths(v: Values, command: string): void {
   if (v.input !== undefined && command !== "submit") v.input = userPath(v.input);
 }
 
+function realPath(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
+}
+
 /** Run the CLI with `argv` (without node and script); returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   let parsed: { values: Values; positionals: string[] };
@@ -577,7 +586,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-const invokedDirectly = process.argv[1] && /(cli|main)\.(ts|js)$/.test(process.argv[1]);
+// Through the package's bin (`npx batch-infer`, `npm link`) argv[1] is a symlink named batch-infer.
+const invokedDirectly = process.argv[1] && /(cli|main)\.(ts|js)$/.test(realPath(process.argv[1]));
 if (invokedDirectly) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
