@@ -46,7 +46,7 @@ export function printJobSummary(job: JobRecord, dataDir: string, placed: string[
   if (r) {
     const secs = r.durationMs / 1000;
     out(
-      `  records   ${r.records.toLocaleString("en-US")} scored, ${r.errors.toLocaleString("en-US")} bad, in ${duration(secs)}`,
+      `  records   ${r.records.toLocaleString("en-US")} scored, ${r.errors.toLocaleString("en-US")} bad (${duration(secs)} since the job was created)`,
     );
     const byName = (o: { bucket: string; object: string }) =>
       placed.find((p) => path.basename(p) === path.basename(o.object)) ?? objectPath(dataDir, o);

@@ -185,8 +185,10 @@ export class ProcessPool implements ReplicaTarget {
         this.options.log.warn("worker exited unexpectedly", { worker: id, code, signal, claim });
       }
       this.options.onExit?.(member, code, signal);
-      resolveExit();
+      // Piped output may still be in flight at exit: `close` comes once it has all been read.
+      if (!onOutput) resolveExit();
       this.reconcile();
     });
+    if (onOutput) proc.on("close", () => resolveExit());
   }
 }
