@@ -5,7 +5,7 @@
  * new job, worker log lines kept off the progress bar.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -286,4 +286,63 @@ describe("CLI messages and commands", () => {
     const completed = cli(["events", "--type", "job.completed", "--data-dir", dataDir]);
     assert.equal(completed.stdout.split("\n").filter(Boolean).length, 3, completed.stdout);
   });
+
+  it("Ctrl-C in a terminal (SIGINT to the whole foreground group): workers hand back, no attempt is left open", async () => {
+    const dataDir = path.join(root.dir, "ctrl-c");
+    const big = await customerCsv(root.dir, 60_000, 84);
+    const args = ["run", "--input", big, "--model", descriptor, "--data-dir", dataDir];
+    // Detached: the CLI leads its own process group, as a shell's foreground job does.
+    const child = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "src/cli/main.ts",
+        ...args,
+        "--partition-size",
+        "256KiB",
+        "--log-level",
+        "info",
+      ],
+      {
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+        env: { ...process.env, npm_lifecycle_event: "" },
+      },
+    );
+    let stderr = "";
+    let signalled = false;
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (!signalled && stderr.includes('"claimed partition"')) {
+        signalled = true;
+        process.kill(-(child.pid as number), "SIGINT");
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    assert.equal(code, 130, stderr.slice(-3000));
+    const status = JSON.parse(
+      cli(["status", "--json", jobIdOf(stderr), "--data-dir", dataDir]).stdout,
+    ) as {
+      partitions: { attempts: { outcome?: string; endedAt?: string }[] }[];
+    };
+    const attempts = status.partitions.flatMap((p) => p.attempts);
+    assert.ok(attempts.length > 0);
+    for (const a of attempts)
+      assert.ok(a.outcome === "done" || a.outcome === "handed_back", JSON.stringify(a));
+    assert.ok(
+      attempts.some((a) => a.outcome === "handed_back"),
+      "a partition was in progress and handed back",
+    );
+    // Running it again resumes and completes.
+    const again = cli([...args, "--partition-size", "256KiB"]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /60,000 scored/);
+  });
 });
+
+function jobIdOf(log: string): string {
+  const id = /"jobId":"(job-[0-9a-f]{24})"/.exec(log)?.[1];
+  assert.ok(id, log.slice(0, 2000));
+  return id;
+}

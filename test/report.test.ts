@@ -19,7 +19,11 @@ import {
   runJob,
   tempDir,
 } from "./helpers/pipeline-fixture.ts";
-import { HOSTILE_WORKER, syntheticReportInput } from "./helpers/report-fixture.ts";
+import {
+  HOSTILE_WORKER,
+  syntheticReportInput,
+  syntheticRerunManifest,
+} from "./helpers/report-fixture.ts";
 
 /** Values of `attr` on `<rect` elements that carry it. */
 function rectAttr(html: string, attr: string): string[] {
@@ -262,76 +266,7 @@ describe("job report over time: small jobs and reruns", () => {
   });
 
   it("after a rerun: the idle gap is cut from the axis, the duration and the throughput; run 1's failure is listed", () => {
-    const rerun: Manifest = {
-      ...base,
-      status: "completed",
-      runAttempt: 2,
-      counts: { ...base.counts, records: 20_000, errors: 0, partitions: 2, failedPartitions: [] },
-      // Run 1: 0–10 s. The fix took an hour. Run 2: 3610–3615 s.
-      timings: { createdAt: iso(0), finishedAt: iso(3615.5), durationMs: 3_615_500 },
-      partitions: [
-        {
-          index: 0,
-          start: 0,
-          end: 1000,
-          state: "done",
-          records: 10_000,
-          errors: 0,
-          lines: 10_000,
-          attempts: [
-            {
-              epoch: 1,
-              worker: "w-a",
-              startedAt: iso(0.2),
-              endedAt: iso(10),
-              outcome: "done",
-              fromOffset: 0,
-            },
-          ],
-          parts: [part(0, 1, 5000, 5), part(1, 1, 5000, 10)],
-        },
-        {
-          index: 1,
-          start: 1000,
-          end: 2000,
-          state: "done",
-          records: 10_000,
-          errors: 0,
-          lines: 10_000,
-          retryFromEpoch: 2,
-          attempts: [
-            {
-              epoch: 1,
-              worker: "w-b",
-              startedAt: iso(0.2),
-              endedAt: iso(4),
-              outcome: "error",
-              detail: "STORE_UNAVAILABLE: disk on fire",
-              fromOffset: 1000,
-            },
-            {
-              epoch: 2,
-              worker: "w-b",
-              startedAt: iso(4.5),
-              endedAt: iso(9),
-              outcome: "error",
-              detail: "STORE_UNAVAILABLE: disk on fire",
-              fromOffset: 1000,
-            },
-            {
-              epoch: 3,
-              worker: "w-c",
-              startedAt: iso(3610),
-              endedAt: iso(3615),
-              outcome: "done",
-              fromOffset: 1000,
-            },
-          ],
-          parts: [part(0, 3, 10_000, 3615)],
-        },
-      ],
-    };
-    delete rerun.message;
+    const rerun = syntheticRerunManifest();
     const html = renderJobReport({ manifest: rerun, errorReasons: new Map(), errorSamples: [] });
     // About 15.5 s of work, not an hour; 20,000 records over it.
     assert.match(html, /<dt>duration<\/dt><dd><span class="big">15\.5 s<\/span>/);

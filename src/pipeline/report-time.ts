@@ -132,6 +132,10 @@ export function timeLabel(ms: number, step: number): string {
   if (step < 1000) return `${(ms / 1000).toFixed(step >= 100 ? 1 : step >= 10 ? 2 : 3)}s`;
   if (step < 60_000 && ms < 60_000) return `${Math.round(ms / 1000)}s`;
   const s = Math.round(ms / 1000);
+  if (step < 60_000 && s >= 3600) {
+    const mm = String(Math.floor((s % 3600) / 60)).padStart(2, "0");
+    return `${Math.floor(s / 3600)}h${mm}m${String(s % 60).padStart(2, "0")}s`;
+  }
   if (step < 60_000) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
   const m = Math.round(s / 60);
   if (step < 3_600_000 && m < 60) return `${m}m`;

@@ -208,10 +208,22 @@ function timeAxis(
 ): string {
   const origin = Date.parse(m.timings.createdAt);
   let out = "";
+  // Labels closer than this collide (the last tick before a break and the first after it):
+  // the one after the break wins, since it tells how long the break was.
+  const MIN_LABEL_PX = 52;
+  const labels: { px: number; label: string }[] = [];
   for (const k of timeTicks(scale, Number.isFinite(origin) ? origin : scale.t0)) {
-    const px = x(k.t).toFixed(1);
-    out += `<line x1="${px}" x2="${px}" y1="${top}" y2="${bottom}" class="grid"/>`;
-    out += `<text x="${px}" y="${bottom + 16}" text-anchor="middle" class="tick">${esc(k.label)}</text>`;
+    const px = x(k.t);
+    out += `<line x1="${px.toFixed(1)}" x2="${px.toFixed(1)}" y1="${top}" y2="${bottom}" class="grid"/>`;
+    const prev = labels.at(-1);
+    if (prev && px - prev.px < MIN_LABEL_PX) {
+      if (scale.gaps.some((g) => x(g.t0) >= prev.px - 1 && x(g.t1) <= px + 1)) labels.pop();
+      else continue;
+    }
+    labels.push({ px, label: k.label });
+  }
+  for (const l of labels) {
+    out += `<text x="${l.px.toFixed(1)}" y="${bottom + 16}" text-anchor="middle" class="tick">${esc(l.label)}</text>`;
   }
   for (const g of scale.gaps) {
     const xa = x(g.t0);
@@ -647,7 +659,7 @@ ${card("Time", [
     ? ([
         [
           "idle",
-          `${esc(duration(scale.idleMs))} with no partition in progress (e.g. between runs), not counted; ${esc(duration(m.timings.durationMs))} from creation to finish`,
+          `${esc(duration(scale.idleMs))} with no partition in progress (e.g. between runs), not counted`,
         ],
       ] as [string, string][])
     : []),

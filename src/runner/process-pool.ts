@@ -130,6 +130,11 @@ export class ProcessPool implements ReplicaTarget {
       execArgv: cmd.execArgv,
       env: { ...this.options.env, WORKER_ID: `${id}-${process.pid}` },
       stdio: onOutput ? ["ignore", "pipe", "pipe", "ipc"] : ["ignore", "inherit", "inherit", "ipc"],
+      // Its own process group: Ctrl-C in a terminal signals the whole foreground group, and a
+      // worker that got the terminal's SIGINT and then the pool's SIGTERM took the second as
+      // "force" and exited without handing back. The pool alone stops its workers (and a
+      // worker whose pool vanished stops when the IPC channel closes).
+      detached: true,
     });
     if (onOutput) {
       const forward = (from: Readable | null, stream: "stdout" | "stderr") => {
