@@ -50,7 +50,7 @@ describe("job report rendering", () => {
     assert.doesNotMatch(html.replace(/"[^"]*"/g, '""'), /<[a-z][^>]*\s(src)=/i);
     // The only links are to the outputs next to the report (followed by a person, never fetched).
     const hrefs = [...html.matchAll(/<a href="([^"]*)"/g)].map((x) => x[1]);
-    assert.deepEqual(hrefs, ["predictions.jsonl", "errors.jsonl", "manifest.json"]);
+    assert.deepEqual(hrefs, ["predictions.jsonl", "errors.jsonl", "manifest.json", "errors.jsonl"]);
     assert.equal(html.match(/\shref=/g)?.length, hrefs.length);
     assert.doesNotMatch(html, /url\(/i);
     assert.doesNotMatch(html, /NaN|Infinity|undefined/);

@@ -341,9 +341,18 @@ async function cmdStatus(v: Values, jobId: string | undefined): Promise<number> 
     const end = TERMINAL_JOB_STATES.includes(job.state) ? Date.parse(job.updatedAt) : Date.now();
     const prog = summarize(job, parts, created, end, 0);
     // Partitions leased right now = workers at work; with none, an ETA would never arrive.
-    const leased = TERMINAL_JOB_STATES.includes(job.state) ? 0 : (await p.queue.stats()).inFlight;
-    const idle = idleJobHint(job, leased, p.backend, dataDirFlag(v["data-dir"]));
-    prog.workers = leased;
+    // (On OCI, GetStats needs `read queues`: without it, status shows what it showed before.)
+    const leased = TERMINAL_JOB_STATES.includes(job.state)
+      ? 0
+      : await p.queue.stats().then(
+          (st) => st.inFlight,
+          () => undefined,
+        );
+    const idle =
+      leased === undefined
+        ? undefined
+        : idleJobHint(job, leased, p.backend, dataDirFlag(v["data-dir"]));
+    if (leased !== undefined) prog.workers = leased;
     if (idle) {
       delete prog.etaSeconds;
       prog.rate = 0;

@@ -477,7 +477,7 @@ function errorSection(input: JobReportInput): string {
       })
       .join("\n");
     html += `<h3>Bad records by reason</h3>
-<p>${int(m.counts.errors)} bad records in ${int(m.counts.records + m.counts.errors)} (${(m.counts.records + m.counts.errors > 0 ? (m.counts.errors / (m.counts.records + m.counts.errors)) * 100 : 0).toFixed(3)}%). Quoted values are replaced by "…" so records failing the same way group together; every one is in <code>${esc(m.errorsOutput.object)}</code>.</p>
+<p>${int(m.counts.errors)} bad records in ${int(m.counts.records + m.counts.errors)} (${(m.counts.records + m.counts.errors > 0 ? (m.counts.errors / (m.counts.records + m.counts.errors)) * 100 : 0).toFixed(3)}%). Quoted values are replaced by "…" so records failing the same way group together; every one is in ${sibling(m.errorsOutput.object)}, next to this report.</p>
 <table><thead><tr><th>reason</th><th class="num">bad records</th><th class="num">share</th><th class="barcell"><span class="sr">share bar</span></th></tr></thead><tbody>
 ${rows}</tbody></table>`;
     if (input.errorSamples.length > 0) {
