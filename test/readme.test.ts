@@ -80,7 +80,9 @@ describe("README", () => {
     assert.equal(commands[0], "npm ci", "the README starts with installing");
     const used = new Set<number>();
     for (const c of commands) adapt(c, used);
-    ADAPT.forEach(([from], i) => assert.ok(used.has(i), `ADAPT ${from} matches no command`));
+    ADAPT.forEach(([from], i) => {
+      assert.ok(used.has(i), `ADAPT ${from} matches no command`);
+    });
     assert.deepEqual(
       readmeCommands(
         "```sh test\nnpm ci && npm run demo   # both\nfoo \\\n  --bar  # x\n```\n```sh\nskipped\n```\n",
