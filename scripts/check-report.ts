@@ -5,6 +5,7 @@
  *   tsx scripts/check-report.ts                                # a fresh small demo job (bad records, a kill, a hand-back)
  *   tsx scripts/check-report.ts --data-dir .batch-infer --job JOB_ID
  *   tsx scripts/check-report.ts --synthetic                    # the test suite's synthetic job (failed partitions, hostile strings)
+ *   tsx scripts/check-report.ts --synthetic-rerun              # a job rerun after an idle hour (the gap cut, run 1's failure listed)
  *   options: --install (apt-get install chromium if missing), --out DIR, --rows N, --workers N
  *
  * Prints the report's and the screenshot's paths. Exits 1 when Chromium fails to
@@ -27,7 +28,7 @@ import { ErrorTally, renderJobReport } from "../src/pipeline/report.ts";
 import { runLocalJob } from "../src/runner/local-runner.ts";
 import { type LocalPipeline, localPaths, openLocalPipeline } from "../src/runner/local-stores.ts";
 import type { ProcessPool } from "../src/runner/process-pool.ts";
-import { syntheticReportInput } from "../test/helpers/report-fixture.ts";
+import { syntheticReportInput, syntheticRerunManifest } from "../test/helpers/report-fixture.ts";
 import { trainChurnModel } from "./train-model.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -37,6 +38,7 @@ const { values } = parseArgs({
     "data-dir": { type: "string" },
     job: { type: "string" },
     synthetic: { type: "boolean", default: false },
+    "synthetic-rerun": { type: "boolean", default: false },
     install: { type: "boolean", default: false },
     out: { type: "string" },
     rows: { type: "string", default: "60000" },
@@ -157,6 +159,19 @@ async function syntheticReport(): Promise<string> {
   return file;
 }
 
+async function syntheticRerunReport(): Promise<string> {
+  const file = path.join(outDir, "report-synthetic-rerun.html");
+  await writeFile(
+    file,
+    renderJobReport({
+      manifest: syntheticRerunManifest(),
+      errorReasons: new Map(),
+      errorSamples: [],
+    }),
+  );
+  return file;
+}
+
 function ensureChromium(): boolean {
   if (existsSync(CHROMIUM)) return true;
   if (!values.install) return false;
@@ -234,7 +249,9 @@ try {
     ? await reportOfJob(values["data-dir"] ?? ".batch-infer", values.job)
     : values.synthetic
       ? await syntheticReport()
-      : await demoReport();
+      : values["synthetic-rerun"]
+        ? await syntheticRerunReport()
+        : await demoReport();
   console.log(`report      ${html}`);
   if (!ensureChromium()) {
     console.log(

@@ -115,15 +115,16 @@ describe("batch-infer CLI", () => {
       [["run", "--input", input, "--model", descriptor, "--bogus"], /Unknown option '--bogus'/, 2],
       [
         ["run", "--input", path.join(root.dir, "nope.csv"), "--model", descriptor],
-        /input file .*nope.csv does not exist/,
-        1,
+        /--input: input file .*nope.csv does not exist/,
+        2,
       ],
       [
         ["run", "--input", input, "--model", path.join(root.dir, "nope.json")],
-        /cannot read model descriptor/,
+        /--model: model descriptor .*nope.json does not exist/,
         2,
       ],
-      [["status", "job-000000000000000000000000"], /no job job-0+ in/, 1],
+      // Nothing has run in this data dir: it is not created, and the message says so.
+      [["status", "job-000000000000000000000000"], /--data-dir .*errors does not exist/, 2],
       [["frobnicate"], /unknown command "frobnicate"/, 2],
       [
         ["run", "--input", input, "--model", descriptor, "--backend", "oci"],

@@ -361,7 +361,7 @@ describe("failed partitions", () => {
       const job = (await p.checkpoints.getJob(jobId))?.value;
       assert.equal(job?.state, "completed_with_errors");
       assert.deepEqual(job?.result?.failedPartitions, [1]);
-      assert.match(job?.error ?? "", /partitions 1 failed/);
+      assert.match(job?.error ?? "", /^partition 1 failed after 2 attempts; /);
       assert.equal((await p.queue.stats()).deadLettered, 1);
       const failedRow = (await p.checkpoints.getPartition(jobId, 1))?.value;
       assert.match(failedRow?.lastError ?? "", /gave up after 2 failed attempts.*disk on fire/);
@@ -371,6 +371,8 @@ describe("failed partitions", () => {
       assert.equal(partial.scored + partial.inFailedPartitions, 3000);
 
       broken = false;
+      // The fix takes an hour: the report must not count that hour as the job's working time.
+      p.clock.now += 3_600_000;
       const { partitions: rerun } = await rerunFailedPartitions(p, jobId);
       assert.deepEqual(rerun, [1]);
       await worker(deps as LocalPipeline, "fixed").run({ untilIdle: true });
@@ -391,6 +393,24 @@ describe("failed partitions", () => {
         events.map((e) => e.data.status),
         ["completed_with_errors", "completed"],
       );
+      // Run 2's manifest and report still say partition 1 failed in run 1, and leave out the idle hour.
+      const r = done?.result;
+      assert.ok(r?.report);
+      const manifest = JSON.parse(
+        await readFile(path.join(p.paths.buckets, r.manifest.bucket, r.manifest.object), "utf8"),
+      ) as { partitions: { index: number; retryFromEpoch?: number }[] };
+      assert.deepEqual(
+        manifest.partitions.filter((x) => x.retryFromEpoch !== undefined).map((x) => x.index),
+        [1],
+      );
+      const html = await readFile(
+        path.join(p.paths.buckets, r.report.bucket, r.report.object),
+        "utf8",
+      );
+      assert.match(html, /data-earlier-failed-partition="1"/);
+      const idle = [...html.matchAll(/data-idle-ms="(\d+)"/g)].map((x) => Number(x[1]));
+      assert.ok(Math.max(...idle) >= 3_600_000, `idle gaps ${idle}`);
+      assert.doesNotMatch(html, /<dt>duration<\/dt><dd><span class="big">1 h/);
     } finally {
       p.close();
     }

@@ -596,7 +596,7 @@ describe("poison partitions", () => {
 
     assert.equal(job.state, "completed_with_errors", job.error);
     assert.deepEqual(job.result?.failedPartitions, [bad]);
-    assert.match(job.error ?? "", new RegExp(`partitions ${bad} failed after retries`));
+    assert.match(job.error ?? "", new RegExp(`partition ${bad} failed after 2 attempts`));
     const first = await finished(dataDir, job);
     const row = first.partitions[bad];
     assert.equal(row?.state, "failed");

@@ -19,7 +19,11 @@ import {
   runJob,
   tempDir,
 } from "./helpers/pipeline-fixture.ts";
-import { HOSTILE_WORKER, syntheticReportInput } from "./helpers/report-fixture.ts";
+import {
+  HOSTILE_WORKER,
+  syntheticReportInput,
+  syntheticRerunManifest,
+} from "./helpers/report-fixture.ts";
 
 /** Values of `attr` on `<rect` elements that carry it. */
 function rectAttr(html: string, attr: string): string[] {
@@ -43,7 +47,11 @@ describe("job report rendering", () => {
     // No scripts, no external assets: nothing is fetched.
     assert.doesNotMatch(html, /<script/i);
     // (Attribute values are blanked first: escaped hostile text may say "src=" inside a title.)
-    assert.doesNotMatch(html.replace(/"[^"]*"/g, '""'), /<[a-z][^>]*\s(src|href)=/i);
+    assert.doesNotMatch(html.replace(/"[^"]*"/g, '""'), /<[a-z][^>]*\s(src)=/i);
+    // The only links are to the outputs next to the report (followed by a person, never fetched).
+    const hrefs = [...html.matchAll(/<a href="([^"]*)"/g)].map((x) => x[1]);
+    assert.deepEqual(hrefs, ["predictions.jsonl", "errors.jsonl", "manifest.json", "errors.jsonl"]);
+    assert.equal(html.match(/\shref=/g)?.length, hrefs.length);
     assert.doesNotMatch(html, /url\(/i);
     assert.doesNotMatch(html, /NaN|Infinity|undefined/);
   });
@@ -61,8 +69,10 @@ describe("job report rendering", () => {
     assert.match(html, /700<\/span> records\/s overall/);
     assert.ok(html.includes(m.output?.sha256 ?? "-"));
     assert.ok(html.includes(m.errorsOutput.sha256));
-    assert.match(html, /jobs\/job-0123456789abcdef01234567\/manifest\.json/);
-    assert.match(html, /jobs\/job-0123456789abcdef01234567\/report\.html/);
+    // Outputs are named relative to the report (they share its folder in the bucket and in --output).
+    assert.match(html, /<a href="manifest\.json"><code>manifest\.json<\/code><\/a>/);
+    assert.match(html, /under <code>output\/jobs\/job-0123456789abcdef01234567\/<\/code>/);
+    assert.doesNotMatch(html, /output\/jobs\/job-0123456789abcdef01234567\/predictions/);
   });
 
   it("draws one bar per attempt, with its outcome and partition", () => {
@@ -192,6 +202,94 @@ describe("job report rendering", () => {
       tally.samples.map((s) => s.line),
       [2, 3],
     );
+  });
+});
+
+/** Records/s of each throughput bucket, read back from the chart's tooltips. */
+function bucketRates(html: string): number[] {
+  return [...html.matchAll(/data-bucket="\d+"><title>[^<]*?\(([\d.]+)(k|M|G)? records\/s\)/g)].map(
+    (x) => Number(x[1]) * ({ k: 1e3, M: 1e6, G: 1e9 }[x[2] ?? ""] ?? 1),
+  );
+}
+
+describe("job report over time: small jobs and reruns", () => {
+  const T0 = Date.parse("2026-03-01T12:00:00.000Z");
+  const iso = (s: number) => new Date(T0 + s * 1000).toISOString();
+  const base = syntheticReportInput().manifest;
+  const part = (seq: number, epoch: number, records: number, at: number) => ({
+    seq,
+    epoch,
+    records,
+    bytes: records * 60,
+    sha256: "ab".repeat(32),
+    committedAt: iso(at),
+    worker: "w-a",
+  });
+
+  it("a small job (one chunk per partition) draws a plateau over the work, not one spike", () => {
+    const small: Manifest = {
+      ...base,
+      status: "completed",
+      counts: { ...base.counts, records: 3000, errors: 0, partitions: 2, failedPartitions: [] },
+      timings: { createdAt: iso(0), finishedAt: iso(2.2), durationMs: 2200 },
+      partitions: [0, 1].map((index) => ({
+        index,
+        start: index * 1000,
+        end: (index + 1) * 1000,
+        state: "done" as const,
+        records: 1500,
+        errors: 0,
+        lines: 1500,
+        attempts: [
+          {
+            epoch: 1,
+            worker: `w-${index}`,
+            startedAt: iso(0.1),
+            endedAt: iso(2),
+            outcome: "done" as const,
+            fromOffset: index * 1000,
+          },
+        ],
+        parts: [part(0, 1, 1500, 2)],
+      })),
+    };
+    delete small.message;
+    const html = renderJobReport({ manifest: small, errorReasons: new Map(), errorSamples: [] });
+    const rates = bucketRates(html);
+    assert.equal(rates.length, 40);
+    // Both chunks were worked on from 0.1 s to 2 s: every bucket in there has the same rate.
+    const busy = rates.filter((r) => r > 0);
+    assert.ok(busy.length >= 30, `buckets with work: ${busy.length}`);
+    // Inside the span (edge buckets overlap it only in part): 3,000 records over 1.9 s.
+    for (const r of busy.slice(1, -1)) assert.ok(Math.abs(r - 3000 / 1.9) < 20, `rate ${r}`);
+    assert.doesNotMatch(html, /NaN|Infinity/);
+  });
+
+  it("after a rerun: the idle gap is cut from the axis, the duration and the throughput; run 1's failure is listed", () => {
+    const rerun = syntheticRerunManifest();
+    const html = renderJobReport({ manifest: rerun, errorReasons: new Map(), errorSamples: [] });
+    // About 15.5 s of work, not an hour; 20,000 records over it.
+    assert.match(html, /<dt>duration<\/dt><dd><span class="big">15\.5 s<\/span>/);
+    assert.match(html, /<dt>idle<\/dt><dd>1 h 00 m with no partition in progress/);
+    assert.match(html, /<span class="big">1\.29k<\/span> records\/s overall/);
+    // One break on each time axis (throughput and timeline), for the idle hour.
+    const gaps = [...html.matchAll(/<g class="gap" data-idle-ms="(\d+)"/g)].map((x) =>
+      Number(x[1]),
+    );
+    assert.deepEqual(gaps, [3_600_000, 3_600_000]);
+    // Every bar and bucket lies on the chart, none squeezed into the break.
+    const bars = [...html.matchAll(/<rect x="([\d.]+)"[^>]*width="([\d.]+)"[^>]*class="bar"/g)];
+    assert.equal(bars.length, 4);
+    for (const b of bars) assert.ok(Number(b[2]) >= 2, `bar width ${b[2]}`);
+    assert.equal(bucketRates(html).filter((r) => r > 0).length >= 30, true);
+    // Run 1's failure is still told, with how its last attempt ended.
+    assert.match(html, /Failed in an earlier run, then rerun/);
+    assert.match(
+      html,
+      /<tr data-earlier-failed-partition="1"><td class="num">1<\/td><td class="num">1,000–2,000<\/td><td class="num">2<\/td><td class="wrap">STORE_UNAVAILABLE: disk on fire<\/td><td>done<\/td><\/tr>/,
+    );
+    assert.match(html, /failed in an earlier run and rerun: 1/);
+    assert.doesNotMatch(html, /NaN|Infinity/);
   });
 });
 

@@ -1,9 +1,10 @@
-import { InvalidArgumentError, NotFoundError, PipelineError } from "../../src/core/errors.ts";
+import { InvalidArgumentError, PipelineError } from "../../src/core/errors.ts";
 import type { JobSpecInput } from "../../src/core/job-spec.ts";
 import type { PipelineDeps } from "../../src/pipeline/deps.ts";
 import { parseObjectEvent } from "../../src/pipeline/events.ts";
 import { validateRequest } from "../../src/pipeline/requests.ts";
 import { rerunFailedPartitions } from "../../src/pipeline/rerun.ts";
+import { rerunAsNewJob } from "../../src/pipeline/rerun-job.ts";
 import {
   type SplitResult,
   type SplitterDeps,
@@ -63,14 +64,12 @@ export function createSplitterHandler(deps: SplitterDeps & PipelineDeps, config:
       }
       if ("rerun" in body) {
         const request = validateRequest.rerun(input);
-        const previous = await deps.checkpoints.getJob(request.rerun);
-        if (!previous) throw new NotFoundError(`no job ${request.rerun} to rerun`);
-        // A new runTag makes a new job id: same input (its current version), model and options.
-        const runTag =
-          request.runTag ?? `rerun-${new Date(deps.now()).toISOString().replace(/[^0-9TZ]/g, "")}`;
-        const { runTag: _old, ...spec } = previous.value.spec;
-        const result = await splitJob(deps, { ...spec, runTag });
-        return { action: "split", rerunOf: request.rerun, ...result };
+        const { runTag: _tag, ...result } = await rerunAsNewJob(
+          deps,
+          request.rerun,
+          request.runTag,
+        );
+        return { action: "split", ...result };
       }
       if ("rerunFailed" in body) {
         const { rerunFailed: jobId } = validateRequest.rerunFailed(input);

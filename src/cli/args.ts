@@ -12,15 +12,18 @@ const UNITS: Record<string, number> = {
   g: 1e9,
   gb: 1e9,
   gib: 1024 ** 3,
+  t: 1e12,
+  tb: 1e12,
+  tib: 1024 ** 4,
 };
 
-/** "64MiB", "1.5GB", "65536" → bytes. */
+/** "64MiB", "1.5GB", "1TB", "65536" → bytes (k/M/G/T are powers of 1000, KiB/MiB/GiB/TiB of 1024). */
 export function parseSize(flag: string, text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
   const unit = m ? UNITS[(m[2] ?? "").toLowerCase()] : undefined;
   if (!m || unit === undefined) {
     throw new InvalidArgumentError(
-      `--${flag} must be a size like 64MiB, 500MB or 1048576, got "${text}"`,
+      `--${flag} must be a size like 64MiB, 500MB, 1TB or 1048576, got "${text}"`,
     );
   }
   return Math.round(Number(m[1]) * unit);
@@ -57,4 +60,42 @@ export function parseFraction(flag: string, text: string | undefined): number | 
     );
   }
   return n;
+}
+
+/** Log levels `--log-level` accepts. */
+export const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
+
+/** `--log-level`: one of {@link LOG_LEVELS}, or undefined when not given. */
+export function parseLogLevel(text: string | undefined): (typeof LOG_LEVELS)[number] | undefined {
+  if (text === undefined) return undefined;
+  const level = LOG_LEVELS.find((l) => l === text.toLowerCase());
+  if (!level) {
+    throw new InvalidArgumentError(
+      `--log-level must be one of ${LOG_LEVELS.join(", ")}, got "${text}"`,
+    );
+  }
+  return level;
+}
+
+/**
+ * `--workers -1` → `--workers=-1` for the options that take a value, so a
+ * negative number reaches the flag's own check ("must be a positive whole
+ * number") instead of node's "argument is ambiguous".
+ */
+export function joinNegativeValues(argv: string[], valueOptions: ReadonlySet<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    const next = argv[i + 1];
+    if (
+      a.startsWith("--") &&
+      valueOptions.has(a.slice(2)) &&
+      next !== undefined &&
+      /^-\d/.test(next)
+    ) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
 }

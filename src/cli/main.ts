@@ -8,7 +8,10 @@
  *   events  the event log
  *   verify  prove a finished job's exactly-once property
  *   rerun   rerun a job's failed partitions (--failed) or the whole job
+ *   resume  drive an existing job with local workers
+ *   init-model  write a model descriptor from an ONNX file and a sample
  */
+import { realpathSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { InvalidArgumentError, NotFoundError, PipelineError } from "../core/errors.ts";
@@ -26,44 +29,28 @@ import {
   summarize,
 } from "../runner/local-runner.ts";
 import { localPaths } from "../runner/local-stores.ts";
-import { parseCount, parseFraction, parsePositiveInt, parseSize } from "./args.ts";
+import {
+  joinNegativeValues,
+  parseCount,
+  parseFraction,
+  parseLogLevel,
+  parsePositiveInt,
+  parseSize,
+} from "./args.ts";
+import { cmdInitModel } from "./init-model.ts";
+import { cmdRerunAsNew, cmdResume, type DriveFlags, idleJobHint } from "./job-commands.ts";
+import { exitCodeForError, exitCodeForState, forUser, resolveEventType } from "./messages.ts";
+import {
+  checkOutputDir,
+  dataDirFlag,
+  isLocalModelPath,
+  requireDataDir,
+  requireFile,
+  userPath,
+} from "./paths.ts";
 import { type PlacedOutputs, placeOutputs } from "./place-outputs.ts";
 import { compactNumber, createProgressReporter, duration, progressLine } from "./progress.ts";
-
-const USAGE = `Usage: batch-infer <command> [options]
-
-Commands:
-  run --input FILE --model DESCRIPTOR.json [options]   score FILE (CSV or JSONL) end to end
-  submit --input BUCKET/OBJECT --model LOCATION        create a job from an object already in a bucket
-         [--output-bucket B] [run options]             (on OCI: workers on OKE score it)
-  status JOB_ID [--json]                               partitions, attempts, records, rate
-  jobs [--json]                                        recent jobs
-  events [--job JOB_ID] [--type TYPE] [--json]         the event log (on OCI: the completion stream)
-  verify JOB_ID [--json]                               prove every input record is in the output exactly once
-  rerun JOB_ID --failed                                rerun the partitions that failed
-  rerun JOB_ID                                         score the same input again as a new job
-
-run options:
-  --output DIR             also place predictions, errors, manifest and report in DIR
-  --output-format F        jsonl (default) or csv
-  --workers N              most worker processes (default 2)
-  --partition-size SIZE    target partition size, e.g. 64MiB (default 64MiB)
-  --checkpoint-every N     records per checkpoint / part object (default 50000)
-  --batch-size N           records per onnxruntime call (default 4096)
-  --max-errors N           fail the job past N bad records
-  --max-error-rate F       fail the job past this fraction of bad records (e.g. 0.01 or 1%)
-  --max-attempts N         failed attempts before a partition is given up (default 3)
-  --key COL[,COL]          input columns copied into each output row (default: the model's)
-  --threads N              onnxruntime intra-op threads per worker (default 1)
-  --visibility SECONDS     partition lease; heartbeats extend it (default 60)
-
-Common options:
-  --backend B              local (default) or oci (also BATCH_INFER_BACKEND); oci reads the
-                           OCI_* / BATCH_INFER_* variables and ~/.oci/config (see README)
-  --data-dir DIR           state of the embedded default (default .batch-infer)
-  --log-level LEVEL        debug, info, warn (default), error
-  --json                   machine-readable output
-`;
+import { COMMAND_NAMES, commandUsage, overviewUsage } from "./usage.ts";
 
 const OPTIONS = {
   input: { type: "string" },
@@ -89,7 +76,21 @@ const OPTIONS = {
   job: { type: "string" },
   type: { type: "string" },
   help: { type: "boolean", short: "h" },
+  "run-tag": { type: "string" },
+  onnx: { type: "string" },
+  sample: { type: "string" },
+  out: { type: "string" },
+  features: { type: "string" },
+  name: { type: "string" },
+  force: { type: "boolean" },
 } as const;
+
+/** Options that take a value (a negative number after one is its value, not a flag). */
+const VALUE_OPTIONS: ReadonlySet<string> = new Set(
+  Object.entries(OPTIONS)
+    .filter(([, o]) => o.type === "string")
+    .map(([k]) => k),
+);
 
 type Values = ReturnType<
   typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>
@@ -149,9 +150,19 @@ async function cmdRun(v: Values): Promise<number> {
   }
   if (!v.input) throw new InvalidArgumentError("run needs --input FILE (a .csv or .jsonl file)");
   if (!v.model)
-    throw new InvalidArgumentError("run needs --model DESCRIPTOR.json (see `npm run train`)");
+    throw new InvalidArgumentError(
+      "run needs --model DESCRIPTOR.json (write one with `batch-infer init-model`, or see `npm run train`)",
+    );
+  requireFile("input", v.input, "input file");
+  requireFile("model", v.model, "model descriptor");
+  if (v.output) checkOutputDir(v.output);
   const dataDir = v["data-dir"] ?? ".batch-infer";
-  const log = createLogger({ level: (v["log-level"] as LogLevel | undefined) ?? "warn" });
+  // Log lines (this process's and the workers') go above the progress bar, not through it.
+  const reporter = createProgressReporter(process.stderr);
+  const log = createLogger({
+    level: (v["log-level"] as LogLevel | undefined) ?? "warn",
+    write: (line) => reporter.log(line.trimEnd()),
+  });
   const spec = specFromOptions(v, "output");
   const controller = new AbortController();
   const onSignal = () => {
@@ -163,7 +174,6 @@ async function cmdRun(v: Values): Promise<number> {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-  const reporter = createProgressReporter(process.stderr);
   let last: JobProgress | undefined;
   const result = await runLocalJob({
     dataDir,
@@ -178,6 +188,7 @@ async function cmdRun(v: Values): Promise<number> {
       last = p;
       if (!v.json) reporter.update(p);
     },
+    onWorkerOutput: (line) => reporter.log(line),
   });
   if (!v.json) reporter.done(last);
   const job = result.job;
@@ -230,9 +241,9 @@ async function cmdRun(v: Values): Promise<number> {
           `  report    ${placed?.report ?? objectPath(dataDir, r.report.bucket, r.report.object)}`,
         );
     }
-    if (job.error) out(`  ${job.state === "failed" ? "error" : "note"}     ${job.error}`);
+    if (job.error) out(`  ${job.state === "failed" ? "error" : "note"}     ${forUser(job.error)}`);
   }
-  return job.state === "completed" ? 0 : job.state === "completed_with_errors" ? 3 : 1;
+  return exitCodeForState(job.state);
 }
 
 /** The backend the command talks to: --backend, else BATCH_INFER_BACKEND, else the embedded default. */
@@ -241,6 +252,7 @@ function backendOf(v: Values) {
 }
 
 async function withPipeline<T>(v: Values, fn: (p: OpenPipeline) => Promise<T>): Promise<T> {
+  if (backendOf(v) === "local") requireDataDir(v["data-dir"] ?? ".batch-infer");
   const log = createLogger({ level: (v["log-level"] as LogLevel | undefined) ?? "warn" });
   const p = await openPipelineFromEnv(
     {
@@ -282,9 +294,16 @@ async function cmdSubmit(v: Values): Promise<number> {
       out(
         `${result.created ? "created" : "found existing"} job ${result.jobId}: ${result.partitions} partitions enqueued`,
       );
-      out(
-        `  follow it with \`batch-infer status ${result.jobId}${v.backend ? ` --backend ${v.backend}` : ""}\``,
-      );
+      if (p.backend === "local") {
+        // The embedded default has no workers of its own between commands: say who scores it.
+        out(
+          `  nothing scores it until local workers run: \`batch-infer resume ${result.jobId}${dataDirFlag(v["data-dir"])}\``,
+        );
+      } else {
+        out(
+          `  follow it with \`batch-infer status ${result.jobId}${v.backend ? ` --backend ${v.backend}` : ""}\``,
+        );
+      }
     }
     return 0;
   });
@@ -303,6 +322,23 @@ async function cmdStatus(v: Values, jobId: string | undefined): Promise<number> 
     const created = Date.parse(job.createdAt);
     const end = TERMINAL_JOB_STATES.includes(job.state) ? Date.parse(job.updatedAt) : Date.now();
     const prog = summarize(job, parts, created, end, 0);
+    // Partitions leased right now = workers at work; with none, an ETA would never arrive.
+    // (On OCI, GetStats needs `read queues`: without it, status shows what it showed before.)
+    const leased = TERMINAL_JOB_STATES.includes(job.state)
+      ? 0
+      : await p.queue.stats().then(
+          (st) => st.inFlight,
+          () => undefined,
+        );
+    const idle =
+      leased === undefined
+        ? undefined
+        : idleJobHint(job, leased, p.backend, dataDirFlag(v["data-dir"]));
+    if (leased !== undefined) prog.workers = leased;
+    if (idle) {
+      delete prog.etaSeconds;
+      prog.rate = 0;
+    }
     if (v.json) {
       out(JSON.stringify({ job, progress: prog, partitions: parts }, null, 2));
       return 0;
@@ -313,7 +349,8 @@ async function cmdStatus(v: Values, jobId: string | undefined): Promise<number> 
     );
     out(`  model  ${job.model.name}@${job.model.version} sha256 ${job.model.sha256.slice(0, 12)}`);
     out(`  ${progressLine(prog, 20)}`);
-    if (job.error) out(`  ${job.error}`);
+    if (idle) out(`  ${idle}`);
+    if (job.error) out(`  ${forUser(job.error)}`);
     out("");
     out("  part  state     records    bad  progress  attempts  last");
     for (const x of parts) {
@@ -357,7 +394,7 @@ async function cmdEvents(v: Values): Promise<number> {
     // On OCI this reads the completion stream from its oldest retained message.
     const events = await p.eventLog.read({
       ...(v.job ? { jobId: v.job } : {}),
-      ...(v.type ? { eventType: v.type } : {}),
+      ...(v.type ? { eventType: resolveEventType(v.type) } : {}),
     });
     for (const e of events) {
       out(v.json ? JSON.stringify(e) : `${e.eventTime}  ${e.eventType}  ${JSON.stringify(e.data)}`);
@@ -388,11 +425,7 @@ async function cmdVerify(v: Values, jobId: string | undefined): Promise<number> 
 
 async function cmdRerun(v: Values, jobId: string | undefined): Promise<number> {
   if (!jobId) throw new InvalidArgumentError("rerun needs a JOB_ID (see `batch-infer jobs`)");
-  if (!v.failed) {
-    throw new InvalidArgumentError(
-      `to score the same input again as a new job, run \`batch-infer run\` with the same --input and --model; to retry only what failed, use \`rerun ${jobId} --failed\``,
-    );
-  }
+  if (!v.failed) return rerunAsNew(v, jobId);
   const dataDir = v["data-dir"] ?? ".batch-infer";
   const { job, partitions } = await withPipeline(v, (p) => rerunFailedPartitions(p, jobId));
   out(`rerunning partitions ${partitions.join(", ")} of ${jobId} (run ${job.runAttempt})`);
@@ -410,24 +443,90 @@ async function cmdRerun(v: Values, jobId: string | undefined): Promise<number> {
     intraOpThreads: parsePositiveInt("threads", v.threads) ?? 1,
     log,
     onProgress: (pr) => reporter.update(pr),
+    onWorkerOutput: (line) => reporter.log(line),
   });
   reporter.done(result.progress);
-  out(`job ${jobId} ${result.job.state}${result.job.error ? `: ${result.job.error}` : ""}`);
-  if (v.output) {
-    const placed = await placeOutputs(result.job, dataDir, v.output);
-    if (placed)
-      out(
-        `  output    ${placed.output ?? placed.errors} (and the manifest, errors and report) in ${v.output}`,
-      );
+  out(
+    `job ${jobId} ${result.job.state}${result.job.error ? `: ${forUser(result.job.error)}` : ""}`,
+  );
+  const place = placeFor(v, dataDir);
+  if (place) {
+    for (const placedPath of await place(result.job)) out(`  placed    ${placedPath}`);
   }
-  return result.job.state === "completed" ? 0 : 3;
+  return exitCodeForState(result.job.state);
+}
+
+/** The flags the local drive commands (resume, rerun as a new job) read. */
+function driveFlags(v: Values): DriveFlags {
+  requireDataDir(v["data-dir"] ?? ".batch-infer");
+  if (v.output) checkOutputDir(v.output);
+  return {
+    dataDir: v["data-dir"] ?? ".batch-infer",
+    workers: v.workers,
+    threads: v.threads,
+    logLevel: v["log-level"] as LogLevel | undefined,
+    json: v.json,
+  };
+}
+
+/** `--output DIR`: independent copies of the job's outputs, refreshed after every completion. */
+function placeFor(v: Values, dataDir: string) {
+  const dir = v.output;
+  return dir
+    ? async (job: JobRecord) => Object.values((await placeOutputs(job, dataDir, dir)) ?? {})
+    : undefined;
+}
+
+async function rerunAsNew(v: Values, jobId: string): Promise<number> {
+  if (backendOf(v) === "oci") {
+    throw new InvalidArgumentError(
+      `on OCI, score a job's input again with the splitter: echo '{"rerun":"${jobId}"}' | fn invoke <app> <prefix>-splitter (see README, Manual runs)`,
+    );
+  }
+  const flags = driveFlags(v);
+  return cmdRerunAsNew({ ...flags, runTag: v["run-tag"] }, jobId, placeFor(v, flags.dataDir));
+}
+
+async function resume(v: Values, jobId: string | undefined): Promise<number> {
+  if (backendOf(v) === "oci") {
+    throw new InvalidArgumentError(
+      "resume drives a job with local workers; on OCI the workers on OKE score every job (see `batch-infer status JOB_ID --backend oci`)",
+    );
+  }
+  const flags = driveFlags(v);
+  return cmdResume(flags, jobId, placeFor(v, flags.dataDir));
+}
+
+/** Relative paths on the command line mean from where the user stands (see paths.ts). */
+function resolvePaths(v: Values, command: string): void {
+  for (const flag of ["output", "data-dir", "onnx", "sample", "out"] as const) {
+    const value = v[flag];
+    if (value !== undefined) v[flag] = userPath(value);
+  }
+  v["data-dir"] ??= userPath(".batch-infer");
+  if (v.model !== undefined && isLocalModelPath(v.model)) v.model = userPath(v.model);
+  // `submit --input` names BUCKET/OBJECT, not a file.
+  if (v.input !== undefined && command !== "submit") v.input = userPath(v.input);
+}
+
+function realPath(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
 }
 
 /** Run the CLI with `argv` (without node and script); returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   let parsed: { values: Values; positionals: string[] };
   try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: joinNegativeValues(argv, VALUE_OPTIONS),
+      options: OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (err) {
     process.stderr.write(
       `batch-infer: ${(err as Error).message}\nRun \`batch-infer --help\` for usage.\n`,
@@ -437,10 +536,20 @@ export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parsed;
   const [command, arg] = positionals;
   if (values.help || !command) {
-    process.stdout.write(USAGE);
+    // `batch-infer run --help` and `batch-infer help run` show the command's own page.
+    const topic = command === "help" ? arg : command;
+    process.stdout.write((topic && commandUsage(topic)) || overviewUsage());
     return command || values.help ? 0 : 2;
   }
+  if (command === "help") {
+    process.stdout.write((arg && commandUsage(arg)) || overviewUsage());
+    return 0;
+  }
   try {
+    const level = parseLogLevel(values["log-level"]);
+    // Workers read LOG_LEVEL: --log-level reaches them too.
+    if (level) process.env.LOG_LEVEL = level;
+    resolvePaths(values, command);
     switch (command) {
       case "run":
         return await cmdRun(values);
@@ -456,26 +565,27 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdRerun(values, arg);
       case "verify":
         return await cmdVerify(values, arg);
+      case "resume":
+        return await resume(values, arg);
+      case "init-model":
+        return await cmdInitModel(values);
       default:
         process.stderr.write(
-          `batch-infer: unknown command "${command}"\nRun \`batch-infer --help\` for usage.\n`,
+          `batch-infer: unknown command "${command}" (commands: ${COMMAND_NAMES.join(", ")})\nRun \`batch-infer --help\` for usage.\n`,
         );
         return 2;
     }
   } catch (err) {
     if (err instanceof PipelineError) {
-      process.stderr.write(`batch-infer: error: ${err.message}\n`);
-      return err.code === "INVALID_ARGUMENT" ||
-        err.code === "INVALID_SPEC" ||
-        err.code === "INVALID_MODEL"
-        ? 2
-        : 1;
+      process.stderr.write(`batch-infer: error: ${forUser(err.message)}\n`);
+      return exitCodeForError(err);
     }
     throw err;
   }
 }
 
-const invokedDirectly = process.argv[1] && /(cli|main)\.(ts|js)$/.test(process.argv[1]);
+// Through the package's bin (`npx batch-infer`, `npm link`) argv[1] is a symlink named batch-infer.
+const invokedDirectly = process.argv[1] && /(cli|main)\.(ts|js)$/.test(realPath(process.argv[1]));
 if (invokedDirectly) {
   // Exit once stdout and stderr are flushed: on a pipe the last writes may still be
   // queued (a 64 KiB pipe buffer), and process.exit would drop them.

@@ -82,6 +82,17 @@ export function parseDescriptor(raw: unknown): ModelDescriptor {
   return d;
 }
 
+/** The descriptor without its `$comment` notes: editing a note is not a new model. */
+function withoutComments(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutComments);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([k]) => k !== "$comment")
+      .map(([k, v]) => [k, withoutComments(v)]),
+  );
+}
+
 /** Read a descriptor file and the ONNX file it names. Throws ModelError with what to fix. */
 export async function loadModel(descriptorPath: string): Promise<LoadedModel> {
   let text: string;
@@ -128,7 +139,7 @@ export async function loadModel(descriptorPath: string): Promise<LoadedModel> {
       version: descriptor.version,
       descriptor: descriptorPath,
       sha256: sha256Hex(onnxBytes),
-      descriptorSha256: sha256Hex(canonicalJson(descriptor)),
+      descriptorSha256: sha256Hex(canonicalJson(withoutComments(descriptor))),
     },
   };
 }

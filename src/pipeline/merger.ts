@@ -5,6 +5,7 @@ import type { JobRecord, JobResult, JobState, PartitionRecord } from "../core/re
 import { TERMINAL_JOB_STATES } from "../core/records.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { EVENT_TYPES, jobEvent } from "./events.ts";
+import { failedPartitionsMessage } from "./failed-partitions.ts";
 import { type JobLayout, jobLayout, partName } from "./layout.ts";
 import { mergedErrors } from "./merge-errors.ts";
 import { csvField } from "./output-rows.ts";
@@ -55,6 +56,8 @@ export interface Manifest {
     lines: number;
     attempts: PartitionRecord["attempts"];
     lastError?: string;
+    /** Set when the partition failed and `rerun --failed` put it back: attempts up to this epoch were before. */
+    retryFromEpoch?: number;
     parts: {
       seq: number;
       epoch: number;
@@ -141,7 +144,10 @@ function decideStatus(
   if (failed.length > 0) {
     return {
       status: "completed_with_errors",
-      message: `partitions ${failed.join(", ")} failed after retries; fix the cause and run \`rerun ${job.jobId} --failed\``,
+      message: failedPartitionsMessage(
+        job.jobId,
+        partitions.filter((p) => p.state === "failed"),
+      ),
     };
   }
   return { status: "completed" };
@@ -330,6 +336,7 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
       lines: p.lines,
       attempts: p.attempts,
       ...(p.lastError ? { lastError: p.lastError } : {}),
+      ...(p.retryFromEpoch !== undefined ? { retryFromEpoch: p.retryFromEpoch } : {}),
       parts: p.parts.map((r) => ({
         seq: r.seq,
         epoch: r.epoch,

@@ -14,6 +14,14 @@
 import type { Attempt } from "../core/records.ts";
 import { jobLayout } from "./layout.ts";
 import type { Manifest } from "./merger.ts";
+import {
+  activeBuckets,
+  type Interval,
+  jobTimeScale,
+  spreadCommits,
+  type TimeScale,
+  timeTicks,
+} from "./report-time.ts";
 
 /** One bad record shown in the report, with its line number in the input. */
 export interface ErrorSample {
@@ -136,31 +144,6 @@ function utc(iso: string | undefined): string {
     : iso;
 }
 
-/** Tick spacing for a time axis: a round number of ms, s, min or h giving about `target` ticks. */
-const TIME_STEPS = [
-  1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 15_000, 30_000, 60_000, 120_000,
-  300_000, 600_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 10_800_000, 21_600_000, 43_200_000,
-  86_400_000,
-];
-
-function timeStep(span: number, target = 10): number {
-  return (
-    TIME_STEPS.find((s) => s >= span / target) ?? Math.ceil(span / target / 86_400_000) * 86_400_000
-  );
-}
-
-/** An axis label for `ms` after the start, as precise as the tick spacing needs. */
-function timeLabel(ms: number, step: number): string {
-  if (ms === 0) return "0";
-  if (step < 1000) return `${(ms / 1000).toFixed(step >= 100 ? 1 : step >= 10 ? 2 : 3)}s`;
-  if (step < 60_000 && ms < 60_000) return `${Math.round(ms / 1000)}s`;
-  const s = Math.round(ms / 1000);
-  if (step < 60_000) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
-  const m = Math.round(s / 60);
-  if (step < 3_600_000 && m < 60) return `${m}m`;
-  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, "0")}`;
-}
-
 /** A round step (1, 2 or 5 × 10^k) giving about `target` ticks up to `max`. */
 function niceStep(max: number, target = 4): number {
   const raw = max / target;
@@ -209,80 +192,70 @@ function outcomeOf(a: Attempt): OutcomeKey {
 }
 
 // ---------------------------------------------------------------------------
-// Time range of the job
-
-interface Span {
-  t0: number;
-  t1: number;
-}
-
-/** The job's time range: from creation to finish, widened to every attempt and commit seen. */
-function jobSpan(m: Manifest): Span {
-  const times: number[] = [Date.parse(m.timings.createdAt), Date.parse(m.timings.finishedAt)];
-  for (const p of m.partitions) {
-    for (const a of p.attempts) times.push(Date.parse(a.startedAt), Date.parse(a.endedAt ?? ""));
-    for (const r of p.parts) times.push(Date.parse(r.committedAt ?? ""));
-  }
-  const ok = times.filter(Number.isFinite);
-  if (ok.length === 0) return { t0: 0, t1: 0 };
-  return { t0: Math.min(...ok), t1: Math.max(...ok) };
-}
-
-// ---------------------------------------------------------------------------
 // Charts
 
 const CHART_W = 1152;
 const PLOT_LEFT = 72;
 const PLOT_RIGHT = 28;
 
-function timeAxis(span: Span, x: (t: number) => number, top: number, bottom: number): string {
-  const len = span.t1 - span.t0;
-  const step = timeStep(len);
+/** Ticks at round times since the job's creation, and a break marker for each idle gap. */
+function timeAxis(
+  m: Manifest,
+  scale: TimeScale,
+  x: (t: number) => number,
+  top: number,
+  bottom: number,
+): string {
+  const origin = Date.parse(m.timings.createdAt);
   let out = "";
-  for (let ms = 0; ms <= len + 1e-9; ms += step) {
-    const px = x(span.t0 + ms).toFixed(1);
-    out += `<line x1="${px}" x2="${px}" y1="${top}" y2="${bottom}" class="grid"/>`;
-    out += `<text x="${px}" y="${bottom + 16}" text-anchor="middle" class="tick">${esc(timeLabel(ms, step))}</text>`;
+  // Labels closer than this collide (the last tick before a break and the first after it):
+  // the one after the break wins, since it tells how long the break was.
+  const MIN_LABEL_PX = 52;
+  const labels: { px: number; label: string }[] = [];
+  for (const k of timeTicks(scale, Number.isFinite(origin) ? origin : scale.t0)) {
+    const px = x(k.t);
+    out += `<line x1="${px.toFixed(1)}" x2="${px.toFixed(1)}" y1="${top}" y2="${bottom}" class="grid"/>`;
+    const prev = labels.at(-1);
+    if (prev && px - prev.px < MIN_LABEL_PX) {
+      if (scale.gaps.some((g) => x(g.t0) >= prev.px - 1 && x(g.t1) <= px + 1)) labels.pop();
+      else continue;
+    }
+    labels.push({ px, label: k.label });
+  }
+  for (const l of labels) {
+    out += `<text x="${l.px.toFixed(1)}" y="${bottom + 16}" text-anchor="middle" class="tick">${esc(l.label)}</text>`;
+  }
+  for (const g of scale.gaps) {
+    const xa = x(g.t0);
+    const xb = x(g.t1);
+    const mid = (xa + xb) / 2;
+    out += `<g class="gap" data-idle-ms="${Math.round(g.t1 - g.t0)}"><title>${esc(`idle for ${duration(g.t1 - g.t0)}: no partition in progress (e.g. between a run and its rerun); cut out of the axis`)}</title><rect x="${xa.toFixed(1)}" y="${top}" width="${Math.max(2, xb - xa).toFixed(1)}" height="${bottom - top}" class="gapband"/>`;
+    out += `<path d="M${(mid - 5).toFixed(1)},${bottom + 4} l5,-8 l5,8" class="gapmark"/>`;
+    out += `<text x="${mid.toFixed(1)}" y="${top + 14}" text-anchor="middle" class="gaplabel">${esc(`idle ${duration(g.t1 - g.t0)}`)}</text></g>`;
   }
   return out;
 }
 
-function throughputChart(m: Manifest, span: Span): string {
-  const dated: { t: number; records: number }[] = [];
-  let undated = 0;
-  let undatedRecords = 0;
-  for (const p of m.partitions) {
-    for (const r of p.parts) {
-      const t = Date.parse(r.committedAt ?? "");
-      if (Number.isFinite(t)) dated.push({ t, records: r.records });
-      else {
-        undated++;
-        undatedRecords += r.records;
-      }
-    }
-  }
+function throughputChart(m: Manifest, scale: TimeScale): string {
+  const buckets: Interval[] = activeBuckets(scale);
+  const { counts, dated, undated, undatedRecords } = spreadCommits(m, buckets);
   const note =
     undated > 0
       ? `<p class="note">${int(undated)} committed chunks (${int(undatedRecords)} records) carry no commit time (written by an older worker) and are left out of the chart.</p>`
       : "";
-  const len = span.t1 - span.t0;
-  if (dated.length === 0) {
+  if (dated === 0) {
     return `<p class="empty">No committed chunk has a commit time, so there is no throughput curve to draw.</p>${note}`;
   }
-  if (len <= 0) {
-    const total = dated.reduce((n, d) => n + d.records, 0);
+  if (scale.activeMs <= 0) {
+    const total = counts.reduce((n, c) => n + c, 0);
     return `<p class="empty">The job started and finished within the same millisecond (${int(total)} records): nothing to draw over time.</p>${note}`;
   }
 
-  // ~40 buckets over the job's duration; the value is records/s within the bucket.
-  const n = 40;
-  const width = len / n;
-  const counts = new Array<number>(n).fill(0);
-  for (const d of dated) {
-    const i = Math.min(n - 1, Math.max(0, Math.floor((d.t - span.t0) / width)));
-    counts[i] = (counts[i] ?? 0) + d.records;
-  }
-  const rates = counts.map((c) => c / (width / 1000));
+  // Records/s within each bucket; the buckets cover the active time only.
+  const rates = counts.map((c, i) => {
+    const b = buckets[i] as Interval;
+    return b.t1 > b.t0 ? c / ((b.t1 - b.t0) / 1000) : 0;
+  });
   const peak = Math.max(...rates);
   const yStep = niceStep(peak > 0 ? peak : 1);
   const yMax = Math.max(yStep, Math.ceil(peak / yStep) * yStep);
@@ -291,7 +264,7 @@ function throughputChart(m: Manifest, span: Span): string {
   const top = 28;
   const bottom = H - 40;
   const plotW = CHART_W - PLOT_LEFT - PLOT_RIGHT;
-  const x = (t: number) => PLOT_LEFT + ((t - span.t0) / len) * plotW;
+  const x = (t: number) => PLOT_LEFT + scale.pos(t) * plotW;
   const y = (v: number) => bottom - (v / yMax) * (bottom - top);
 
   let svg = "";
@@ -300,22 +273,30 @@ function throughputChart(m: Manifest, span: Span): string {
     svg += `<line x1="${PLOT_LEFT}" x2="${CHART_W - PLOT_RIGHT}" y1="${py}" y2="${py}" class="grid"/>`;
     svg += `<text x="${PLOT_LEFT - 8}" y="${py}" dy="4" text-anchor="end" class="tick">${esc(compact(v))}</text>`;
   }
-  svg += timeAxis(span, x, top, bottom);
+  svg += timeAxis(m, scale, x, top, bottom);
 
-  // A step curve: each bucket's rate is flat across the bucket, as measured.
-  const pts: string[] = [];
-  rates.forEach((r, i) => {
-    const xa = x(span.t0 + i * width).toFixed(1);
-    const xb = x(span.t0 + (i + 1) * width).toFixed(1);
-    pts.push(`${xa},${y(r).toFixed(1)}`, `${xb},${y(r).toFixed(1)}`);
-  });
+  // A step curve per active segment (each bucket's rate is flat across it); a break between segments.
+  const origin = Date.parse(m.timings.createdAt);
+  const since = (t: number) => t - (Number.isFinite(origin) ? origin : scale.t0);
   const base = y(0).toFixed(1);
-  svg += `<path d="M${x(span.t0).toFixed(1)},${base} L${pts.join(" L")} L${x(span.t1).toFixed(1)},${base} Z" class="area"/>`;
-  svg += `<path d="M${pts.join(" L")}" class="line"/>`;
-  rates.forEach((r, i) => {
-    const xa = x(span.t0 + i * width);
-    const xb = x(span.t0 + (i + 1) * width);
-    svg += `<rect x="${xa.toFixed(1)}" y="${top}" width="${Math.max(0, xb - xa).toFixed(1)}" height="${bottom - top}" class="hit" data-bucket="${i}"><title>${esc(`${at(i * width)} to ${at((i + 1) * width)}: ${int(counts[i] ?? 0)} records committed (${compact(r)} records/s)`)}</title></rect>`;
+  for (const seg of scale.segments) {
+    const pts: string[] = [];
+    buckets.forEach((b, i) => {
+      if (b.t0 < seg.t0 || b.t1 > seg.t1) return;
+      const r = rates[i] ?? 0;
+      pts.push(
+        `${x(b.t0).toFixed(1)},${y(r).toFixed(1)}`,
+        `${x(b.t1).toFixed(1)},${y(r).toFixed(1)}`,
+      );
+    });
+    if (pts.length === 0) continue;
+    svg += `<path d="M${x(seg.t0).toFixed(1)},${base} L${pts.join(" L")} L${x(seg.t1).toFixed(1)},${base} Z" class="area"/>`;
+    svg += `<path d="M${pts.join(" L")}" class="line"/>`;
+  }
+  buckets.forEach((b, i) => {
+    const xa = x(b.t0);
+    const xb = x(b.t1);
+    svg += `<rect x="${xa.toFixed(1)}" y="${top}" width="${Math.max(0, xb - xa).toFixed(1)}" height="${bottom - top}" class="hit" data-bucket="${i}"><title>${esc(`${at(since(b.t0))} to ${at(since(b.t1))}: ${int(counts[i] ?? 0)} records (${compact(rates[i] ?? 0)} records/s)`)}</title></rect>`;
   });
 
   // Where attempts ended badly: a marker on the time axis, so dips line up with their cause.
@@ -329,15 +310,20 @@ function throughputChart(m: Manifest, span: Span): string {
       const px = x(t).toFixed(1);
       svg += `<g class="event" data-outcome="${k}"><line x1="${px}" x2="${px}" y1="${top}" y2="${bottom}" stroke="${o.fill}" class="marker"/>`;
       svg += `<text x="${px}" y="${top - 8}" text-anchor="middle" fill="${o.fill}" class="mark">${esc(o.mark)}</text>`;
-      svg += `<title>${esc(`partition ${p.index}, ${a.worker} (epoch ${a.epoch}): ${o.label} at ${at(t - span.t0)}`)}</title></g>`;
+      svg += `<title>${esc(`partition ${p.index}, ${a.worker} (epoch ${a.epoch}): ${o.label} at ${at(since(t))}`)}</title></g>`;
     }
   }
   svg += `<text x="14" y="${(top + bottom) / 2}" transform="rotate(-90 14 ${(top + bottom) / 2})" text-anchor="middle" class="axis">records / s</text>`;
   svg += `<text x="${PLOT_LEFT + plotW / 2}" y="${H - 4}" text-anchor="middle" class="axis">time since the job was created</text>`;
 
-  const total = dated.reduce((s, v) => s + v.records, 0);
-  return `<figure><svg role="img" aria-labelledby="tp-title" viewBox="0 0 ${CHART_W} ${H}" width="${CHART_W}" height="${H}" class="chart"><title id="tp-title">${esc(`Records committed per second over time, in ${n} intervals of ${duration(width)}; peak ${compact(peak)} records/s`)}</title>${svg}</svg>
-<figcaption>Records committed per second, in ${n} intervals of ${esc(duration(width))} (${int(total)} records in ${int(dated.length)} chunks). Markers above the chart: where an attempt ended other than done (${legendInline(["lost", "handed_back", "error", "failed"])}).</figcaption></figure>${note}`;
+  const total = counts.reduce((n, c) => n + c, 0);
+  const width = scale.activeMs / buckets.length;
+  const idle =
+    scale.gaps.length > 0
+      ? ` Idle stretches with no partition in progress (${esc(duration(scale.idleMs))} in all, e.g. between a run and its rerun) are cut out of the axis and marked.`
+      : "";
+  return `<figure><svg role="img" aria-labelledby="tp-title" viewBox="0 0 ${CHART_W} ${H}" width="${CHART_W}" height="${H}" class="chart"><title id="tp-title">${esc(`Records scored per second over time, in ${buckets.length} intervals of about ${duration(width)}; peak ${compact(peak)} records/s`)}</title>${svg}</svg>
+<figcaption>Records scored per second, in ${buckets.length} intervals of about ${esc(duration(width))} (${int(total)} records in ${int(dated)} chunks; each chunk's records are spread over the time its worker spent on them, from its claim or previous checkpoint to its commit).${idle} Markers above the chart: where an attempt ended other than done (${legendInline(["lost", "handed_back", "error", "failed"])}).</figcaption></figure>${note}`;
 }
 
 function legendInline(keys: OutcomeKey[]): string {
@@ -357,7 +343,7 @@ interface Bar {
   outcome: OutcomeKey;
 }
 
-function timeline(m: Manifest, span: Span): string {
+function timeline(m: Manifest, scale: TimeScale): string {
   const finish = Date.parse(m.timings.finishedAt);
   const rows = new Map<string, Bar[]>();
   for (const p of m.partitions) {
@@ -383,7 +369,6 @@ function timeline(m: Manifest, span: Span): string {
     (a, b) => Math.min(...a[1].map((x) => x.start)) - Math.min(...b[1].map((x) => x.start)),
   );
 
-  const len = Math.max(1, span.t1 - span.t0);
   const LABEL_W = 190;
   const ROW_H = 30;
   const BAR_H = 22;
@@ -391,14 +376,16 @@ function timeline(m: Manifest, span: Span): string {
   const H = top + workers.length * ROW_H + 40;
   const bottom = top + workers.length * ROW_H;
   const plotW = CHART_W - LABEL_W - PLOT_RIGHT;
-  const x = (t: number) => LABEL_W + ((t - span.t0) / len) * plotW;
+  const x = (t: number) => LABEL_W + scale.pos(t) * plotW;
+  const origin = Date.parse(m.timings.createdAt);
+  const since = (t: number) => t - (Number.isFinite(origin) ? origin : scale.t0);
 
   let svg = "";
   workers.forEach((_, r) => {
     if (r % 2 === 1)
       svg += `<rect x="0" y="${top + r * ROW_H}" width="${CHART_W}" height="${ROW_H}" class="band"/>`;
   });
-  svg += timeAxis({ t0: span.t0, t1: span.t0 + len }, x, top, bottom);
+  svg += timeAxis(m, scale, x, top, bottom);
   workers.forEach(([worker, bars], r) => {
     const yRow = top + r * ROW_H;
     const name = worker.length > 22 ? `${worker.slice(0, 21)}…` : worker;
@@ -410,7 +397,7 @@ function timeline(m: Manifest, span: Span): string {
       const yb = yRow + (ROW_H - BAR_H) / 2;
       const label = b.outcome === "done" ? `p${b.partition}` : `p${b.partition} ${o.mark}`;
       const a = b.attempt;
-      const tip = `partition ${b.partition} · ${worker} · epoch ${a.epoch} · ${o.label} · ${at(b.start - span.t0)} to ${at(b.end - span.t0)} (${duration(b.end - b.start)}) · from offset ${int(a.fromOffset)}${a.detail ? ` · ${a.detail}` : ""}`;
+      const tip = `partition ${b.partition} · ${worker} · epoch ${a.epoch} · ${o.label} · ${at(since(b.start))} to ${at(since(b.end))} (${duration(b.end - b.start)}) · from offset ${int(a.fromOffset)}${a.detail ? ` · ${a.detail}` : ""}`;
       svg += `<g><title>${esc(tip)}</title><rect x="${xa.toFixed(1)}" y="${yb}" width="${w.toFixed(1)}" height="${BAR_H}" rx="3" fill="${o.fill}" class="bar" data-outcome="${b.outcome}" data-partition="${b.partition}" data-epoch="${a.epoch}"/>`;
       // A label only where it fits (≈7 px a character); the tooltip and the table below carry the rest.
       if (w >= label.length * 7.5 + 6) {
@@ -490,7 +477,7 @@ function errorSection(input: JobReportInput): string {
       })
       .join("\n");
     html += `<h3>Bad records by reason</h3>
-<p>${int(m.counts.errors)} bad records in ${int(m.counts.records + m.counts.errors)} (${(m.counts.records + m.counts.errors > 0 ? (m.counts.errors / (m.counts.records + m.counts.errors)) * 100 : 0).toFixed(3)}%). Quoted values are replaced by "…" so records failing the same way group together; every one is in <code>${esc(m.errorsOutput.object)}</code>.</p>
+<p>${int(m.counts.errors)} bad records in ${int(m.counts.records + m.counts.errors)} (${(m.counts.records + m.counts.errors > 0 ? (m.counts.errors / (m.counts.records + m.counts.errors)) * 100 : 0).toFixed(3)}%). Quoted values are replaced by "…" so records failing the same way group together; every one is in ${sibling(m.errorsOutput.object)}, next to this report.</p>
 <table><thead><tr><th>reason</th><th class="num">bad records</th><th class="num">share</th><th class="barcell"><span class="sr">share bar</span></th></tr></thead><tbody>
 ${rows}</tbody></table>`;
     if (input.errorSamples.length > 0) {
@@ -511,7 +498,9 @@ ${samples}</tbody></table>`;
   const failed = m.partitions.filter((p) => p.state === "failed");
   html += `<h3>Failed partitions</h3>`;
   if (failed.length === 0) {
-    html += `<p class="empty">No partition failed.</p>`;
+    html += m.partitions.some((p) => p.retryFromEpoch !== undefined)
+      ? `<p class="empty">No partition is failed now.</p>`
+      : `<p class="empty">No partition failed.</p>`;
   } else {
     const rows = failed
       .map(
@@ -523,7 +512,26 @@ ${samples}</tbody></table>`;
 <table><thead><tr><th class="num">partition</th><th class="num">byte range</th><th class="num">records committed</th><th class="num">attempts</th><th>last error</th></tr></thead><tbody>
 ${rows}</tbody></table>`;
   }
+  html += earlierFailures(m);
   return html;
+}
+
+/** Partitions that failed in an earlier run and were put back by `rerun --failed`. */
+function earlierFailures(m: Manifest): string {
+  const rerun = m.partitions.filter((p) => p.retryFromEpoch !== undefined);
+  if (rerun.length === 0) return "";
+  const rows = rerun
+    .map((p) => {
+      const before = p.attempts.filter((a) => a.epoch <= (p.retryFromEpoch ?? 0));
+      const last = before.at(-1);
+      const now = p.state === "done" ? "done" : p.state === "failed" ? "failed again" : p.state;
+      return `<tr data-earlier-failed-partition="${p.index}"><td class="num">${p.index}</td><td class="num">${int(p.start)}–${int(p.end)}</td><td class="num">${before.length}</td><td class="wrap">${esc(last?.detail ?? last?.outcome ?? "")}</td><td>${esc(now)}</td></tr>`;
+    })
+    .join("\n");
+  return `<h3>Failed in an earlier run, then rerun</h3>
+<p>These partitions had failed when <code>rerun ${esc(m.jobId)} --failed</code> put them back (this is run ${m.runAttempt}); they resumed from their last checkpoint.</p>
+<table><thead><tr><th class="num">partition</th><th class="num">byte range</th><th class="num">attempts before the rerun</th><th>how the last one ended</th><th>now</th></tr></thead><tbody>
+${rows}</tbody></table>`;
 }
 
 // ---------------------------------------------------------------------------
@@ -542,6 +550,7 @@ main{max-width:1200px;margin:0 auto;padding:24px}
 h1{font-size:22px;margin:0 0 4px}
 h2{font-size:18px;margin:32px 0 8px;padding-bottom:4px;border-bottom:2px solid #e5e5e5}
 h3{font-size:15px;margin:20px 0 6px}
+a code{text-decoration:underline}
 code{font:12.5px/1.4 ui-monospace,"DejaVu Sans Mono",Menlo,Consolas,monospace}
 .badge{display:inline-block;padding:2px 10px;border-radius:12px;border:1.5px solid;font-weight:600;font-size:13px;vertical-align:middle;margin-left:8px}
 .message{margin:8px 0 0;padding:8px 12px;border-left:4px solid;border-radius:2px}
@@ -578,6 +587,9 @@ figcaption{color:#444;font-size:13px;margin-top:4px}
 .chart .area{fill:#2166ac;fill-opacity:.18}
 .chart .line{fill:none;stroke:#2166ac;stroke-width:2}
 .chart .hit{fill:transparent}
+.chart .gapband{fill:#f3f3f3}
+.chart .gapmark{fill:none;stroke:#666;stroke-width:1.5}
+.chart .gaplabel{font-size:11px;fill:#555}
 .chart .marker{stroke-width:1.5;stroke-dasharray:4 3}
 .chart .mark{font-size:14px;font-weight:700}
 .chart .outside{font-weight:700;paint-order:stroke;stroke:#fff;stroke-width:3px}
@@ -592,6 +604,12 @@ figcaption{color:#444;font-size:13px;margin-top:4px}
 footer{margin-top:36px;color:#666;font-size:12px;border-top:1px solid #e5e5e5;padding-top:8px}
 `;
 
+/** An output named relative to the report (they share a folder), linked so it opens from it. */
+function sibling(object: string): string {
+  const name = object.slice(object.lastIndexOf("/") + 1);
+  return `<a href="${esc(encodeURIComponent(name))}"><code>${esc(name)}</code></a>`;
+}
+
 function card(title: string, rows: [string, string][]): string {
   return `<div class="card"><h3>${esc(title)}</h3><dl>${rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${v}</dd>`).join("")}</dl></div>`;
 }
@@ -604,10 +622,13 @@ function card(title: string, rows: [string, string][]): string {
 export function renderJobReport(input: JobReportInput): string {
   const m = input.manifest;
   const layout = jobLayout(m);
-  const span = jobSpan(m);
+  const scale = jobTimeScale(m);
   const style = STATUS_STYLE[m.status] ?? { bg: "#eee", fg: "#222", border: "#666" };
-  const secs = m.timings.durationMs / 1000;
+  // Idle gaps (between runs) are not the job's working time: duration and throughput leave them out.
+  const activeMs = scale.gaps.length > 0 ? scale.activeMs : m.timings.durationMs;
+  const secs = activeMs / 1000;
   const rate = secs > 0 ? m.counts.records / secs : 0;
+  const rerun = m.partitions.filter((p) => p.retryFromEpoch !== undefined);
   const failed = m.counts.failedPartitions;
   const attempts = m.partitions.reduce((n, p) => n + p.attempts.length, 0);
   const retried = m.partitions.filter((p) => p.attempts.length > 1).length;
@@ -629,11 +650,19 @@ ${card("Records", [
   ],
   [
     "failed partitions",
-    failed.length === 0 ? "none" : `<strong>${esc(failed.join(", "))}</strong>`,
+    `${failed.length === 0 ? "none" : `<strong>${esc(failed.join(", "))}</strong>`}${rerun.length > 0 ? ` <span class="dim">(failed in an earlier run and rerun: ${esc(rerun.map((p) => p.index).join(", "))})</span>` : ""}`,
   ],
 ])}
 ${card("Time", [
-  ["duration", `<span class="big">${esc(duration(m.timings.durationMs))}</span>`],
+  ["duration", `<span class="big">${esc(duration(activeMs))}</span>`],
+  ...(scale.gaps.length > 0
+    ? ([
+        [
+          "idle",
+          `${esc(duration(scale.idleMs))} with no partition in progress (e.g. between runs), not counted`,
+        ],
+      ] as [string, string][])
+    : []),
   ["throughput", `<span class="big">${esc(compact(rate))}</span> records/s overall`],
   ["created", esc(utc(m.timings.createdAt))],
   ["finished", esc(utc(m.timings.finishedAt))],
@@ -653,16 +682,16 @@ ${card("Outputs", [
   [
     "predictions",
     m.output
-      ? `<code>${esc(`${layout.bucket}/${m.output.object}`)}</code> · ${esc(bytes(m.output.bytes))} · sha256 <code>${esc(m.output.sha256)}</code>`
+      ? `${sibling(m.output.object)} · ${esc(bytes(m.output.bytes))} · sha256 <code>${esc(m.output.sha256)}</code>`
       : `<span class="dim">not written (the job failed)</span>`,
   ],
   [
     "errors",
-    `<code>${esc(`${layout.bucket}/${m.errorsOutput.object}`)}</code> · ${esc(bytes(m.errorsOutput.bytes))} · sha256 <code>${esc(m.errorsOutput.sha256)}</code>`,
+    `${sibling(m.errorsOutput.object)} · ${esc(bytes(m.errorsOutput.bytes))} · sha256 <code>${esc(m.errorsOutput.sha256)}</code>`,
   ],
-  ["manifest", `<code>${esc(`${layout.bucket}/${layout.manifest}`)}</code>`],
-  ["this report", `<code>${esc(`${layout.bucket}/${layout.report}`)}</code>`],
+  ["manifest", sibling(layout.manifest)],
 ])}
+<p class="note">The outputs sit next to this report, wherever it is: in the output bucket under <code>${esc(`${layout.bucket}/${layout.root}/`)}</code>, and in the directory <code>run --output DIR</code> placed them in.</p>
 </section>`;
 
   return `<!doctype html>
@@ -679,10 +708,10 @@ ${card("Outputs", [
 ${header}
 ${facts}
 <section id="throughput"><h2>Throughput over time</h2>
-${throughputChart(m, span)}
+${throughputChart(m, scale)}
 </section>
 <section id="timeline"><h2>Partition timeline per worker</h2>
-${timeline(m, span)}
+${timeline(m, scale)}
 <h3>Attempts that did not end done</h3>
 ${troubleTable(m)}
 </section>

@@ -54,6 +54,8 @@ export interface LocalRunOptions {
   /** Tests and chaos: see the pool, kill its workers. */
   onPool?: (pool: ProcessPool) => void;
   onWorkerExit?: (m: PoolMember, code: number | null, signal: NodeJS.Signals | null) => void;
+  /** Workers' stdout/stderr lines (the CLI prints them above its progress bar); unset: inherited. */
+  onWorkerOutput?: ConstructorParameters<typeof ProcessPool>[0]["onOutput"];
   workerCommand?: WorkerCommand;
   scaling?: Partial<ScalingPolicy>;
   progressIntervalMs?: number;
@@ -231,6 +233,7 @@ export async function driveLocalJob(
       log: options.log,
       ...(options.workerCommand ? { command: options.workerCommand } : {}),
       ...(options.onWorkerExit ? { onExit: options.onWorkerExit } : {}),
+      ...(options.onWorkerOutput ? { onOutput: options.onWorkerOutput } : {}),
     });
     options.onPool?.(pool);
 

@@ -1,4 +1,6 @@
 import { type ChildProcess, fork } from "node:child_process";
+import { createInterface } from "node:readline";
+import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { InvalidArgumentError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
@@ -59,6 +61,12 @@ export class ProcessPool implements ReplicaTarget {
       command?: WorkerCommand;
       /** Called on every worker exit (for progress and the chaos tests). */
       onExit?: (m: PoolMember, code: number | null, signal: NodeJS.Signals | null) => void;
+      /**
+       * Each line a worker writes to stdout or stderr (without its newline). Unset, the
+       * workers write straight to this process's stdout/stderr; set, the CLI prints them
+       * above its progress bar instead of through it.
+       */
+      onOutput?: (line: string, from: { worker: string; stream: "stdout" | "stderr" }) => void;
     },
   ) {}
 
@@ -117,11 +125,28 @@ export class ProcessPool implements ReplicaTarget {
   private spawn(): void {
     const cmd = this.options.command ?? defaultWorkerCommand();
     const id = `w${++this.seq}`;
+    const onOutput = this.options.onOutput;
     const proc = fork(cmd.modulePath, [], {
       execArgv: cmd.execArgv,
       env: { ...this.options.env, WORKER_ID: `${id}-${process.pid}` },
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      stdio: onOutput ? ["ignore", "pipe", "pipe", "ipc"] : ["ignore", "inherit", "inherit", "ipc"],
+      // Its own process group: Ctrl-C in a terminal signals the whole foreground group, and a
+      // worker that got the terminal's SIGINT and then the pool's SIGTERM took the second as
+      // "force" and exited without handing back. The pool alone stops its workers (and a
+      // worker whose pool vanished stops when the IPC channel closes).
+      detached: true,
     });
+    if (onOutput) {
+      const forward = (from: Readable | null, stream: "stdout" | "stderr") => {
+        if (!from) return;
+        // crlfDelay/terminal off: plain line splitting; a last line without newline comes at close.
+        createInterface({ input: from, crlfDelay: Number.POSITIVE_INFINITY }).on("line", (line) =>
+          onOutput(line, { worker: id, stream }),
+        );
+      };
+      forward(proc.stdout, "stdout");
+      forward(proc.stderr, "stderr");
+    }
     let resolveExit = () => {};
     const exited = new Promise<void>((r) => {
       resolveExit = r;
@@ -165,8 +190,10 @@ export class ProcessPool implements ReplicaTarget {
         this.options.log.warn("worker exited unexpectedly", { worker: id, code, signal, claim });
       }
       this.options.onExit?.(member, code, signal);
-      resolveExit();
+      // Piped output may still be in flight at exit: `close` comes once it has all been read.
+      if (!onOutput) resolveExit();
       this.reconcile();
     });
+    if (onOutput) proc.on("close", () => resolveExit());
   }
 }

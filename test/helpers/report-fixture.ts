@@ -146,7 +146,7 @@ export function syntheticManifest(): Manifest {
     jobId: "job-0123456789abcdef01234567",
     status: "completed_with_errors",
     message:
-      "partitions 3, 5 failed after retries; fix the cause and run `rerun job-0123456789abcdef01234567 --failed`",
+      "partitions 3 (3 attempts), 5 (1 attempt) failed; their records are in neither output. Fix the cause and run `rerun job-0123456789abcdef01234567 --failed`",
     runAttempt: 1,
     input: {
       bucket: "input",
@@ -214,4 +214,94 @@ export function syntheticReportInput(): JobReportInput {
       { line: 77, reason: "weird <script>alert(3)</script> reason", record: null },
     ],
   };
+}
+
+/**
+ * A job rerun after an hour: run 1 (0–10 s) failed partition 1 twice, `rerun
+ * --failed` an hour later (3610–3615 s) completed it. The report must cut the
+ * idle hour and still list partition 1's failure.
+ */
+export function syntheticRerunManifest(): Manifest {
+  const base = syntheticManifest();
+  const iso = at;
+  const part = (seq: number, epoch: number, records: number, when: number) => ({
+    seq,
+    epoch,
+    records,
+    bytes: records * 60,
+    sha256: "ab".repeat(32),
+    committedAt: iso(when),
+    worker: "w-a",
+  });
+  const rerun: Manifest = {
+    ...base,
+    status: "completed",
+    runAttempt: 2,
+    counts: { ...base.counts, records: 20_000, errors: 0, partitions: 2, failedPartitions: [] },
+    // Run 1: 0–10 s. The fix took an hour. Run 2: 3610–3615 s.
+    timings: { createdAt: iso(0), finishedAt: iso(3615.5), durationMs: 3_615_500 },
+    partitions: [
+      {
+        index: 0,
+        start: 0,
+        end: 1000,
+        state: "done",
+        records: 10_000,
+        errors: 0,
+        lines: 10_000,
+        attempts: [
+          {
+            epoch: 1,
+            worker: "w-a",
+            startedAt: iso(0.2),
+            endedAt: iso(10),
+            outcome: "done",
+            fromOffset: 0,
+          },
+        ],
+        parts: [part(0, 1, 5000, 5), part(1, 1, 5000, 10)],
+      },
+      {
+        index: 1,
+        start: 1000,
+        end: 2000,
+        state: "done",
+        records: 10_000,
+        errors: 0,
+        lines: 10_000,
+        retryFromEpoch: 2,
+        attempts: [
+          {
+            epoch: 1,
+            worker: "w-b",
+            startedAt: iso(0.2),
+            endedAt: iso(4),
+            outcome: "error",
+            detail: "STORE_UNAVAILABLE: disk on fire",
+            fromOffset: 1000,
+          },
+          {
+            epoch: 2,
+            worker: "w-b",
+            startedAt: iso(4.5),
+            endedAt: iso(9),
+            outcome: "error",
+            detail: "STORE_UNAVAILABLE: disk on fire",
+            fromOffset: 1000,
+          },
+          {
+            epoch: 3,
+            worker: "w-c",
+            startedAt: iso(3610),
+            endedAt: iso(3615),
+            outcome: "done",
+            fromOffset: 1000,
+          },
+        ],
+        parts: [part(0, 3, 10_000, 3615)],
+      },
+    ],
+  };
+  delete rerun.message;
+  return rerun;
 }

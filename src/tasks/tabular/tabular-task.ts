@@ -110,3 +110,30 @@ export function tabularRuntime(
     close: () => opened.session.close(),
   };
 }
+
+/** Score `rows` rows of features (row-major floats): one array of values per descriptor output. */
+export async function scoreTabular(
+  opened: TabularSession,
+  model: LoadedModel,
+  features: Float32Array,
+  rows: number,
+): Promise<Float64Array[]> {
+  const values = features.subarray(0, rows * model.width);
+  const out = await opened.session.run({
+    [model.descriptor.input.name]:
+      opened.inputType === "float64"
+        ? { type: "float64", data: Float64Array.from(values), dims: [rows, model.width] }
+        : { type: "float32", data: values.slice(), dims: [rows, model.width] },
+  });
+  return opened.readers.map((reader) => {
+    const t = out[reader.name];
+    const col = new Float64Array(rows);
+    if (!t) return col;
+    const per = rows === 0 ? 0 : t.data.length / rows;
+    for (let r = 0; r < rows; r++) {
+      const v = t.data[r * per + (per === 1 ? 0 : reader.index)];
+      col[r] = typeof v === "bigint" ? Number(v) : (v as number);
+    }
+    return col;
+  });
+}
