@@ -4,14 +4,33 @@
  * file. Counts requests and bytes so tests and the benchmark can see what was read.
  */
 
-import { type FileMetaData, parquetMetadataAsync } from "hyparquet";
+import { type Compressors, type FileMetaData, parquetMetadataAsync } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
+import { ZSTDDecoder } from "zstddec";
 import { PipelineError, PreconditionFailedError } from "../../core/errors.ts";
 import type { ObjectStore } from "../../ports/object-store.ts";
 import { readBytes } from "../read-bytes.ts";
 
-/** hyparquet's decompressors for ZSTD, gzip, Brotli, LZ4 (Snappy is built in). */
-export const PARQUET_COMPRESSORS = compressors;
+/**
+ * Decompressors for hyparquet: gzip, Brotli, LZ4 from hyparquet-compressors (Snappy
+ * is built in), ZSTD from zstddec (libzstd as WebAssembly) once it is loaded —
+ * several times faster than the pure-JS fzstd it replaces, and ZSTD is what DuckDB,
+ * Spark and pyarrow users mostly write.
+ */
+export const PARQUET_COMPRESSORS: Compressors = { ...compressors };
+
+let zstdReady: Promise<void> | undefined;
+
+/** Load the WebAssembly ZSTD decoder (once per process); until then fzstd serves. */
+export function loadZstd(): Promise<void> {
+  zstdReady ??= (async () => {
+    const decoder = new ZSTDDecoder();
+    await decoder.init();
+    PARQUET_COMPRESSORS.ZSTD = (input: Uint8Array, outputLength: number) =>
+      decoder.decode(input, outputLength);
+  })();
+  return zstdReady;
+}
 
 /** An object opened for ranged reads. */
 export interface ParquetObject {
@@ -31,6 +50,7 @@ export async function openParquetObject(
   name: string,
   etag?: string,
 ): Promise<{ file: ParquetObject; etag: string }> {
+  await loadZstd();
   const info = await store.head(bucket, name);
   if (!info) throw new PipelineError("NOT_FOUND", `Parquet input ${bucket}/${name} does not exist`);
   if (etag !== undefined && info.etag !== etag) {

@@ -71,11 +71,25 @@ export function createRowFeaturizer(
     return entry;
   });
   const width = slot;
+  // The block's column arrays in plan order, looked up once per block, not per value.
+  let seen: RowBlock | undefined;
+  const arrays: ArrayLike<unknown>[] = [];
   return {
     width,
     featurize(block, i, out, rowOffset) {
-      for (const { f, slot: s, index } of plan) {
-        const v = (block.columns[f.column] as ArrayLike<unknown>)[i];
+      if (block !== seen) {
+        seen = block;
+        plan.forEach((e, k) => {
+          arrays[k] = block.columns[e.f.column] as ArrayLike<unknown>;
+        });
+      }
+      for (let p = 0; p < plan.length; p++) {
+        const { f, slot: s, index } = plan[p] as (typeof plan)[number];
+        const v = (arrays[p] as ArrayLike<unknown>)[i];
+        if (f.type === "number" && typeof v === "number" && !Number.isNaN(v)) {
+          out[rowOffset + s] = v; // the common case, first
+          continue;
+        }
         const at = rowOffset + s;
         if (f.type === "number") {
           let n: number;
