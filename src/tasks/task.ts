@@ -58,6 +58,17 @@ export interface Window<M = unknown> {
  * attempt, never shared.
  */
 export interface TaskEncoder<M = unknown> {
+  /**
+   * Optional asynchronous work on a whole block before its records are added:
+   * decoding images (sharp runs on libuv's pool), native tokenization. The worker
+   * runs it through {@link prepareAhead} (src/tasks/prepare-ahead.ts), so later blocks
+   * are prepared while earlier windows are scored. Contract: `add(block, i)` is called
+   * only after `prepare(block)` resolved; `prepare` may run for several later blocks
+   * at once and must not touch state that `add` or `take` use. A rejection fails the
+   * attempt (per-record problems are for `add` to return). Tasks that parse
+   * synchronously (tabular) leave it out.
+   */
+  prepare?(block: import("../sources/record-source.ts").RecordBlock): Promise<void>;
   /** Take record `i` of `block`: undefined when accepted, else why it is bad. */
   add(block: import("../sources/record-source.ts").RecordBlock, i: number): string | undefined;
   /** Windows complete now; `flush` also closes the open one (checkpoint, end of partition). */
@@ -92,7 +103,7 @@ export interface TaskDecoder<M = unknown> {
 /** One output column as the job records it. */
 export interface OutputColumn {
   name: string;
-  type: "string" | "float32" | "int" | "float32[]" | "string[]";
+  type: "string" | "float32" | "float64" | "int" | "float32[]" | "string[]";
 }
 
 /**

@@ -1,0 +1,358 @@
+/**
+ * Media and Parquet benchmark parts (issue 11), side by side in one run:
+ *
+ * Images — images/s of our path (object store → manifest → bounded fetch → sharp
+ * decode/resize on libuv's pool → uint8 NHWC batch → onnxruntime → top-k rows) vs
+ * bare onnxruntime on the same images pre-decoded into tensors (the ceiling), for a
+ * light model (decode-bound) and a heavier one (compute-bound); plus decode alone,
+ * and the share of wall time not spent in inference (fetch + decode not hidden).
+ *
+ * Parquet — rows/s scoring the same rows from Parquet (our ranged-read source + row
+ * featurizer) vs from CSV (the line reader + CSV featurizer), same model and batch;
+ * and reading the same Parquet columns into JS, ours vs DuckDB.
+ *
+ *   tsx scripts/bench-media.ts [--images 240] [--rows 200000] [--json out.json]
+ */
+
+import { createReadStream } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { DuckDBInstance } from "@duckdb/node-api";
+import * as ort from "onnxruntime-node";
+import { LocalObjectStore } from "../src/adapters/local/fs-object-store.ts";
+import { writeDataset } from "../src/model/datasets.ts";
+import { loadModel } from "../src/model/descriptor.ts";
+import { createCsvFeaturizer } from "../src/model/featurizer.ts";
+import { KeyBatch } from "../src/model/key-batch.ts";
+import { readOwnedLines } from "../src/records/line-reader.ts";
+import { writeManifest } from "../src/sources/objects/manifest.ts";
+import { ObjectListSource } from "../src/sources/objects/object-list-source.ts";
+import { ParquetSource } from "../src/sources/parquet/parquet-source.ts";
+import { planParquet } from "../src/sources/parquet/plan.ts";
+import { createRowFeaturizer } from "../src/sources/parquet/row-featurizer.ts";
+import { buildCnnModel, shapeCnnBody } from "../src/tasks/image-classification/cnn.ts";
+import { configureSharp, decodeImage } from "../src/tasks/image-classification/decode.ts";
+import { writeShapeDataset } from "../src/tasks/image-classification/shape-dataset.ts";
+import { SHAPE_LABELS } from "../src/tasks/image-classification/shapes.ts";
+import { shapesDescriptor } from "../src/tasks/image-classification/shapes-model.ts";
+import { createImageTask } from "../src/tasks/image-classification/task.ts";
+import { CollectingSink, runSeam } from "../test/helpers/seam-harness.ts";
+import { writeNumericLogisticModel } from "./train-model.ts";
+
+const { values } = parseArgs({
+  options: {
+    images: { type: "string", default: "240" },
+    rows: { type: "string", default: "200000" },
+    json: { type: "string" },
+    threads: { type: "string", default: "1" },
+  },
+});
+const IMAGES = Number(values.images);
+const ROWS = Number(values.rows);
+const INTRA = Number(values.threads);
+const BATCH = 32;
+const results: Record<string, unknown> = {
+  uvThreadpool: process.env.UV_THREADPOOL_SIZE ?? "4 (default)",
+  intraOpThreads: INTRA,
+};
+const root = await mkdtemp(join(tmpdir(), "bench-media-"));
+const round = (v: number, d = 1) => Number(v.toFixed(d));
+
+async function images(): Promise<void> {
+  configureSharp();
+  const store = new LocalObjectStore({ root: join(root, "store") });
+  // Photo-like sizes: decode + resize to 64² or 128² is what a real library costs.
+  const written = await writeShapeDataset(
+    async (name, bytes) => {
+      await store.put("media", name, bytes);
+    },
+    {
+      count: IMAGES,
+      seed: 5,
+      prefix: "lib/",
+      minSide: 480,
+      maxSide: 800,
+      encodings: ["jpeg", "jpeg", "png", "webp"],
+    },
+  );
+  const totalBytes = written.reduce((a, w) => a + w.bytes, 0);
+  results.imageSet = {
+    images: IMAGES,
+    avgKiB: round(totalBytes / IMAGES / 1024),
+    side: "480-800 px",
+  };
+  const manifest = await writeManifest(
+    store,
+    { bucket: "media", prefix: "lib/" },
+    { bucket: "jobs", name: "m.jsonl" },
+  );
+  const p = manifest.partitions[0];
+  if (!p) throw new Error("no partition");
+  for (const variant of [
+    { name: "shapes-64 (light)", size: 64, widths: [32, 64] as [number, number] },
+    { name: "wide-128 (heavier)", size: 128, widths: [96, 192] as [number, number] },
+  ]) {
+    const body = shapeCnnBody(7, variant.widths);
+    const head = {
+      weight: new Float32Array(body.features * 5).fill(0.01),
+      bias: new Float32Array(5),
+      classes: 5,
+    };
+    const onnx = buildCnnModel(body, head, {
+      kind: "uint8-nhwc",
+      size: variant.size,
+      mean: [0.5, 0.5, 0.5],
+      std: [0.25, 0.25, 0.25],
+    });
+    const session = await ort.InferenceSession.create(onnx, {
+      intraOpNumThreads: INTRA,
+      interOpNumThreads: 1,
+    });
+    const d = shapesDescriptor("uint8", variant.size);
+    const model = {
+      descriptor: d,
+      descriptorPath: "bench",
+      onnxPath: "bench",
+      onnxBytes: onnx,
+      labels: [...SHAPE_LABELS],
+      identity: { name: "bench", version: "1", descriptor: "bench", sha256: "" },
+    };
+    // Pre-decode every image (timed: decode alone, concurrency 4).
+    const pre = d.task.preprocess;
+    const per = variant.size * variant.size * 3;
+    const pixels = new Uint8Array(IMAGES * per);
+    const bodies = await Promise.all(
+      written.map(async (w) => await readFile(join(root, "store", "media", w.name))),
+    );
+    let t0 = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (next < IMAGES) {
+          const i = next++;
+          const r = await decodeImage(bodies[i] as Buffer, pre);
+          if (!r.image) throw new Error(r.reason);
+          pixels.set(r.image.pixels, i * per);
+        }
+      }),
+    );
+    const decodeOnly = IMAGES / ((performance.now() - t0) / 1000);
+    // Ceiling: bare session.run on the pre-decoded batches.
+    await session.run({
+      pixels: new ort.Tensor("uint8", pixels.subarray(0, BATCH * per), [
+        BATCH,
+        variant.size,
+        variant.size,
+        3,
+      ]),
+    });
+    t0 = performance.now();
+    for (let s = 0; s < IMAGES; s += BATCH) {
+      const n = Math.min(BATCH, IMAGES - s);
+      await session.run({
+        pixels: new ort.Tensor("uint8", pixels.subarray(s * per, (s + n) * per), [
+          n,
+          variant.size,
+          variant.size,
+          3,
+        ]),
+      });
+    }
+    const ceiling = IMAGES / ((performance.now() - t0) / 1000);
+    // Ours end to end.
+    const task = createImageTask(model, { batchSize: BATCH, decodeConcurrency: 4 });
+    const sink = new CollectingSink();
+    t0 = performance.now();
+    const run = await runSeam({
+      ort,
+      session,
+      source: new ObjectListSource({
+        store,
+        manifest: { bucket: "jobs", name: "m.jsonl" },
+        objectsBucket: "media",
+        start: p.start,
+        end: p.end,
+        concurrency: 8,
+        blockRecords: BATCH,
+      }),
+      from: p.start,
+      encoder: task.newEncoder(),
+      decoder: task.decoder,
+      sink,
+    });
+    const wallMs = performance.now() - t0;
+    if (sink.rows.length !== IMAGES) throw new Error(`classified ${sink.rows.length} of ${IMAGES}`);
+    const ours = IMAGES / (wallMs / 1000);
+    results[`images ${variant.name}`] = {
+      oursPerSec: round(ours),
+      ceilingPerSec: round(ceiling),
+      ratio: round(ours / ceiling, 2),
+      decodeOnlyPerSec: round(decodeOnly),
+      inferenceShareOfWall: round(run.inferMs / wallMs, 2),
+      fetchDecodeNotHiddenShare: round(1 - run.inferMs / wallMs, 2),
+    };
+    console.log(variant.name, results[`images ${variant.name}`]);
+    await session.release();
+  }
+}
+
+async function parquet(): Promise<void> {
+  const dir = join(root, "tab");
+  await mkdir(dir, { recursive: true });
+  const model = await writeNumericLogisticModel({ outDir: join(dir, "model"), rows: 5000 });
+  const loaded = await loadModel(model.descriptorPath);
+  const csv = join(dir, "numeric.csv");
+  await writeDataset({ kind: "numeric", rows: ROWS, seed: 3, format: "csv", out: csv });
+  const pq = join(dir, "numeric.parquet");
+  const db = await DuckDBInstance.create(":memory:");
+  const duck = await db.connect();
+  await duck.run(
+    `COPY (SELECT * FROM read_csv('${csv}')) TO '${pq}' (FORMAT parquet, COMPRESSION zstd)`,
+  );
+  const store = new LocalObjectStore({ root: join(dir, "store") });
+  await store.put("lake", "numeric.parquet", await readFile(pq));
+  const session = await ort.InferenceSession.create(loaded.onnxBytes, {
+    intraOpNumThreads: INTRA,
+    interOpNumThreads: 1,
+  });
+  const d = loaded.descriptor;
+  const keyColumns = d.keyColumns ?? [];
+  const needed = [...keyColumns, ...d.features.map((f) => f.column)];
+  const width = loaded.width;
+  const BATCH_ROWS = 4096;
+  const score = async (features: Float32Array, rows: number) => {
+    await session.run({
+      [d.input.name]: new ort.Tensor("float32", features.subarray(0, rows * width), [rows, width]),
+    });
+  };
+
+  // CSV path: line reader + CSV featurizer + onnxruntime.
+  const text = await readFile(csv);
+  const nl = text.indexOf(10);
+  const header = text.toString("utf8", 0, nl).split(",");
+  const fz = createCsvFeaturizer(d, keyColumns, header);
+  let t0 = performance.now();
+  let rows = 0;
+  let feats = new Float32Array(BATCH_ROWS * width);
+  let keys = new KeyBatch();
+  let n = 0;
+  for await (const block of readOwnedLines(
+    createReadStream(csv, { start: nl + 1, highWaterMark: 1 << 20 }),
+    {
+      from: nl + 1,
+      fromIsRecordStart: true,
+      end: (await stat(csv)).size,
+      maxLineBytes: 1 << 20,
+    },
+  )) {
+    const l = block;
+    for (let i = 0; i < l.count; i++) {
+      if (l.starts[i] === l.ends[i]) continue;
+      if (
+        fz.featurize(l.buf, l.starts[i] as number, l.ends[i] as number, feats, n * width, keys) ===
+        undefined
+      )
+        n++;
+      if (n === BATCH_ROWS) {
+        await score(feats, n);
+        rows += n;
+        n = 0;
+        feats = new Float32Array(BATCH_ROWS * width);
+        keys = new KeyBatch();
+      }
+    }
+  }
+  if (n > 0) await score(feats, n);
+  rows += n;
+  const csvRate = rows / ((performance.now() - t0) / 1000);
+
+  // Parquet path: plan (footer), ranged reads of needed columns, row featurizer + onnxruntime.
+  t0 = performance.now();
+  const plan = await planParquet(store, "lake", "numeric.parquet", { columns: needed });
+  const rfz = createRowFeaturizer(d, keyColumns, plan.columns);
+  let prow = 0;
+  n = 0;
+  feats = new Float32Array(BATCH_ROWS * width);
+  let readMs = 0;
+  for (const part of plan.partitions) {
+    const source = new ParquetSource({
+      store,
+      bucket: "lake",
+      name: "numeric.parquet",
+      etag: plan.etag,
+      columns: needed,
+      start: part.start,
+      end: part.end,
+      blockRows: BATCH_ROWS,
+    });
+    for await (const block of source.read(part.start)) {
+      for (let i = 0; i < block.count; i++) {
+        if (rfz.featurize(block, i, feats, n * width) === undefined) n++;
+        rfz.keys(block, i);
+        if (n === BATCH_ROWS) {
+          await score(feats, n);
+          prow += n;
+          n = 0;
+          feats = new Float32Array(BATCH_ROWS * width);
+        }
+      }
+    }
+  }
+  if (n > 0) await score(feats, n);
+  prow += n;
+  const parquetRate = prow / ((performance.now() - t0) / 1000);
+  if (prow !== rows) throw new Error(`parquet scored ${prow} rows, csv ${rows}`);
+
+  // Reading only: ours (source → blocks) vs DuckDB (query → JS values) on the same columns.
+  t0 = performance.now();
+  let read = 0;
+  for (const part of plan.partitions) {
+    const source = new ParquetSource({
+      store,
+      bucket: "lake",
+      name: "numeric.parquet",
+      columns: needed,
+      start: part.start,
+      end: part.end,
+    });
+    for await (const block of source.read(part.start)) read += block.count;
+  }
+  readMs = performance.now() - t0;
+  t0 = performance.now();
+  const res = await duck.runAndReadAll(`SELECT ${needed.join(", ")} FROM read_parquet('${pq}')`);
+  const cols = res.getColumns();
+  const duckMs = performance.now() - t0;
+  if (cols[0]?.length !== read) throw new Error("row counts differ");
+  t0 = performance.now();
+  await duck.runAndReadAll(
+    `SELECT count(*), ${d.features.map((f) => `sum(${f.column})`).join(", ")} FROM read_parquet('${pq}')`,
+  );
+  const duckAggMs = performance.now() - t0;
+  results.parquet = {
+    rows,
+    csvMiB: round((await stat(csv)).size / 2 ** 20),
+    parquetMiB: round((await stat(pq)).size / 2 ** 20),
+    rowGroups: plan.rowGroups,
+    csvScoreRowsPerSec: Math.round(csvRate),
+    parquetScoreRowsPerSec: Math.round(parquetRate),
+    parquetVsCsv: round(parquetRate / csvRate, 2),
+    oursReadRowsPerSec: Math.round(read / (readMs / 1000)),
+    duckdbReadIntoJsRowsPerSec: Math.round(read / (duckMs / 1000)),
+    duckdbNativeAggregateRowsPerSec: Math.round(read / (duckAggMs / 1000)),
+  };
+  console.log("parquet", results.parquet);
+  duck.closeSync();
+  db.closeSync();
+  await session.release();
+}
+
+try {
+  await images();
+  await parquet();
+  if (values.json) await writeFile(values.json, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(JSON.stringify(results));
+} finally {
+  await rm(root, { recursive: true, force: true });
+}
