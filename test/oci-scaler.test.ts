@@ -358,7 +358,8 @@ describe("OkeDeploymentTarget against the Kubernetes API stand-in", () => {
       assert.equal(err.retryable, false);
       assert.equal(err.details.status, 401);
       assert.match(err.message, /dynamic group needs the OKE policy/);
-      assert.match(err.message, /README "IAM"/);
+      assert.match(err.message, /target\.cluster\.id/);
+      assert.match(err.message, /README "IAM per component"/);
       return true;
     });
     const unsigned = await fetch(
@@ -598,14 +599,18 @@ describe("createOkeScalerTarget", () => {
       );
     });
 
-    it("an unknown cluster → NotFoundError", async (t) => {
+    it("an unknown (or forbidden) cluster → a retryable configuration error naming it", async (t) => {
       if (!secure) return t.skip("openssl is not available");
       await assert.rejects(
         createOkeScalerTarget(
           { BATCH_INFER_OKE_CLUSTER_ID: OTHER_CLUSTER, OCI_CONTAINERENGINE_ENDPOINT: oci.url },
           auth,
         ),
-        NotFoundError,
+        (err: unknown) =>
+          err instanceof PipelineError &&
+          err.retryable &&
+          err.details.notAuthorizedOrNotFound === true &&
+          err.message.includes(OTHER_CLUSTER),
       );
     });
   });
@@ -753,7 +758,7 @@ describe("scaler handler over a real queue and the OKE Deployment", () => {
     assert.equal(answer.ok, false);
     assert.equal(answer.error.code, "STORE_UNAVAILABLE");
     assert.equal(answer.error.retryable, false);
-    assert.match(answer.error.message, /README "IAM"/);
+    assert.match(answer.error.message, /README "IAM per component"/);
     assert.equal(k8s.replicas(NS, WORKER), 0);
   });
 });
