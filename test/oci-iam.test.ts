@@ -9,23 +9,28 @@
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ContainerEngineClient, models as ceModels } from "oci-containerengine";
 import { DataScienceClient } from "oci-datascience";
+import { ObjectStorageClient } from "oci-objectstorage";
 import { createScalerHandler } from "../functions/scaler/handler.ts";
+import { createFunctionHandler } from "../functions/wiring.ts";
 import { ociAuthFromEnv } from "../src/adapters/oci/auth.ts";
 import { createClient } from "../src/adapters/oci/clients.ts";
 import { isNotAuthorizedOrNotFound } from "../src/adapters/oci/errors.ts";
+import { OciObjectStore } from "../src/adapters/oci/object-storage.ts";
 import { OkeDeploymentTarget } from "../src/adapters/oci/oke-replica-target.ts";
 import { generateOkeToken } from "../src/adapters/oci/oke-token.ts";
 import { type OciPipeline, openOciPipeline } from "../src/adapters/oci/pipeline.ts";
 import { silentLogger } from "../src/core/log.ts";
-import { jobEvent } from "../src/pipeline/events.ts";
+import { jobEvent, objectCreatedEvent } from "../src/pipeline/events.ts";
 import { DEFAULT_POLICY } from "../src/pipeline/scaler.ts";
 import { objectStoreScalerState } from "../src/pipeline/scaler-state.ts";
 import { sampleJob, samplePartition } from "./conformance/checkpoint-store.conformance.ts";
+import { churnModel, customerCsv } from "./helpers/pipeline-fixture.ts";
 import { ADMIN_STATEMENT, parseStatement, weakerVerb } from "./oci-standin/iam.ts";
 import {
   CLUSTER_ID,
@@ -439,6 +444,77 @@ describe("least-privilege IAM, enforced by the stand-in", () => {
         assert.match(err.message, /user ocid1\.user\.oc1\.\.workeruser/);
         return true;
       });
+    } finally {
+      enforce(stand.deployStatements);
+    }
+  });
+
+  it("the splitter function answers an upload it may not read with a retryable failure (Fn 502), never a 200 rejection", async () => {
+    const descriptor = await churnModel();
+    const d = JSON.parse(await readFile(descriptor, "utf8")) as { onnx: string };
+    await admin.store.put("models", "real/descriptor.json", await readFile(descriptor));
+    await admin.store.put(
+      "models",
+      `real/${d.onnx}`,
+      await readFile(path.join(path.dirname(descriptor), d.onnx)),
+    );
+    const csv = await customerCsv(dir, 200, 5);
+    const { etag } = await admin.store.put("input", "upload.csv", await readFile(csv));
+    const handler = createFunctionHandler({
+      ...stand.env(dir, {}, "splitter"),
+      BATCH_INFER_FUNCTION: "splitter",
+      LOG_LEVEL: "silent",
+      BATCH_INFER_JOB_DEFAULTS: JSON.stringify({
+        model: { descriptor: "oci://models@standin-ns/real/descriptor.json" },
+        output: { bucket: "scores" },
+      }),
+    });
+    const event = objectCreatedEvent({
+      bucket: "input",
+      object: "upload.csv",
+      etag,
+      eventId: "e-1",
+    });
+    enforce(
+      stand.deployStatements.filter(
+        (s) => !(s.includes("splitter-fn to read objects") && s.includes("'input'")),
+      ),
+    );
+    try {
+      // Thrown: Fn answers 502 and the caller retries. A { ok: false } answer would drop the upload for good.
+      await assert.rejects(
+        handler(event),
+        /STORE_UNAVAILABLE: .*object input\/upload\.csv .*not authorized/,
+      );
+    } finally {
+      enforce(stand.deployStatements);
+    }
+    const answer = (await handler(event)) as { action?: string; created?: boolean };
+    assert.equal(answer.action, "split", JSON.stringify(answer));
+  });
+
+  it("retries a refusal until a policy change reaches it, within the window", async () => {
+    const withoutRead = stand.deployStatements.filter(
+      (s) => !(s.includes("any-user to read objects") && s.includes("'input'")),
+    );
+    enforce(withoutRead);
+    const auth = await ociAuthFromEnv(stand.env(dir, {}, "worker"));
+    let waits = 0;
+    const store = new OciObjectStore({
+      client: createClient(ObjectStorageClient, auth, { endpoint: stand.endpoints.objectStorage }),
+      namespace: "standin-ns",
+      authzRetry: {
+        windowMs: 15 * 60_000,
+        // No real waiting: the "policy propagates" on the third wait.
+        sleep: async () => {
+          if (++waits === 3) enforce(stand.deployStatements);
+        },
+      },
+    });
+    try {
+      const info = await store.head("input", "in.csv");
+      assert.ok(info, "found once the grant arrived");
+      assert.equal(waits, 3);
     } finally {
       enforce(stand.deployStatements);
     }
