@@ -25,7 +25,7 @@ import { OciObjectStore } from "../src/adapters/oci/object-storage.ts";
 import { OkeDeploymentTarget } from "../src/adapters/oci/oke-replica-target.ts";
 import { generateOkeToken } from "../src/adapters/oci/oke-token.ts";
 import { type OciPipeline, openOciPipeline } from "../src/adapters/oci/pipeline.ts";
-import { silentLogger } from "../src/core/log.ts";
+import { createLogger, silentLogger } from "../src/core/log.ts";
 import { jobEvent, objectCreatedEvent } from "../src/pipeline/events.ts";
 import { DEFAULT_POLICY } from "../src/pipeline/scaler.ts";
 import { objectStoreScalerState } from "../src/pipeline/scaler-state.ts";
@@ -402,6 +402,7 @@ describe("least-privilege IAM, enforced by the stand-in", () => {
     const p = await as("scaler");
     const auth = await ociAuthFromEnv(stand.env(dir, {}, "scaler"));
     await admin.queue.send([{ body: "a" }, { body: "b" }]);
+    const logged: string[] = [];
     const handler = createScalerHandler(
       {
         queue: p.queue,
@@ -412,7 +413,7 @@ describe("least-privilege IAM, enforced by the stand-in", () => {
           token: async () =>
             (await generateOkeToken({ auth, clusterId: CLUSTER_ID, region: REGION })).token,
         }),
-        log: silentLogger,
+        log: createLogger({ level: "info", write: (line) => logged.push(line) }),
         now: Date.now,
         state: objectStoreScalerState(p.store, "state"),
         identity: { principal: p.identity.principal },
@@ -421,6 +422,12 @@ describe("least-privilege IAM, enforced by the stand-in", () => {
     );
     const answer = await handler({});
     assert.ok(answer.visible >= 2, JSON.stringify(answer));
+    const decision = logged.map((l) => JSON.parse(l)).find((l) => l.msg === "scaler decision");
+    assert.match(
+      decision?.identity?.principal ?? "",
+      /scaleruser/,
+      "the decision log names the identity",
+    );
     assert.equal(answer.applied, true);
     assert.equal(k8s.replicas(K8S_NAMESPACE, DEPLOYMENT), 2);
     // Drain what this test enqueued, so the worker probes find only their own messages.

@@ -389,6 +389,24 @@ describe("OkeDeploymentTarget against the Kubernetes API stand-in", () => {
         return true;
       });
       assert.equal(rbac.replicas(NS, WORKER), 1);
+      // With its identity known, the error names the subject a RoleBinding must name.
+      const named = new OkeDeploymentTarget({
+        apiServer: rbac.url,
+        namespace: NS,
+        deployment: WORKER,
+        token: tokenFor(),
+        identity: {
+          mode: "resource_principal",
+          principal: "fnfunc ocid1.fnfunc.oc1..scaler",
+          kubernetesUser: "ocid1.fnfunc.oc1..scaler",
+        },
+      });
+      await assert.rejects(named.scaleTo(2), (err: unknown) => {
+        assert.ok(err instanceof PipelineError);
+        assert.match(err.message, /to User "ocid1\.fnfunc\.oc1\.\.scaler"/);
+        assert.equal(err.details.kubernetesUser, "ocid1.fnfunc.oc1..scaler");
+        return true;
+      });
     } finally {
       await rbac.close();
     }
