@@ -131,11 +131,13 @@ export function createFunctionHandler(env: NodeJS.ProcessEnv) {
     if (!stateBucket) {
       throw new InvalidArgumentError("config BATCH_INFER_STATE_BUCKET is required by the scaler");
     }
-    const [{ createOkeScalerTarget }, { ociAuthFromEnv }] = await Promise.all([
+    const [{ createOkeScalerTarget }, { ociAuthFromEnv, ociIdentity }] = await Promise.all([
       import("../src/adapters/oci/oke-replica-target.ts"),
       import("../src/adapters/oci/auth.ts"),
     ]);
-    const target = await createOkeScalerTarget(env, await ociAuthFromEnv(env));
+    const auth = await ociAuthFromEnv(env);
+    const target = await createOkeScalerTarget(env, auth);
+    const identity = ociIdentity(auth, env);
     return createScalerHandler(
       {
         queue: pipeline.queue,
@@ -143,6 +145,7 @@ export function createFunctionHandler(env: NodeJS.ProcessEnv) {
         log,
         now: pipeline.now,
         state: objectStoreScalerState(pipeline.store, stateBucket),
+        identity: { principal: identity.principal, kubernetesUser: identity.kubernetesUser },
       },
       policy,
     );

@@ -22,19 +22,16 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { fill, ph, placeholders, sh } from "../scripts/oci/plan/placeholders.ts";
+import { shellQuote } from "../scripts/oci/plan/print.ts";
+import { renderWorkerDeployment } from "../scripts/oci/plan/render.ts";
 import {
-  fill,
   type IamFile,
   loadIam,
   loadRules,
   parseDdl,
-  ph,
-  placeholders,
   type RuleFile,
-  renderWorkerDeployment,
-  sh,
-  shellQuote,
-} from "../scripts/deploy-oci.ts";
+} from "../scripts/oci/plan/repo-files.ts";
 import { objectCreatedEvent, parseObjectEvent } from "../src/pipeline/events.ts";
 import { WORKER_ENV } from "../src/runner/worker-config.ts";
 
@@ -126,11 +123,14 @@ if (verb === "create" && name !== "?") db[name] = db[name] ?? newId();
 fs.writeFileSync(dbFile, JSON.stringify(db));
 if (!args.includes("--raw-output")) process.exit(0);
 if (query === "data.status") console.log(process.env.STUB_STATUS ?? "SUCCEEDED");
+else if (query === 'data."lifecycle-state"') console.log(process.env.STUB_STATE ?? "ACTIVE");
 else if (args.includes("ns")) console.log("stubns");
 else if (verb === "list") console.log(db[name] ?? "");
 else if (verb === "create") console.log(db[name] ?? newId());
 else if (verb === "get") console.log("https://cell-1.stub.us-ashburn-1.oci.oraclecloud.com");
 `;
+  // The stubs are CommonJS whatever a package.json above the temp dir says.
+  writeFileSync(path.join(dir, "package.json"), '{"type":"commonjs"}\n');
   for (const tool of ["oci", "fn", "docker", "kubectl", "npm"]) {
     const file = path.join(dir, tool);
     writeFileSync(file, body);
@@ -402,6 +402,19 @@ describe("deploy-oci (real run against stub CLIs)", () => {
       res.stdout,
       /✗ step queues failed: QUEUE_OCID_CREATE is "FAILED", expected "SUCCEEDED"/,
     );
+  });
+
+  it("waits for the stream pool and stream to be ACTIVE, and stops when one ends FAILED", () => {
+    rmSync(path.join(stubs, "created.json"), { force: true });
+    const res = deploy(["--config", fullConfig(), "--out", path.join(tmp, "poll")], {
+      STUB_STATE: "FAILED",
+    });
+    assert.equal(res.status, 1);
+    assert.match(
+      res.stdout,
+      /✗ step streaming failed: STREAM_POOL_STATE is FAILED, expected ACTIVE/,
+    );
+    assert.match(res.stdout, /streaming admin stream-pool get --stream-pool-id/);
   });
 
   it("rejects a bad config naming the field, and a real run without --config", () => {

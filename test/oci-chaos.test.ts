@@ -93,7 +93,7 @@ describe(`chaos on the OCI stand-in (CHAOS_SEED=${seed})`, () => {
     const fn = spawn(process.execPath, ["dist/functions.cjs"], {
       env: {
         ...process.env,
-        ...env,
+        ...stand.env(root.dir, {}, "splitter"),
         LOG_LEVEL: "error",
         FN_FORMAT: "http-stream",
         FN_LISTENER: `unix:${sock}`,
@@ -161,7 +161,13 @@ describe(`chaos on the OCI stand-in (CHAOS_SEED=${seed})`, () => {
     const spawnWorker = () => {
       const id = `w${nextId++}`;
       const child = spawn(process.execPath, ["dist/worker.js"], {
-        env: { ...process.env, ...env, WORKER_ID: id, LOG_LEVEL: "error", INFERENCE_THREAD: "0" },
+        env: {
+          ...process.env,
+          ...stand.env(root.dir, {}, "worker"),
+          WORKER_ID: id,
+          LOG_LEVEL: "error",
+          INFERENCE_THREAD: "0",
+        },
         stdio: "ignore",
       });
       Object.assign(child, { workerId: id });
@@ -296,6 +302,8 @@ describe(`chaos on the OCI stand-in (CHAOS_SEED=${seed})`, () => {
       ),
       "predictions under chaos on OCI equal a clean embedded run's",
     );
+
+    assert.deepEqual(stand.server.denials, [], "least privilege was enough for every component");
 
     const completions = stand.streaming
       .messages(STREAM_ID)

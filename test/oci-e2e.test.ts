@@ -151,9 +151,11 @@ describe("the pipeline on the OCI stand-in", () => {
       await readFile(path.join(path.dirname(descriptor), descriptorJson.onnx)),
     );
 
+    // The CLI signs as the operator (an administrator); each component with its own key,
+    // under the deployment's least-privilege policies.
     const env = stand.env(root.dir);
     const splitter = await startFunction("splitter", {
-      ...env,
+      ...stand.env(root.dir, {}, "splitter"),
       BATCH_INFER_JOB_DEFAULTS: JSON.stringify({
         model: { descriptor: `oci://models@${NAMESPACE}/churn/descriptor.json` },
         output: { bucket: "scores" },
@@ -186,7 +188,11 @@ describe("the pipeline on the OCI stand-in", () => {
     assert.ok(partitions >= 4, `expected several partitions, got ${partitions}`);
 
     // Two worker "pods"; kill the first one mid-partition, then start its replacement.
-    const workerEnv = (id: string) => ({ ...env, WORKER_ID: id, INFERENCE_THREAD: "0" });
+    const workerEnv = (id: string) => ({
+      ...stand.env(root.dir, {}, "worker"),
+      WORKER_ID: id,
+      INFERENCE_THREAD: "0",
+    });
     const victim = spawnNode("dist/worker.js", workerEnv("w-a"), "worker w-a");
     spawnNode("dist/worker.js", workerEnv("w-b"), "worker w-b");
     const caught = await until("w-a mid-partition", async () => {
@@ -280,7 +286,7 @@ describe("the pipeline on the OCI stand-in", () => {
     assert.equal(types.filter((x) => x === "job.completed").length, 1);
 
     // The merger function on a finished job is idempotent: same answer, no second event.
-    const merger = await startFunction("merger", env);
+    const merger = await startFunction("merger", stand.env(root.dir, {}, "merger"));
     const again = await fnCall(merger, { jobId });
     assert.equal(again.status, 200, JSON.stringify(again.json));
     assert.equal(again.json.state, "completed");
@@ -291,8 +297,9 @@ describe("the pipeline on the OCI stand-in", () => {
       .filter((e) => /job\.(completed|failed)/.test(e.eventType));
     assert.equal(completions.length, 1, "exactly one completion message per job");
 
-    // Every request the pipeline made was signed with the test key.
+    // Every request the pipeline made was signed, and least privilege was enough for each component.
     assert.equal(stand.server.rejectedUnsigned, 0);
+    assert.deepEqual(stand.server.denials, [], "no component was refused by IAM");
 
     // The embedded default on the same input and model gives the same bytes.
     const local = await runJob({

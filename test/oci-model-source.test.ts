@@ -458,7 +458,14 @@ describe("model source", () => {
 
   it("says which artifact is missing, and which client is not configured", async () => {
     const resolve = createModelResolver({ cacheDir: await scratch(), datascience: dsClient });
-    await assert.rejects(resolve(dsModelId()), { code: "NOT_FOUND" });
+    // Data Science answers "missing" and "not authorized" alike: a retryable configuration error.
+    await assert.rejects(
+      resolve(dsModelId()),
+      (err: { code?: string; retryable?: boolean; message?: string }) =>
+        err.code === "STORE_UNAVAILABLE" &&
+        err.retryable === true &&
+        /Data Science model ocid1\./.test(err.message ?? ""),
+    );
     const bare = createModelResolver({ cacheDir: await scratch() });
     await assert.rejects(bare(dsModelId()), /no Data Science client/);
     await assert.rejects(bare("oci://b@ns/d.json"), /no object store/);

@@ -19,6 +19,7 @@ import {
 } from "./oci-standin/nosql.ts";
 import {
   type OciStandIn,
+  ociError,
   standInAuth,
   startStandIn,
   testCredentials,
@@ -95,15 +96,15 @@ async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise
 
 // ---- The port contract, under both readings of the UNCONFIRMED service behaviour ----
 
-const strictEnv = lazyEnv({ conditionFailure: "412", missingRow: "empty" });
+const strictEnv = lazyEnv({ conditionFailure: "412" });
 checkpointStoreConformance(
-  "NosqlCheckpointStore conformance (412 on failed if-match; missing row = 200 without value)",
+  "NosqlCheckpointStore conformance (412 on failed if-match; missing row = 200 with value null)",
   async () => ({ store: (await strictEnv()).store(), cleanup: async () => {} }),
 );
 
-const softEnv = lazyEnv({ conditionFailure: "empty-version", missingRow: "404", maxPageSize: 2 });
+const softEnv = lazyEnv({ conditionFailure: "empty-version", maxPageSize: 2 });
 checkpointStoreConformance(
-  "NosqlCheckpointStore conformance (200 without version on failed if-match; missing row = 404; 2-row pages)",
+  "NosqlCheckpointStore conformance (200 without version on failed if-match; 2-row pages)",
   async () => ({ store: (await softEnv()).store({ queryPageSize: 3 }), cleanup: async () => {} }),
 );
 
@@ -343,8 +344,53 @@ describe("NosqlCheckpointStore over the NoSQL stand-in", () => {
 
   it("fails loudly on a missing table instead of reading it as a missing row", async () => {
     const { store } = await env();
-    const s = store({ jobsTable: "no_such_table" });
-    await rejectsWithCode(s.getJob(newJobId()), "NOT_FOUND");
+    const s = store({ jobsTable: "no_such_table", principal: "user test" });
+    const err = (await rejectsWithCode(s.getJob(newJobId()), "STORE_UNAVAILABLE")) as {
+      retryable: boolean;
+      message: string;
+    };
+    assert.equal(err.retryable, true);
+    assert.match(err.message, /NoSQL table no_such_table .* user test is not authorized/);
+  });
+
+  it("reads a 404 NotAuthorizedOrNotFound as a configuration error naming the principal, never as no row", async () => {
+    const { server, store } = await env();
+    const s = store({ principal: "fnfunc ocid1.fnfunc.oc1..merger" });
+    const jobId = newJobId();
+    await s.createJob(sampleJob(jobId));
+    const remove = server.inject((req) =>
+      req.method === "GET" && req.rawPath.endsWith("/rows")
+        ? ociError(
+            404,
+            "NotAuthorizedOrNotFound",
+            "Authorization failed or requested resource not found",
+          )
+        : undefined,
+    );
+    try {
+      const err = (await rejectsWithCode(s.getJob(jobId), "STORE_UNAVAILABLE")) as {
+        retryable: boolean;
+        message: string;
+        details: Record<string, unknown>;
+      };
+      assert.equal(err.retryable, true);
+      assert.equal(err.details.notAuthorizedOrNotFound, true);
+      assert.match(err.message, /fnfunc ocid1\.fnfunc\.oc1\.\.merger is not authorized/);
+      assert.match(err.message, /batch_infer_jobs/);
+    } finally {
+      remove();
+    }
+    assert.equal((await s.getJob(jobId))?.value.jobId, jobId);
+  });
+
+  it("sends only base64 row versions as if-match; a foreign version is a conflict, not a 400", async () => {
+    const { store } = await env();
+    const s = store();
+    const jobId = newJobId();
+    const { row } = await s.createJob(sampleJob(jobId));
+    await rejectsWithCode(s.updateJob(jobId, row.value, "7"), "CONFLICT");
+    await rejectsWithCode(s.updateJob(jobId, row.value, "not base64!"), "CONFLICT");
+    assert.ok(await s.updateJob(jobId, row.value, row.version));
   });
 });
 
@@ -424,6 +470,41 @@ describe("NoSQL stand-in", () => {
       compartmentId: COMPARTMENT,
       key: [`jobId:${key}`],
     });
-    assert.equal(gone.row.value, undefined);
+    assert.equal(
+      gone.row.value,
+      null,
+      "a missing row is 200 with value null, as the proxy answers",
+    );
+  });
+
+  it("holds if-match to the proxy's rules: a base64 version or 400, and option ignored beside it", async () => {
+    const { client } = await env();
+    const key = `k-${randomBytes(4).toString("hex")}`;
+    const details = { compartmentId: COMPARTMENT, value: { jobId: key, createdAt: 1, record: {} } };
+    const first = await client.updateRow({ tableNameOrId: JOBS, updateRowDetails: details });
+    await assert.rejects(
+      client.updateRow({ tableNameOrId: JOBS, ifMatch: "v1", updateRowDetails: details }),
+      (err: { statusCode?: number }) => err.statusCode === 400,
+    );
+    // IF_ABSENT beside a matching if-match: the version decides, so the row is written.
+    const written = await client.updateRow({
+      tableNameOrId: JOBS,
+      ifMatch: first.etag,
+      updateRowDetails: {
+        ...details,
+        value: { ...details.value, createdAt: 3 },
+        option: "IF_ABSENT" as never,
+      },
+    });
+    assert.ok(written.updateRowResult.version);
+    await assert.rejects(
+      client.query({
+        queryDetails: {
+          compartmentId: COMPARTMENT,
+          statement: "SELECT * FROM batch_infer_jobs j ORDER BY j.createdAt",
+        },
+      }),
+      (err: { statusCode?: number }) => err.statusCode === 400,
+    );
   });
 });

@@ -27,6 +27,9 @@ let onEvent: (event: object) => void | Promise<void> = () => undefined;
 const objectStorage = registerObjectStorage(standIn, {
   namespace: NAMESPACE,
   onObjectEvent: (event) => onEvent(event),
+  // The part logic is tested with parts scaled down from the service's 10 MiB minimum;
+  // "refuses parts under the service's minimum" below runs with the real one.
+  minPartBytes: 64 * 1024,
 });
 objectStorage.createBucket("conformance");
 const client = createClient(ObjectStorageClient, standInAuth(), { endpoint: standIn.url });
@@ -281,16 +284,56 @@ describe("OciObjectStore on the OCI stand-in", () => {
     assert.equal(listed.objects[0]?.lastModified.getTime(), info.lastModified.getTime());
   });
 
-  it("a wrong namespace or bucket is not found", async () => {
-    const other = new OciObjectStore({ client, namespace: "someone-else" });
-    await expectNotFound(other);
-    await expectNotFound(store(), "no-such-bucket");
-    async function expectNotFound(s: OciObjectStore, bucket = "conformance"): Promise<void> {
-      assert.equal(await s.head(bucket, "x"), undefined);
-      await assert.rejects(s.read(bucket, "x"), { code: "NOT_FOUND" });
-      await assert.rejects(s.put(bucket, "x", "y"), { code: "NOT_FOUND" });
-      await assert.rejects(s.list(bucket), { code: "NOT_FOUND" });
-      await s.delete(bucket, "x");
+  it("a wrong namespace or bucket is a configuration error naming the principal, never a missing object", async () => {
+    const other = new OciObjectStore({
+      client,
+      namespace: "someone-else",
+      principal: "user tester",
+    });
+    await expectConfigError(other);
+    await expectConfigError(
+      new OciObjectStore({ client, namespace: NAMESPACE, principal: "user tester" }),
+      "no-such-bucket",
+    );
+    async function expectConfigError(s: OciObjectStore, bucket = "conformance"): Promise<void> {
+      const configError = (err: { code?: string; retryable?: boolean; message?: string }) =>
+        err.code === "STORE_UNAVAILABLE" &&
+        err.retryable === true &&
+        new RegExp(`${bucket}.*user tester is not authorized`).test(err.message ?? "");
+      // HEAD's 404 has no body: the adapter must not read it as "absent".
+      await assert.rejects(s.head(bucket, "x"), configError);
+      await assert.rejects(s.read(bucket, "x"), configError);
+      await assert.rejects(s.put(bucket, "x", "y"), configError);
+      await assert.rejects(s.list(bucket), configError);
+      // A refused delete is not a delete that happened.
+      await assert.rejects(s.delete(bucket, "x"), configError);
+    }
+  });
+
+  it("a missing object in a bucket it may read is absent: head undefined, read NOT_FOUND, delete a no-op", async () => {
+    const s = store();
+    assert.equal(await s.head("conformance", "nothing/here"), undefined);
+    await assert.rejects(s.read("conformance", "nothing/here"), { code: "NOT_FOUND" });
+    await s.delete("conformance", "nothing/here");
+  });
+
+  it("refuses parts under the service's 10 MiB minimum (all but the last)", async () => {
+    const strict = await startStandIn();
+    try {
+      registerObjectStorage(strict, { namespace: NAMESPACE }).createBucket("b");
+      const c = createClient(ObjectStorageClient, standInAuth(), { endpoint: strict.url });
+      const small = new OciObjectStore({ client: c, namespace: NAMESPACE, partSizeBytes: MIB });
+      await assert.rejects(
+        small.put("b", "small-parts", generated(3 * MIB).stream),
+        (err: { code?: string; message?: string }) =>
+          err.code === "INVALID_ARGUMENT" && /at least 10485760/.test(err.message ?? ""),
+      );
+      const big = generated(12 * MIB);
+      const ok = new OciObjectStore({ client: c, namespace: NAMESPACE, singlePutMaxBytes: MIB });
+      await ok.put("b", "default-parts", big.stream);
+      assert.equal(sha256(await readAll(await ok.read("b", "default-parts"))), big.sha256);
+    } finally {
+      await strict.close();
     }
   });
 

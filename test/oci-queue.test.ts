@@ -220,10 +220,22 @@ describe("OciTaskQueue over the OCI stand-in", () => {
     assert.deepEqual(await queue.stats(), { visible: 0, inFlight: 0, deadLettered: 0 });
   });
 
-  it("maps an unknown queue to NOT_FOUND and a malformed receipt to LEASE_LOST", async () => {
+  it("maps an unknown (or forbidden) queue to a retryable configuration error and a malformed receipt to LEASE_LOST", async () => {
     const { server } = await standIn();
-    const missing = new OciTaskQueue({ client: client(server), queueId: "ocid1.queue.oc1..nope" });
-    await rejectsWithCode(missing.receive({ max: 1, visibilitySeconds: 30 }), "NOT_FOUND");
+    const missing = new OciTaskQueue({
+      client: client(server),
+      queueId: "ocid1.queue.oc1..nope",
+      principal: "workload batch-infer/batch-infer-worker",
+    });
+    const err = (await rejectsWithCode(
+      missing.receive({ max: 1, visibilitySeconds: 30 }),
+      "STORE_UNAVAILABLE",
+    )) as unknown as { retryable: boolean; message: string };
+    assert.equal(err.retryable, true);
+    assert.match(
+      err.message,
+      /queue ocid1\.queue\.oc1\.\.nope .*batch-infer-worker is not authorized/,
+    );
     const { queue } = await fixture();
     await rejectsWithCode(queue.delete("not-a-receipt"), "LEASE_LOST");
   });

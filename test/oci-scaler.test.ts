@@ -358,7 +358,8 @@ describe("OkeDeploymentTarget against the Kubernetes API stand-in", () => {
       assert.equal(err.retryable, false);
       assert.equal(err.details.status, 401);
       assert.match(err.message, /dynamic group needs the OKE policy/);
-      assert.match(err.message, /README "IAM"/);
+      assert.match(err.message, /target\.cluster\.id/);
+      assert.match(err.message, /README "IAM per component"/);
       return true;
     });
     const unsigned = await fetch(
@@ -388,6 +389,24 @@ describe("OkeDeploymentTarget against the Kubernetes API stand-in", () => {
         return true;
       });
       assert.equal(rbac.replicas(NS, WORKER), 1);
+      // With its identity known, the error names the subject a RoleBinding must name.
+      const named = new OkeDeploymentTarget({
+        apiServer: rbac.url,
+        namespace: NS,
+        deployment: WORKER,
+        token: tokenFor(),
+        identity: {
+          mode: "resource_principal",
+          principal: "fnfunc ocid1.fnfunc.oc1..scaler",
+          kubernetesUser: "ocid1.fnfunc.oc1..scaler",
+        },
+      });
+      await assert.rejects(named.scaleTo(2), (err: unknown) => {
+        assert.ok(err instanceof PipelineError);
+        assert.match(err.message, /to User "ocid1\.fnfunc\.oc1\.\.scaler"/);
+        assert.equal(err.details.kubernetesUser, "ocid1.fnfunc.oc1..scaler");
+        return true;
+      });
     } finally {
       await rbac.close();
     }
@@ -598,14 +617,18 @@ describe("createOkeScalerTarget", () => {
       );
     });
 
-    it("an unknown cluster → NotFoundError", async (t) => {
+    it("an unknown (or forbidden) cluster → a retryable configuration error naming it", async (t) => {
       if (!secure) return t.skip("openssl is not available");
       await assert.rejects(
         createOkeScalerTarget(
           { BATCH_INFER_OKE_CLUSTER_ID: OTHER_CLUSTER, OCI_CONTAINERENGINE_ENDPOINT: oci.url },
           auth,
         ),
-        NotFoundError,
+        (err: unknown) =>
+          err instanceof PipelineError &&
+          err.retryable &&
+          err.details.notAuthorizedOrNotFound === true &&
+          err.message.includes(OTHER_CLUSTER),
       );
     });
   });
@@ -753,7 +776,7 @@ describe("scaler handler over a real queue and the OKE Deployment", () => {
     assert.equal(answer.ok, false);
     assert.equal(answer.error.code, "STORE_UNAVAILABLE");
     assert.equal(answer.error.retryable, false);
-    assert.match(answer.error.message, /README "IAM"/);
+    assert.match(answer.error.message, /README "IAM per component"/);
     assert.equal(k8s.replicas(NS, WORKER), 0);
   });
 });

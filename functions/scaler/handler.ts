@@ -1,3 +1,4 @@
+import { describeError, PipelineError } from "../../src/core/errors.ts";
 import type { Logger } from "../../src/core/log.ts";
 import { validateRequest } from "../../src/pipeline/requests.ts";
 import {
@@ -19,6 +20,11 @@ export interface ScalerDeps {
     get(): Promise<number | undefined>;
     set(lastActiveAt: number | undefined): Promise<void>;
   };
+  /**
+   * Who the scaler is to OCI and, when known, the Kubernetes user its OKE token
+   * maps to: logged with every decision, so a refused scale names the subject to bind.
+   */
+  identity?: { principal: string; kubernetesUser?: string | undefined };
 }
 
 /** What the scaler decided, and whether it applied it. */
@@ -35,7 +41,21 @@ export interface ScalerAnswer extends ScalingDecision {
  * set the worker replicas (unless `{"dryRun": true}`). Reports what it decided and why.
  */
 export function createScalerHandler(deps: ScalerDeps, policy: ScalingPolicy) {
+  const identity = deps.identity ? { identity: deps.identity } : {};
   return async (input: unknown): Promise<ScalerAnswer> => {
+    try {
+      return await decide(input);
+    } catch (err) {
+      deps.log.error("scaler failed", {
+        ...identity,
+        error: describeError(err),
+        ...(err instanceof PipelineError ? { details: err.details } : {}),
+      });
+      throw err;
+    }
+  };
+
+  async function decide(input: unknown): Promise<ScalerAnswer> {
     const dryRun = validateRequest.scale(input ?? null)?.dryRun === true;
     const stats = await deps.queue.stats();
     const previous = await deps.target.current();
@@ -51,7 +71,7 @@ export function createScalerHandler(deps: ScalerDeps, policy: ScalingPolicy) {
     if (!dryRun) await deps.state.set(decision.lastActiveAt);
     const applied = !dryRun && decision.replicas !== previous;
     if (applied) await deps.target.scaleTo(decision.replicas);
-    deps.log.info("scaler decision", { ...decision, previous, applied, dryRun });
+    deps.log.info("scaler decision", { ...decision, previous, applied, dryRun, ...identity });
     return {
       ...decision,
       visible: stats.visible,
@@ -60,5 +80,5 @@ export function createScalerHandler(deps: ScalerDeps, policy: ScalingPolicy) {
       applied,
       dryRun,
     };
-  };
+  }
 }

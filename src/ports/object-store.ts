@@ -37,9 +37,13 @@ export interface ObjectPage {
  * Writes are atomic: a reader sees the old object or the new one, never a mix.
  */
 export interface ObjectStore {
-  /** Size and etag, or undefined when the object does not exist. */
+  /**
+   * Size and etag, or undefined when the object is known not to exist. A store
+   * that can't tell a missing object from a refused caller (OCI answers both with
+   * 404) throws a retryable error instead: never undefined for "maybe absent".
+   */
   head(bucket: string, name: string): Promise<ObjectInfo | undefined>;
-  /** Stream the object, or the part of it in `range`. Throws NotFoundError when missing. */
+  /** Stream the object, or the part of it in `range`. Throws NotFoundError when missing (same rule as `head`). */
   read(bucket: string, name: string, range?: ByteRange): Promise<Readable>;
   /** Write an object atomically. Throws PreconditionFailedError when a condition fails. */
   put(
@@ -53,6 +57,6 @@ export interface ObjectStore {
     bucket: string,
     options?: { prefix?: string; start?: string; limit?: number },
   ): Promise<ObjectPage>;
-  /** Delete; deleting a missing object is not an error. */
+  /** Delete; deleting a missing object is not an error (a refused delete is). */
   delete(bucket: string, name: string): Promise<void>;
 }

@@ -3,11 +3,15 @@
  * download, HeadModelArtifact and GetModelArtifactContent, with etag,
  * content-length, content-md5, content-disposition, last-modified and single
  * byte ranges (206 / 416) as the SDK reads them.
+ *
+ * IAM (when enforced): both need DATA_SCIENCE_MODEL_READ (UNCONFIRMED, see
+ * iam-permissions.ts); a refusal is the same 404 NotAuthorizedOrNotFound as a missing model.
  */
 import { createHash, randomUUID } from "node:crypto";
 import { type OciStandIn, ociError, type StandInRequest, type StandInResponse } from "./server.ts";
 
 interface Artifact {
+  compartmentId: string;
   bytes: Buffer;
   etag: string;
   md5: string;
@@ -18,7 +22,12 @@ interface Artifact {
 /** Handle for tests. */
 export interface DataScienceStandIn {
   /** Create the model (if new) and give it this artifact. */
-  putModelArtifact(modelId: string, zipBytes: Buffer, fileName?: string): void;
+  putModelArtifact(
+    modelId: string,
+    zipBytes: Buffer,
+    fileName?: string,
+    compartmentId?: string,
+  ): void;
   /** GETs of a model's artifact content so far (HEADs not counted). */
   contentGets(modelId: string): number;
 }
@@ -54,23 +63,34 @@ export function registerDataScience(server: OciStandIn): DataScienceStandIn {
     "accept-ranges": "bytes",
   });
 
-  const find = (req: StandInRequest): Artifact | StandInResponse =>
-    artifacts.get(req.params.modelId ?? "") ??
-    ociError(
+  const find = (req: StandInRequest): Artifact | StandInResponse => {
+    const a = artifacts.get(req.params.modelId ?? "");
+    const op = req.method === "HEAD" ? "HeadModelArtifact" : "GetModelArtifactContent";
+    if (
+      a &&
+      server.allows(req, op, a.compartmentId, { "target.model.id": req.params.modelId ?? "" })
+    ) {
+      return a;
+    }
+    return ociError(
       404,
       "NotAuthorizedOrNotFound",
-      `model ${req.params.modelId} or its artifact not found`,
+      `model ${req.params.modelId} or its artifact not found, or not authorized`,
     );
+  };
 
   const path = "/20190101/models/:modelId/artifact/content";
 
-  server.route("HEAD", path, (req) => {
+  server.route("HEAD", path, headArtifact, "datascience");
+  server.route("GET", path, getArtifact, "datascience");
+
+  function headArtifact(req: StandInRequest): StandInResponse {
     const a = find(req);
     if (!("bytes" in a)) return a;
     return { status: 200, headers: { ...headers(a), "content-length": String(a.bytes.length) } };
-  });
+  }
 
-  server.route("GET", path, (req) => {
+  function getArtifact(req: StandInRequest): StandInResponse {
     const a = find(req);
     if (!("bytes" in a)) return a;
     const id = req.params.modelId ?? "";
@@ -103,11 +123,17 @@ export function registerDataScience(server: OciStandIn): DataScienceStandIn {
       headers: { ...headers(a), "content-length": String(a.bytes.length) },
       body: a.bytes,
     };
-  });
+  }
 
   return {
-    putModelArtifact(modelId, zipBytes, fileName = "artifact.zip") {
+    putModelArtifact(
+      modelId,
+      zipBytes,
+      fileName = "artifact.zip",
+      compartmentId = "ocid1.compartment.oc1..standin",
+    ) {
       artifacts.set(modelId, {
+        compartmentId,
         bytes: Buffer.from(zipBytes),
         // Opaque, and new for every upload (even of the same bytes), like a service etag.
         etag: randomUUID(),

@@ -14,7 +14,13 @@ import { randomUUID } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import { type OciStandIn, ociError, verifyOciSignature } from "./server.ts";
+import {
+  type Handler,
+  type OciStandIn,
+  ociError,
+  type StandInRequest,
+  verifyOciSignature,
+} from "./server.ts";
 
 /** How long OKE accepts a token after its signed date. */
 export const TOKEN_LIFETIME_MS = 4 * 60_000;
@@ -125,6 +131,12 @@ export interface KubernetesStandInOptions {
   authorize?: Authorizer;
   /** Clock in epoch ms (token expiry). */
   now?: () => number;
+  /**
+   * IAM: the OCI stand-in whose principals and policies decide whether a token's
+   * key may use the cluster (CLUSTER_USE on `target.cluster.id`, UNCONFIRMED which
+   * permission OKE checks). A refusal is 401, as for a bad token.
+   */
+  iam?: { oci: OciStandIn; compartmentId: string };
 }
 
 interface Deployment {
@@ -278,6 +290,21 @@ export class KubernetesStandIn {
       return;
     }
     const { keyId } = checked;
+    const iam = this.options.iam;
+    if (
+      iam &&
+      !iam.oci.allows(
+        { keyId, principal: iam.oci.principalOf(keyId) },
+        "KubernetesApiToken",
+        iam.compartmentId,
+        { "target.cluster.id": this.options.clusterId },
+      )
+    ) {
+      answer(
+        status(401, "Unauthorized", "Unauthorized: the token's principal may not use this cluster"),
+      );
+      return;
+    }
 
     for (const inj of this.injectors) {
       const injected = inj({ method, path });
@@ -441,8 +468,18 @@ export function mountContainerEngine(oci: OciStandIn, clusters: ClusterRecord[])
   const byId = new Map(clusters.map((c) => [c.id, c]));
   const missing = (id: string) =>
     ociError(404, "NotAuthorizedOrNotFound", `Cluster ${id} not found or not authorized`);
-  oci.route("GET", "/20180222/clusters/:clusterId", (req) => {
-    const c = byId.get(req.params.clusterId ?? "");
+  /** The cluster, if it exists and the caller may do `op` on it (CLUSTER_READ / CLUSTER_USE). */
+  const find = (req: StandInRequest, op: "GetCluster" | "CreateKubeconfig") => {
+    const id = req.params.clusterId ?? "";
+    const c = byId.get(id);
+    if (!c) return undefined;
+    const compartment = c.compartmentId ?? "ocid1.compartment.oc1..standin";
+    return oci.allows(req, op, compartment, { "target.cluster.id": id }) ? c : undefined;
+  };
+  const ce = (method: string, pattern: string, handler: Handler) =>
+    oci.route(method, pattern, handler, "containerengine");
+  ce("GET", "/20180222/clusters/:clusterId", (req) => {
+    const c = find(req, "GetCluster");
     if (!c) return missing(req.params.clusterId ?? "");
     return {
       status: 200,
@@ -457,8 +494,8 @@ export function mountContainerEngine(oci: OciStandIn, clusters: ClusterRecord[])
       },
     };
   });
-  oci.route("POST", "/20180222/clusters/:clusterId/kubeconfig/content", (req) => {
-    const c = byId.get(req.params.clusterId ?? "");
+  ce("POST", "/20180222/clusters/:clusterId/kubeconfig/content", (req) => {
+    const c = find(req, "CreateKubeconfig");
     if (!c) return missing(req.params.clusterId ?? "");
     let details: { tokenVersion?: string; endpoint?: string };
     try {

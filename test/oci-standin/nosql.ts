@@ -6,20 +6,34 @@
  * - `DELETE /20190828/tables/{tableNameOrId}/rows`  deleteRow (if-match, isGetReturnRow)
  * - `POST   /20190828/query`                        query (limit, page; opc-next-page)
  *
- * Two behaviours of the real service are UNCONFIRMED; both are selectable so the
- * adapter is tested against either: how a failed if-match reports (412, or 200
- * with no version) and how getRow reports a missing row (200 with no value, or 404).
+ * From the NoSQL proxy (oracle/nosql, httpproxy): `if-match` must be a base64 row
+ * version, anything else is 400; with `if-match` present, `option`
+ * (IF_ABSENT/IF_PRESENT) is ignored; a missing row is 200 with `value: null`;
+ * ORDER BY in an unprepared query is rejected.
+ *
+ * How a failed if-match reports is UNCONFIRMED (412, or 200 with no version):
+ * selectable, so the adapter is tested against either.
+ *
+ * IAM (when enforced): GetRow needs NOSQL_ROWS_READ, UpdateRow NOSQL_ROWS_INSERT,
+ * DeleteRow NOSQL_ROWS_DELETE, Query NOSQL_ROWS_READ and NOSQL_TABLE_READ, with
+ * `target.nosql-table.name` (see iam-permissions.ts); a refusal is 404
+ * NotAuthorizedOrNotFound, a table that does not exist in the compartment 404 TableNotFound.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
-import { type OciStandIn, ociError, type StandInRequest, type StandInResponse } from "./server.ts";
+import type { OperationName } from "./iam-permissions.ts";
+import {
+  type Handler,
+  type OciStandIn,
+  ociError,
+  type StandInRequest,
+  type StandInResponse,
+} from "./server.ts";
 
 /** Behaviour switches for the UNCONFIRMED parts of the service. */
 export interface NosqlStandInOptions {
   /** A failed if-match: `"412"` ETagMismatch (default) or `"empty-version"` (200, no version). */
   conditionFailure?: "412" | "empty-version";
-  /** getRow on a missing row: `"empty"` (200 without value, default) or `"404"`. */
-  missingRow?: "empty" | "404";
   /** Most items a query page holds whatever `limit` asks (the real service also caps by read KB). Default 100. */
   maxPageSize?: number;
 }
@@ -49,7 +63,7 @@ export type WriteHook = (write: AppliedWrite) => StandInResponse | undefined;
 /** Test handle for the NoSQL stand-in's state. */
 export interface NosqlStandIn {
   /** Create an empty table keyed by `primaryKey` (column names, shard key first). */
-  createTable(name: string, primaryKey: string[]): void;
+  createTable(name: string, primaryKey: string[], compartmentId?: string): void;
   /** Copies of a table's rows, in primary-key order. */
   rows(table: string): StoredRow[];
   /** Write a row directly (another writer), giving it a new etag; returns the etag. */
@@ -62,6 +76,7 @@ const API = "/20190828";
 
 interface Table {
   primaryKey: string[];
+  compartmentId: string;
   rows: Map<string, StoredRow>;
 }
 
@@ -78,6 +93,11 @@ class AbortingBody extends Readable {
 /** A response that drops the connection before any byte is sent (the write, if any, stays applied). */
 export function abortConnection(): StandInResponse {
   return { status: 200, body: new AbortingBody() };
+}
+
+/** A row version as the proxy hands it out: base64. */
+function isRowVersion(value: string): boolean {
+  return value.length > 0 && value.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(value);
 }
 
 function newEtag(): string {
@@ -192,7 +212,8 @@ export function parseQuery(statement: string): ParsedQuery | undefined {
 /** Mount the NoSQL routes on `server`; returns the handle tests use to create tables and look inside. */
 export function registerNosql(server: OciStandIn, options: NosqlStandInOptions = {}): NosqlStandIn {
   const conditionFailure = options.conditionFailure ?? "412";
-  const missingRow = options.missingRow ?? "empty";
+  const route = (method: string, pattern: string, handler: Handler) =>
+    server.route(method, pattern, handler, "nosql");
   const maxPageSize = options.maxPageSize ?? 100;
   const tables = new Map<string, Table>();
   const hooks: WriteHook[] = [];
@@ -207,13 +228,36 @@ export function registerNosql(server: OciStandIn, options: NosqlStandInOptions =
     return JSON.stringify(parts);
   };
 
-  const findTable = (name: string): Table | StandInResponse =>
-    tables.get(name) ?? ociError(404, "TableNotFound", `table ${name} does not exist`);
-
-  const needCompartment = (compartmentId: unknown): StandInResponse | undefined =>
-    typeof compartmentId === "string" && compartmentId !== ""
-      ? undefined
-      : badRequest("compartmentId is required when the table is given by name");
+  /**
+   * The table a request names in `compartmentId`, if the caller may do `op` on it.
+   * Authorization comes first: a refused caller learns nothing about the table.
+   */
+  const findTable = (
+    req: StandInRequest,
+    name: string,
+    compartmentId: unknown,
+    op: OperationName,
+  ): Table | StandInResponse => {
+    if (typeof compartmentId !== "string" || compartmentId === "") {
+      return badRequest("compartmentId is required when the table is given by name");
+    }
+    if (!server.allows(req, op, compartmentId, { "target.nosql-table.name": name })) {
+      return ociError(
+        404,
+        "NotAuthorizedOrNotFound",
+        "Authorization failed or requested resource not found",
+      );
+    }
+    const table = tables.get(name);
+    if (!table || table.compartmentId !== compartmentId) {
+      return ociError(
+        404,
+        "TableNotFound",
+        `table ${name} does not exist in compartment ${compartmentId}`,
+      );
+    }
+    return table;
+  };
 
   /** `key=col:value` query parameters → the row's key, requiring exactly the primary-key columns. */
   const keyFromQuery = (table: Table, url: URL): string | StandInResponse => {
@@ -249,13 +293,11 @@ export function registerNosql(server: OciStandIn, options: NosqlStandInOptions =
     return { etag, replaced };
   };
 
-  server.route("PUT", `${API}/tables/:table/rows`, (req) => {
-    const table = findTable(req.params.table ?? "");
-    if (isResponse(table)) return table;
+  route("PUT", `${API}/tables/:table/rows`, (req) => {
     const body = parseJsonBody(req);
     if (isResponse(body)) return body;
-    const bad = needCompartment(body.compartmentId);
-    if (bad) return bad;
+    const table = findTable(req, req.params.table ?? "", body.compartmentId, "UpdateRow");
+    if (isResponse(table)) return table;
     const value = body.value;
     if (!value || typeof value !== "object" || Array.isArray(value)) {
       return badRequest("value must be a JSON object");
@@ -271,6 +313,9 @@ export function registerNosql(server: OciStandIn, options: NosqlStandInOptions =
     }
     const ifMatch =
       typeof req.headers["if-match"] === "string" ? req.headers["if-match"] : undefined;
+    if (ifMatch !== undefined && !isRowVersion(ifMatch)) {
+      return badRequest(`if-match ${ifMatch} is not a row version`);
+    }
     const current = table.rows.get(key);
     const returnRow = body.isGetReturnRow === true;
     const existing =
@@ -283,7 +328,11 @@ export function registerNosql(server: OciStandIn, options: NosqlStandInOptions =
       }
       return { status: 200, body: { ...existing, usage: usage(1, 0) } };
     }
-    if ((option === "IF_ABSENT" && current) || (option === "IF_PRESENT" && !current)) {
+    // With if-match the proxy ignores `option`: the version decides.
+    if (
+      ifMatch === undefined &&
+      ((option === "IF_ABSENT" && current) || (option === "IF_PRESENT" && !current))
+    ) {
       return { status: 200, body: { ...existing, usage: usage(1, 0) } };
     }
     const { etag, replaced } = applyWrite(req.params.table ?? "", table, key, row, {
@@ -295,11 +344,14 @@ export function registerNosql(server: OciStandIn, options: NosqlStandInOptions =
     );
   });
 
-  server.route("GET", `${API}/tables/:table/rows`, (req) => {
-    const table = findTable(req.params.table ?? "");
+  route("GET", `${API}/tables/:table/rows`, (req) => {
+    const table = findTable(
+      req,
+      req.params.table ?? "",
+      req.url.searchParams.get("compartmentId"),
+      "GetRow",
+    );
     if (isResponse(table)) return table;
-    const bad = needCompartment(req.url.searchParams.get("compartmentId"));
-    if (bad) return bad;
     const consistency = req.url.searchParams.get("consistency");
     if (consistency !== null && consistency !== "ABSOLUTE" && consistency !== "EVENTUAL") {
       return badRequest(`consistency ${consistency} is not ABSOLUTE or EVENTUAL`);
@@ -307,11 +359,7 @@ export function registerNosql(server: OciStandIn, options: NosqlStandInOptions =
     const key = keyFromQuery(table, req.url);
     if (isResponse(key)) return key;
     const row = table.rows.get(key);
-    if (!row) {
-      return missingRow === "404"
-        ? ociError(404, "NotFound", "row not found")
-        : { status: 200, body: { usage: usage(1, 0) } };
-    }
+    if (!row) return { status: 200, body: { value: null, usage: usage(1, 0) } };
     return {
       status: 200,
       headers: { etag: row.etag },
@@ -319,15 +367,21 @@ export function registerNosql(server: OciStandIn, options: NosqlStandInOptions =
     };
   });
 
-  server.route("DELETE", `${API}/tables/:table/rows`, (req) => {
-    const table = findTable(req.params.table ?? "");
+  route("DELETE", `${API}/tables/:table/rows`, (req) => {
+    const table = findTable(
+      req,
+      req.params.table ?? "",
+      req.url.searchParams.get("compartmentId"),
+      "DeleteRow",
+    );
     if (isResponse(table)) return table;
-    const bad = needCompartment(req.url.searchParams.get("compartmentId"));
-    if (bad) return bad;
     const key = keyFromQuery(table, req.url);
     if (isResponse(key)) return key;
     const ifMatch =
       typeof req.headers["if-match"] === "string" ? req.headers["if-match"] : undefined;
+    if (ifMatch !== undefined && !isRowVersion(ifMatch)) {
+      return badRequest(`if-match ${ifMatch} is not a row version`);
+    }
     const current = table.rows.get(key);
     const existing =
       req.url.searchParams.get("isGetReturnRow") === "true" && current
@@ -344,16 +398,17 @@ export function registerNosql(server: OciStandIn, options: NosqlStandInOptions =
     return { status: 200, body: { isSuccess: true, ...existing, usage: usage(1, 1) } };
   });
 
-  server.route("POST", `${API}/query`, (req) => {
+  route("POST", `${API}/query`, (req) => {
     const body = parseJsonBody(req);
     if (isResponse(body)) return body;
-    const bad = needCompartment(body.compartmentId);
-    if (bad) return bad;
     if (body.isPrepared === true) return badRequest("the stand-in runs only unprepared statements");
     const statement = typeof body.statement === "string" ? body.statement : "";
     const query = parseQuery(statement);
     if (!query) return badRequest(`the NoSQL stand-in does not support statement: ${statement}`);
-    const table = findTable(query.table);
+    if (query.orderBy.length > 0) {
+      return badRequest(`ORDER BY needs a prepared query: ${statement}`);
+    }
+    const table = findTable(req, query.table, body.compartmentId, "Query");
     if (isResponse(table)) return table;
     const variables = (body.variables ?? {}) as Record<string, unknown>;
     for (const { variable } of query.where) {
@@ -412,9 +467,11 @@ export function registerNosql(server: OciStandIn, options: NosqlStandInOptions =
   });
 
   return {
-    createTable(name, primaryKey) {
+    createTable(name, primaryKey, compartmentId = "ocid1.compartment.oc1..standin") {
       if (primaryKey.length === 0) throw new Error(`table ${name} needs a primary key`);
-      if (!tables.has(name)) tables.set(name, { primaryKey: [...primaryKey], rows: new Map() });
+      if (!tables.has(name)) {
+        tables.set(name, { primaryKey: [...primaryKey], compartmentId, rows: new Map() });
+      }
     },
     rows(name) {
       const table = tables.get(name);

@@ -11,15 +11,26 @@
  *   that needs `&`, `+` or `#` in a prefix must encode it itself;
  * - `range: bytes=a-b` (inclusive), `if-match`, `if-none-match`, `opc-meta-*`.
  *
+ * IAM (when the server enforces it): each operation needs the permissions of
+ * Object Storage's policy reference (see iam-permissions.ts), with
+ * `target.bucket.name`; a refusal is the 404 `BucketNotFound` "does not exist ...
+ * or you are not authorized" that OCI gives for both, checked before anything
+ * about the object is revealed (a HEAD carries no body at all).
+ *
+ * Multipart parts other than the last must be at least `minPartBytes` (10 MiB:
+ * "Part size must be greater than 10 MiB", oracle/oci-cli
+ * services/object_storage/src/oci_cli_object_storage/objectstorage_cli_extended.py);
+ * a commit that breaks it is 400 `InvalidUploadPart` here (the real code is UNCONFIRMED).
+ *
  * UNCONFIRMED details of the real service, and what this stand-in assumes:
  * conditions on CreateMultipartUpload are checked at create (fail fast) and
- * again on commit, each request's own headers only; no minimum part size is
- * enforced; the error code for an unknown upload id is `NoSuchUpload`; a commit
- * whose part etag does not match is 400 `InvalidUploadPart`; an overwrite emits
- * `updateobject`.
+ * again on commit, each request's own headers only; the error code for an
+ * unknown upload id is `NoSuchUpload`; a commit whose part etag does not match is
+ * 400 `InvalidUploadPart`; an overwrite emits `updateobject`.
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
+import type { OperationName } from "./iam-permissions.ts";
 import { type OciStandIn, ociError, type StandInRequest, type StandInResponse } from "./server.ts";
 
 /** Options for {@link registerObjectStorage}. */
@@ -32,7 +43,12 @@ export interface ObjectStorageOptions {
    * times (Events delivers at least once); deduplication is the receiver's business.
    */
   onObjectEvent?: (event: object) => void | Promise<void>;
+  /** Smallest multipart part but the last (default 10 MiB, the service's). Tests of part logic scale it down. */
+  minPartBytes?: number;
 }
+
+/** The service's smallest multipart part (all but the last). */
+export const MIN_PART_BYTES = 10 * 1024 * 1024;
 
 /** Bucket settings for {@link ObjectStorageHandle.createBucket}. */
 export interface BucketOptions {
@@ -222,18 +238,31 @@ export function registerObjectStorage(
   const buckets = new Map<string, Bucket>();
   const inFlight = new Set<Promise<void>>();
   const failedDeliveries: unknown[] = [];
+  const minPartBytes = options.minPartBytes ?? MIN_PART_BYTES;
 
-  /** The bucket a request names, or the 404 OCI answers. */
-  const bucketOf = (req: StandInRequest): Bucket | StandInResponse => {
+  const notFoundOrNotAuthorized = (req: StandInRequest): StandInResponse =>
+    ociError(
+      404,
+      "BucketNotFound",
+      `Either the bucket named '${req.params.bucket ?? ""}' does not exist in the namespace '${req.params.ns ?? ""}' or you are not authorized to access it`,
+    );
+
+  /**
+   * The bucket a request names, if it exists and the caller may do `op` in it;
+   * else the one 404 OCI answers for both. `op` may depend on the object's
+   * existence (PutObject: create or overwrite), so it can be a function of the bucket.
+   */
+  const bucketOf = (
+    req: StandInRequest,
+    op: OperationName | ((bucket: Bucket) => OperationName),
+  ): Bucket | StandInResponse => {
     const ns = req.params.ns ?? "";
     const name = req.params.bucket ?? "";
     const bucket = buckets.get(name);
-    if (ns !== options.namespace || !bucket) {
-      return ociError(
-        404,
-        "BucketNotFound",
-        `Either the bucket named '${name}' does not exist in the namespace '${ns}' or you are not authorized to access it`,
-      );
+    if (ns !== options.namespace || !bucket) return notFoundOrNotAuthorized(req);
+    const operation = typeof op === "function" ? op(bucket) : op;
+    if (!server.allows(req, operation, bucket.compartmentId, { "target.bucket.name": name })) {
+      return notFoundOrNotAuthorized(req);
     }
     return bucket;
   };
@@ -308,7 +337,7 @@ export function registerObjectStorage(
   // ---- Objects ------------------------------------------------------------------
 
   const readObject = (req: StandInRequest): StandInResponse => {
-    const bucket = bucketOf(req);
+    const bucket = bucketOf(req, req.method === "HEAD" ? "HeadObject" : "GetObject");
     if (!("objects" in bucket)) return bucket;
     const name = req.params.object ?? "";
     const obj = bucket.objects.get(name);
@@ -346,7 +375,9 @@ export function registerObjectStorage(
   };
 
   const putObject = (req: StandInRequest): StandInResponse => {
-    const bucket = bucketOf(req);
+    const bucket = bucketOf(req, (b) =>
+      b.objects.has(req.params.object ?? "") ? "PutObjectOverwrite" : "PutObjectNew",
+    );
     if (!("objects" in bucket)) return bucket;
     const name = req.params.object ?? "";
     const declared = header(req.headers, "content-length");
@@ -377,7 +408,7 @@ export function registerObjectStorage(
   };
 
   const deleteObject = (req: StandInRequest): StandInResponse => {
-    const bucket = bucketOf(req);
+    const bucket = bucketOf(req, "DeleteObject");
     if (!("objects" in bucket)) return bucket;
     const name = req.params.object ?? "";
     const obj = bucket.objects.get(name);
@@ -391,7 +422,7 @@ export function registerObjectStorage(
   };
 
   const listObjects = (req: StandInRequest): StandInResponse => {
-    const bucket = bucketOf(req);
+    const bucket = bucketOf(req, "ListObjects");
     if (!("objects" in bucket)) return bucket;
     const q = req.url.searchParams;
     const prefix = q.get("prefix") ?? "";
@@ -459,8 +490,11 @@ export function registerObjectStorage(
   // ---- Multipart uploads ----------------------------------------------------------
 
   /** The upload a `/u/{object}?uploadId=` request names, or its error. */
-  const uploadOf = (req: StandInRequest): { bucket: Bucket; upload: Upload } | StandInResponse => {
-    const bucket = bucketOf(req);
+  const uploadOf = (
+    req: StandInRequest,
+    op: OperationName,
+  ): { bucket: Bucket; upload: Upload } | StandInResponse => {
+    const bucket = bucketOf(req, op);
     if (!("objects" in bucket)) return bucket;
     const id = req.url.searchParams.get("uploadId") ?? "";
     const upload = bucket.uploads.get(id);
@@ -484,7 +518,7 @@ export function registerObjectStorage(
   };
 
   const createUpload = (req: StandInRequest): StandInResponse => {
-    const bucket = bucketOf(req);
+    const bucket = bucketOf(req, "CreateMultipartUpload");
     if (!("objects" in bucket)) return bucket;
     const details = parseJson(req);
     const object = details?.object;
@@ -531,7 +565,7 @@ export function registerObjectStorage(
   };
 
   const uploadPart = (req: StandInRequest): StandInResponse => {
-    const found = uploadOf(req);
+    const found = uploadOf(req, "UploadPart");
     if (!("upload" in found)) return found;
     const num = Number(req.url.searchParams.get("uploadPartNum"));
     if (!Number.isInteger(num) || num < 1 || num > MAX_PART_NUM) {
@@ -551,7 +585,7 @@ export function registerObjectStorage(
   };
 
   const commitUpload = (req: StandInRequest): StandInResponse => {
-    const found = uploadOf(req);
+    const found = uploadOf(req, "CommitMultipartUpload");
     if (!("upload" in found)) return found;
     const { bucket, upload } = found;
     const details = parseJson(req);
@@ -577,6 +611,14 @@ export function registerObjectStorage(
       if (chosen[i]?.num === chosen[i - 1]?.num) {
         return ociError(400, "InvalidParameter", "a part is listed twice");
       }
+    }
+    const small = chosen.slice(0, -1).find((c) => c.part.bytes.length < minPartBytes);
+    if (small) {
+      return ociError(
+        400,
+        "InvalidUploadPart",
+        `part ${small.num} is ${small.part.bytes.length} bytes; every part but the last must be at least ${minPartBytes}`,
+      );
     }
     const failed = writeConditionFailure(
       req.headers,
@@ -608,22 +650,23 @@ export function registerObjectStorage(
   };
 
   const abortUpload = (req: StandInRequest): StandInResponse => {
-    const found = uploadOf(req);
+    const found = uploadOf(req, "AbortMultipartUpload");
     if (!("upload" in found)) return found;
     found.bucket.uploads.delete(found.upload.id);
     return { status: 204 };
   };
 
+  const svc = "objectstorage";
   server
-    .route("GET", "/n/:ns/b/:bucket/o", listObjects)
-    .route("HEAD", "/n/:ns/b/:bucket/o/*object", readObject)
-    .route("GET", "/n/:ns/b/:bucket/o/*object", readObject)
-    .route("PUT", "/n/:ns/b/:bucket/o/*object", putObject)
-    .route("DELETE", "/n/:ns/b/:bucket/o/*object", deleteObject)
-    .route("POST", "/n/:ns/b/:bucket/u", createUpload)
-    .route("PUT", "/n/:ns/b/:bucket/u/*object", uploadPart)
-    .route("POST", "/n/:ns/b/:bucket/u/*object", commitUpload)
-    .route("DELETE", "/n/:ns/b/:bucket/u/*object", abortUpload);
+    .route("GET", "/n/:ns/b/:bucket/o", listObjects, svc)
+    .route("HEAD", "/n/:ns/b/:bucket/o/*object", readObject, svc)
+    .route("GET", "/n/:ns/b/:bucket/o/*object", readObject, svc)
+    .route("PUT", "/n/:ns/b/:bucket/o/*object", putObject, svc)
+    .route("DELETE", "/n/:ns/b/:bucket/o/*object", deleteObject, svc)
+    .route("POST", "/n/:ns/b/:bucket/u", createUpload, svc)
+    .route("PUT", "/n/:ns/b/:bucket/u/*object", uploadPart, svc)
+    .route("POST", "/n/:ns/b/:bucket/u/*object", commitUpload, svc)
+    .route("DELETE", "/n/:ns/b/:bucket/u/*object", abortUpload, svc);
 
   return {
     createBucket(name, bucketOptions = {}) {

@@ -6,9 +6,16 @@
  *
  * Where Oracle's documentation leaves the behaviour open (UNCONFIRMED), this
  * stand-in picks one answer and says so next to the code.
+ *
+ * Each queue lives in a cell with its own messages endpoint (`messagesEndpoint`):
+ * that endpoint serves only its cell's queues. IAM (when enforced): GetStats needs
+ * QUEUE_READ, PutMessages QUEUE_PRODUCE, the rest QUEUE_CONSUME, with
+ * `target.queue.id` (https://docs.oracle.com/en-us/iaas/Content/queue/policy-reference.htm);
+ * a refusal is the same 404 NotAuthorizedOrNotFound as a missing queue.
  */
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { OperationName } from "./iam-permissions.ts";
 import { type OciStandIn, ociError, type StandInRequest, type StandInResponse } from "./server.ts";
 
 /** Settings of a stand-in queue, as `CreateQueueDetails` names them. */
@@ -23,6 +30,10 @@ export interface QueueSettings {
   timeoutInSeconds?: number;
   /** Stored only: per-channel fairness is not modelled. */
   channelConsumptionLimit?: number;
+  /** The queue's compartment (IAM). Default the stand-in's. */
+  compartmentId?: string;
+  /** The cell whose messages endpoint serves it. Default `cell-1`. */
+  cell?: string;
 }
 
 /** A message as {@link QueueStandIn.messages} shows it (for debugging and assertions). */
@@ -39,8 +50,10 @@ export interface StandInMessage {
 
 /** Handle on the queue stand-in. */
 export interface QueueStandIn {
-  /** Create an empty queue (and its DLQ). Its messages endpoint is the stand-in's URL. */
+  /** Create an empty queue (and its DLQ). `messagesEndpoint` here is the catch-all URL. */
   createQueue(id: string, settings: QueueSettings): { id: string; messagesEndpoint: string };
+  /** The queue's own messages endpoint (its cell's), as GetQueue reports it. */
+  messagesEndpoint(queueId: string): Promise<string>;
   /** Move the stand-in's clock forward (visibility and retention), waking long polls. */
   advance(ms: number): void;
   /** Every message of a queue, main queue first then its DLQ, oldest first. */
@@ -70,7 +83,9 @@ interface Message {
 }
 
 interface QueueState {
-  settings: Required<QueueSettings>;
+  settings: Required<Omit<QueueSettings, "compartmentId" | "cell">>;
+  compartmentId: string;
+  cell: string;
   /** Live messages by id; Map order = id order = FIFO. */
   live: Map<number, Message>;
   dlq: Map<number, Message>;
@@ -143,15 +158,18 @@ export function registerQueue(
   };
 
   const withQueue =
-    (handler: (q: QueueState, req: StandInRequest) => StandInResponse | Promise<StandInResponse>) =>
+    (
+      op: OperationName,
+      handler: (q: QueueState, req: StandInRequest) => StandInResponse | Promise<StandInResponse>,
+    ) =>
     (req: StandInRequest): StandInResponse | Promise<StandInResponse> => {
-      const q = queues.get(req.params.queueId ?? "");
-      if (!q) {
-        return ociError(
-          404,
-          "NotAuthorizedOrNotFound",
-          `queue ${req.params.queueId} not found or not authorized`,
-        );
+      const id = req.params.queueId ?? "";
+      const q = queues.get(id);
+      // Another cell's endpoint does not know the queue; the catch-all URL knows every queue.
+      const elsewhere =
+        q !== undefined && req.endpoint !== "*" && req.endpoint !== `queue:${q.cell}`;
+      if (!q || elsewhere || !server.allows(req, op, q.compartmentId, { "target.queue.id": id })) {
+        return ociError(404, "NotAuthorizedOrNotFound", `queue ${id} not found or not authorized`);
       }
       expire(q, now());
       return handler(q, req);
@@ -217,7 +235,7 @@ export function registerQueue(
     return out;
   };
 
-  const getMessages = withQueue(async (q, req) => {
+  const getMessages = withQueue("GetMessages", async (q, req) => {
     const visibility = intParam(req.url, "visibilityInSeconds", 0, MAX_VISIBILITY_SECONDS);
     const timeout = intParam(req.url, "timeoutInSeconds", 0, MAX_TIMEOUT_SECONDS);
     const limit = intParam(req.url, "limit", 1, MAX_BATCH);
@@ -253,7 +271,7 @@ export function registerQueue(
     }
   });
 
-  const putMessages = withQueue((q, req) => {
+  const putMessages = withQueue("PutMessages", (q, req) => {
     const body = parseJson(req) as { messages?: unknown } | undefined;
     const entries = body?.messages;
     if (!Array.isArray(entries) || entries.length === 0) {
@@ -350,7 +368,7 @@ export function registerQueue(
       ? (value as number)
       : undefined;
 
-  const updateMessage = withQueue((q, req) => {
+  const updateMessage = withQueue("UpdateMessage", (q, req) => {
     const found = byReceipt(q, req.params.receipt ?? "");
     if (!isMessage(found)) return found;
     const body = parseJson(req) as { visibilityInSeconds?: unknown } | undefined;
@@ -366,7 +384,7 @@ export function registerQueue(
     if (m.receipt) q.receipts.delete(m.receipt);
   };
 
-  const deleteMessage = withQueue((q, req) => {
+  const deleteMessage = withQueue("DeleteMessage", (q, req) => {
     const found = byReceipt(q, req.params.receipt ?? "");
     if (!isMessage(found)) return found;
     remove(q, found);
@@ -396,7 +414,7 @@ export function registerQueue(
     return { status: 200, body: { serverFailures: 0, clientFailures, entries: results } };
   };
 
-  const updateMessages = withQueue((q, req) =>
+  const updateMessages = withQueue("UpdateMessage", (q, req) =>
     batch(req, (entry) => {
       const found = byReceipt(q, String(entry.receipt ?? ""));
       if (!isMessage(found)) return found;
@@ -406,7 +424,7 @@ export function registerQueue(
     }),
   );
 
-  const deleteMessages = withQueue((q, req) =>
+  const deleteMessages = withQueue("DeleteMessage", (q, req) =>
     batch(req, (entry) => {
       const found = byReceipt(q, String(entry.receipt ?? ""));
       if (!isMessage(found)) return found;
@@ -415,7 +433,7 @@ export function registerQueue(
     }),
   );
 
-  const getStats = withQueue((q, req) => {
+  const getStats = withQueue("GetStats", (q, req) => {
     const at = now();
     const channelId = req.url.searchParams.get("channelId") ?? undefined;
     const count = (store: Map<number, Message>) => {
@@ -440,13 +458,13 @@ export function registerQueue(
 
   const base = "/20210201/queues/:queueId";
   server
-    .route("GET", `${base}/messages`, getMessages)
-    .route("POST", `${base}/messages`, putMessages)
-    .route("PUT", `${base}/messages/:receipt`, updateMessage)
-    .route("DELETE", `${base}/messages/:receipt`, deleteMessage)
-    .route("POST", `${base}/messages/actions/updateMessages`, updateMessages)
-    .route("POST", `${base}/messages/actions/deleteMessages`, deleteMessages)
-    .route("GET", `${base}/stats`, getStats);
+    .route("GET", `${base}/messages`, getMessages, "queue")
+    .route("POST", `${base}/messages`, putMessages, "queue")
+    .route("PUT", `${base}/messages/:receipt`, updateMessage, "queue")
+    .route("DELETE", `${base}/messages/:receipt`, deleteMessage, "queue")
+    .route("POST", `${base}/messages/actions/updateMessages`, updateMessages, "queue")
+    .route("POST", `${base}/messages/actions/deleteMessages`, deleteMessages, "queue")
+    .route("GET", `${base}/stats`, getStats, "queue");
 
   return {
     createQueue(id, settings) {
@@ -459,12 +477,19 @@ export function registerQueue(
           timeoutInSeconds: settings.timeoutInSeconds ?? 20,
           channelConsumptionLimit: settings.channelConsumptionLimit ?? 100,
         },
+        compartmentId: settings.compartmentId ?? "ocid1.compartment.oc1..standin",
+        cell: settings.cell ?? "cell-1",
         live: new Map(),
         dlq: new Map(),
         receipts: new Map(),
         waiters: new Set(),
       });
       return { id, messagesEndpoint: server.url };
+    },
+    async messagesEndpoint(queueId) {
+      const q = queues.get(queueId);
+      if (!q) throw new Error(`stand-in queue ${queueId} does not exist`);
+      return server.endpoint(`queue:${q.cell}`);
     },
     advance(ms) {
       offsetMs += ms;

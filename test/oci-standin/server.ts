@@ -13,6 +13,8 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import * as common from "oci-common";
 import type { OciAuth } from "../../src/adapters/oci/auth.ts";
+import { describePrincipal, type IamPolicies, type Principal } from "./iam.ts";
+import { type OperationName, requirement } from "./iam-permissions.ts";
 
 /** A request as a route handler sees it (body fully read). */
 export interface StandInRequest {
@@ -26,6 +28,10 @@ export interface StandInRequest {
   params: Record<string, string>;
   /** The keyId that signed it. */
   keyId: string;
+  /** Who that key belongs to (undefined: a key with no principal, refused when IAM is on). */
+  principal: Principal | undefined;
+  /** The endpoint it arrived on: `*` (the catch-all URL) or a service's, e.g. `queue:cell-2`. */
+  endpoint: string;
 }
 
 /** What a handler returns. Objects are sent as JSON. */
@@ -60,22 +66,28 @@ export interface TestCredentials {
   writeConfigFile(dir: string, profile?: string): string;
 }
 
-let cachedKeys: { privateKeyPem: string; publicKeyPem: string } | undefined;
+const cachedKeys = new Map<string, { privateKeyPem: string; publicKeyPem: string }>();
 
-/** A fresh RSA key pair (generated once per process: 2048-bit generation takes ~100 ms). */
-export function testCredentials(): TestCredentials {
-  if (!cachedKeys) {
+/**
+ * An RSA key pair and the identity that signs with it (generated once per process
+ * and name: 2048-bit generation takes ~100 ms). `name` gives each component its
+ * own key (`splitter`, `worker`, ...); the default is the test harness's own.
+ */
+export function testCredentials(name = "standin"): TestCredentials {
+  let keys = cachedKeys.get(name);
+  if (!keys) {
     const pair = generateKeyPairSync("rsa", {
       modulusLength: 2048,
       privateKeyEncoding: { type: "pkcs8", format: "pem" },
       publicKeyEncoding: { type: "spki", format: "pem" },
     });
-    cachedKeys = { privateKeyPem: pair.privateKey, publicKeyPem: pair.publicKey };
+    keys = { privateKeyPem: pair.privateKey, publicKeyPem: pair.publicKey };
+    cachedKeys.set(name, keys);
   }
   const tenancy = "ocid1.tenancy.oc1..standintenancy";
-  const user = "ocid1.user.oc1..standinuser";
+  const user = `ocid1.user.oc1..${name.replace(/[^a-z0-9]/gi, "").toLowerCase()}user`;
   const fingerprint = "20:3b:97:13:55:1c:5b:0d:d3:37:d8:50:4e:c5:3a:34";
-  const { privateKeyPem, publicKeyPem } = cachedKeys;
+  const { privateKeyPem, publicKeyPem } = keys;
   return {
     tenancy,
     user,
@@ -103,6 +115,17 @@ interface Route {
   method: string;
   segments: string[];
   handler: Handler;
+  /** The service whose endpoint serves it (`*`: only the catch-all URL). */
+  service: string;
+}
+
+/** One IAM refusal, for assertions and error messages. */
+export interface Denial {
+  keyId: string;
+  principal: string;
+  operation: string;
+  missing: string[];
+  target: Record<string, string>;
 }
 
 /** Requests the stand-in saw, for assertions (method, path, status). */
@@ -216,8 +239,85 @@ export class OciStandIn {
   private readonly routes: Route[] = [];
   private readonly trustedKeys = new Map<string, string>();
   private readonly injectors: Injector[] = [];
+  private readonly principals = new Map<string, Principal>();
+  private readonly endpoints = new Map<string, { server: http.Server; url: string }>();
+  private iam: IamPolicies | undefined;
+  /** IAM refusals so far (when IAM is enforced). */
+  readonly denials: Denial[] = [];
   private server: http.Server | undefined;
   private nextId = 0;
+
+  /** The principal a key signs as (each component has its own key). */
+  principal(keyId: string, principal: Principal): this {
+    this.principals.set(keyId, principal);
+    return this;
+  }
+
+  /** Enforce these policies on every request (undefined: no IAM, every signed request passes). */
+  enforce(iam: IamPolicies | undefined): this {
+    this.iam = iam;
+    return this;
+  }
+
+  /** The policies in force, if IAM is enforced. */
+  get policies(): IamPolicies | undefined {
+    return this.iam;
+  }
+
+  /**
+   * May this request do `operation` on a resource in `compartmentId`? Without IAM,
+   * yes. With IAM, an unmapped key or a missing permission is refused (and recorded);
+   * the service then answers the 404 OCI gives for "not authorized or not found".
+   */
+  allows(
+    req: { keyId: string; principal: Principal | undefined },
+    operation: OperationName,
+    compartmentId: string,
+    target: Record<string, string> = {},
+  ): boolean {
+    if (!this.iam) return true;
+    const principal = req.principal;
+    const need = requirement(operation, compartmentId, target);
+    const decision = principal
+      ? this.iam.decide(principal, need)
+      : { allowed: false as const, missing: ["(no principal for this key)"] };
+    if (decision.allowed) return true;
+    this.denials.push({
+      keyId: req.keyId,
+      principal: principal ? describePrincipal(principal) : "unknown",
+      operation,
+      missing: decision.missing,
+      target,
+    });
+    return false;
+  }
+
+  /** The principal for a keyId, if one is mapped. */
+  principalOf(keyId: string): Principal | undefined {
+    return this.principals.get(keyId);
+  }
+
+  /**
+   * The URL of `service`'s own endpoint: a listener that serves only that
+   * service's routes, as each OCI service (and each queue cell, each stream's
+   * messages endpoint) has its own host. A client pointed at the wrong one gets 404.
+   */
+  async endpoint(service: string): Promise<string> {
+    const known = this.endpoints.get(service);
+    if (known) return known.url;
+    const server = http.createServer((req, res) => {
+      this.handle(req, res, service).catch((err: unknown) => {
+        if (!res.headersSent) {
+          this.send(res, ociError(500, "InternalServerError", String(err)), req.method ?? "GET");
+        } else res.destroy();
+      });
+    });
+    server.keepAliveTimeout = 5_000;
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    this.endpoints.set(service, { server, url });
+    return url;
+  }
 
   /** Trust `credentials`' public key for its keyId. */
   trust(keyId: string, publicKeyPem: string): this {
@@ -230,9 +330,13 @@ export class OciStandIn {
     return this.trustedKeys;
   }
 
-  /** Register a handler. Pattern segments: literal, `:name` (one segment), `*name` (the rest). */
-  route(method: string, pattern: string, handler: Handler): this {
-    this.routes.push({ method, segments: pattern.split("/").filter(Boolean), handler });
+  /**
+   * Register a handler. Pattern segments: literal, `:name` (one segment), `*name` (the rest).
+   * `service` names the endpoint that serves it (see {@link endpoint}); the catch-all
+   * URL serves every route.
+   */
+  route(method: string, pattern: string, handler: Handler, service = "*"): this {
+    this.routes.push({ method, segments: pattern.split("/").filter(Boolean), handler, service });
     return this;
   }
 
@@ -262,20 +366,28 @@ export class OciStandIn {
   }
 
   async close(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
+    const servers = [
+      ...(this.server ? [this.server] : []),
+      ...[...this.endpoints.values()].map((e) => e.server),
+    ];
     this.server = undefined;
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.endpoints.clear();
+    for (const server of servers) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   }
 
   private match(
     method: string,
     rawPath: string,
+    service: string,
   ): { route: Route; params: Record<string, string> } | undefined {
     const parts = rawPath.split("/").filter(Boolean);
     outer: for (const route of this.routes) {
       if (route.method !== method) continue;
+      // `queue:cell-2` is the queue service's endpoint in one cell: queue routes, that cell's queues.
+      if (service !== "*" && route.service !== service.split(":")[0]) continue;
       const params: Record<string, string> = {};
       for (let i = 0; i < route.segments.length; i++) {
         const seg = route.segments[i] ?? "";
@@ -295,7 +407,11 @@ export class OciStandIn {
     return undefined;
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async handle(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    service = "*",
+  ): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks);
@@ -321,7 +437,7 @@ export class OciStandIn {
       this.send(res, ociError(401, "NotAuthenticated", checked.reason), method);
       return;
     }
-    const found = this.match(method, rawPath);
+    const found = this.match(method, rawPath, service);
     const request: StandInRequest = {
       method,
       rawPath,
@@ -330,6 +446,8 @@ export class OciStandIn {
       body,
       params: found?.params ?? {},
       keyId: checked.keyId,
+      principal: this.principals.get(checked.keyId),
+      endpoint: service,
     };
     let response: StandInResponse | undefined;
     for (const inj of this.injectors) {
@@ -345,7 +463,8 @@ export class OciStandIn {
     this.send(res, response, method);
   }
 
-  private send(res: http.ServerResponse, response: StandInResponse, method: string): void {
+  /** Send a response (exported for stand-ins that answer outside the route table). */
+  send(res: http.ServerResponse, response: StandInResponse, method: string): void {
     const headers: Record<string, string> = {
       "opc-request-id": `standin-${++this.nextId}`,
       ...response.headers,

@@ -5,9 +5,22 @@
  * by one per partition, and an oversized key or value fails that entry alone
  * (HTTP 200 with `error`/`errorMessage` on the entry and a `failures` count),
  * as the service reports per-message errors such as throttling ("429").
+ *
+ * Each stream is served on its own messages endpoint (`messagesEndpoint`).
+ * IAM (when enforced): PutMessages needs STREAM_PRODUCE, cursors and GetMessages
+ * STREAM_CONSUME, with `target.stream.id`
+ * (https://docs.oracle.com/en-us/iaas/Content/Identity/policyreference/streamingpolicyreference.htm);
+ * a refusal is the same 404 NotAuthorizedOrNotFound as a missing stream.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { type OciStandIn, ociError, type StandInRequest, type StandInResponse } from "./server.ts";
+import type { OperationName } from "./iam-permissions.ts";
+import {
+  type Handler,
+  type OciStandIn,
+  ociError,
+  type StandInRequest,
+  type StandInResponse,
+} from "./server.ts";
 
 /** The service's largest key and value. */
 export const MAX_KEY_BYTES = 256;
@@ -26,12 +39,15 @@ export interface StoredMessage {
 
 interface Stream {
   id: string;
+  compartmentId: string;
   partitions: StoredMessage[][];
 }
 
 /** Handle for tests: create streams, read what was stored, inject per-entry failures. */
 export interface StreamingStandIn {
-  createStream(id: string, partitions: number): void;
+  createStream(id: string, partitions: number, compartmentId?: string): void;
+  /** The stream's own messages endpoint, as GetStream reports it. */
+  messagesEndpoint(streamId: string): Promise<string>;
   /** Every message of the stream, partition by partition, in offset order. */
   messages(streamId: string): StoredMessage[];
   /** The partition a key lands on (the service's hash, exposed so tests can reason about it). */
@@ -82,15 +98,26 @@ export function registerStreaming(server: OciStandIn): StreamingStandIn {
   const streams = new Map<string, Stream>();
   const failures: { code: string; message: string }[] = [];
 
-  const streamOf = (req: StandInRequest): Stream | StandInResponse => {
-    const stream = streams.get(req.params.streamId ?? "");
-    return (
-      stream ?? ociError(404, "NotAuthorizedOrNotFound", `stream ${req.params.streamId} not found`)
-    );
+  const streamOf = (req: StandInRequest, op: OperationName): Stream | StandInResponse => {
+    const id = req.params.streamId ?? "";
+    const stream = streams.get(id);
+    const elsewhere =
+      stream !== undefined && req.endpoint !== "*" && req.endpoint !== `streaming:${id}`;
+    if (
+      !stream ||
+      elsewhere ||
+      !server.allows(req, op, stream.compartmentId, { "target.stream.id": id })
+    ) {
+      return ociError(404, "NotAuthorizedOrNotFound", `stream ${id} not found or not authorized`);
+    }
+    return stream;
   };
 
-  server.route("POST", "/20180418/streams/:streamId/messages", (req) => {
-    const stream = streamOf(req);
+  const route = (method: string, pattern: string, handler: Handler) =>
+    server.route(method, pattern, handler, "streaming");
+
+  route("POST", "/20180418/streams/:streamId/messages", (req) => {
+    const stream = streamOf(req, "StreamPutMessages");
     if (!("partitions" in stream)) return stream;
     const body = parseJson(req);
     const messages = body?.messages;
@@ -152,8 +179,8 @@ export function registerStreaming(server: OciStandIn): StreamingStandIn {
     return { status: 200, body: { failures: failed, entries } };
   });
 
-  server.route("POST", "/20180418/streams/:streamId/cursors", (req) => {
-    const stream = streamOf(req);
+  route("POST", "/20180418/streams/:streamId/cursors", (req) => {
+    const stream = streamOf(req, "CreateCursor");
     if (!("partitions" in stream)) return stream;
     const body = parseJson(req) ?? {};
     const partition = Number(body.partition);
@@ -194,8 +221,8 @@ export function registerStreaming(server: OciStandIn): StreamingStandIn {
     return { status: 200, body: { value: encodeCursor(stream.id, partition, next) } };
   });
 
-  server.route("GET", "/20180418/streams/:streamId/messages", (req) => {
-    const stream = streamOf(req);
+  route("GET", "/20180418/streams/:streamId/messages", (req) => {
+    const stream = streamOf(req, "StreamGetMessages");
     if (!("partitions" in stream)) return stream;
     const cursor = decodeCursor(req.url.searchParams.get("cursor") ?? "");
     const log = cursor && cursor.s === stream.id ? stream.partitions[cursor.p] : undefined;
@@ -221,11 +248,19 @@ export function registerStreaming(server: OciStandIn): StreamingStandIn {
   });
 
   return {
-    createStream(id, partitions) {
+    createStream(id, partitions, compartmentId = "ocid1.compartment.oc1..standin") {
       if (!Number.isInteger(partitions) || partitions < 1) {
         throw new Error(`stream ${id}: partitions must be a positive integer`);
       }
-      streams.set(id, { id, partitions: Array.from({ length: partitions }, () => []) });
+      streams.set(id, {
+        id,
+        compartmentId,
+        partitions: Array.from({ length: partitions }, () => []),
+      });
+    },
+    messagesEndpoint(streamId) {
+      if (!streams.has(streamId)) throw new Error(`no stream ${streamId}`);
+      return server.endpoint(`streaming:${streamId}`);
     },
     messages(streamId) {
       const stream = streams.get(streamId);

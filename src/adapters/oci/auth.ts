@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import * as common from "oci-common";
 import { InvalidArgumentError } from "../../core/errors.ts";
 
@@ -78,5 +79,96 @@ export async function ociAuthFromEnv(env: NodeJS.ProcessEnv = process.env): Prom
         );
       }
     }
+  }
+}
+
+/** Who the process is to OCI, for error messages and the scaler's decision log. */
+export interface OciIdentity {
+  mode: OciAuthMode;
+  /** A readable name: `user ocid1.user…`, `function ocid1.fnfunc…`, `workload ns/sa`. */
+  principal: string;
+  /**
+   * The Kubernetes user OKE maps this identity's token to, when known: a user's
+   * OCID for API keys (OKE's documented mapping); the function's OCID for a
+   * resource principal (UNCONFIRMED, see README "UNCONFIRMED").
+   */
+  kubernetesUser: string | undefined;
+}
+
+/** The payload of a JWT (no verification: it names who we are, it proves nothing). */
+function jwtClaims(token: string): Record<string, unknown> | undefined {
+  const payload = token.split(".")[1];
+  if (!payload) return undefined;
+  try {
+    return JSON.parse(Buffer.from(payload, "base64url").toString("utf8")) as Record<
+      string,
+      unknown
+    >;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A token given inline or as a file path (Fn passes the RPST either way). */
+function readToken(valueOrPath: string | undefined): string | undefined {
+  if (!valueOrPath) return undefined;
+  if (!valueOrPath.startsWith("/")) return valueOrPath;
+  try {
+    return readFileSync(valueOrPath, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where OKE mounts a pod's service-account token. */
+const SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/**
+ * Describe the identity `auth` signs as, from what is at hand without a call:
+ * the config file's user, the resource principal token's claims (or Fn's
+ * `FN_FN_ID`), the pod's service-account token.
+ */
+export function ociIdentity(auth: OciAuth, env: NodeJS.ProcessEnv = process.env): OciIdentity {
+  const provider = auth.provider as { getUser?: () => string };
+  switch (auth.mode) {
+    case "config_file": {
+      const user = typeof provider.getUser === "function" ? provider.getUser() : undefined;
+      return {
+        mode: auth.mode,
+        principal: `user ${user ?? "(unknown)"} (OCI config ${env.OCI_CONFIG_FILE ?? "~/.oci/config"} [${env.OCI_CONFIG_PROFILE ?? "DEFAULT"}])`,
+        kubernetesUser: user,
+      };
+    }
+    case "resource_principal": {
+      const claims = jwtClaims(readToken(env.OCI_RESOURCE_PRINCIPAL_RPST) ?? "");
+      const id =
+        (typeof claims?.res_id === "string" ? claims.res_id : undefined) ??
+        env.FN_FN_ID ??
+        undefined;
+      const type = typeof claims?.res_type === "string" ? claims.res_type : "function";
+      return {
+        mode: auth.mode,
+        principal: `${type} ${id ?? "(unknown resource principal)"} (resource principal; its dynamic group needs the policy)`,
+        kubernetesUser: id,
+      };
+    }
+    case "workload_identity": {
+      const sub = jwtClaims(readToken(SERVICE_ACCOUNT_TOKEN) ?? "")?.sub;
+      const account =
+        typeof sub === "string"
+          ? sub.replace(/^system:serviceaccount:/, "").replace(":", "/")
+          : undefined;
+      return {
+        mode: auth.mode,
+        principal: `workload ${account ?? "(this pod's service account)"} (OKE workload identity)`,
+        kubernetesUser: undefined,
+      };
+    }
+    case "instance_principal":
+      return {
+        mode: auth.mode,
+        principal: "this instance (instance principal; its dynamic group needs the policy)",
+        kubernetesUser: undefined,
+      };
   }
 }

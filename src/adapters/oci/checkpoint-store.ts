@@ -21,8 +21,9 @@ import { canonicalJson } from "../../core/ids.ts";
 import type { JobRecord, PartitionRecord } from "../../core/records.ts";
 import type { CheckpointStore, Versioned } from "../../ports/checkpoint-store.ts";
 import { checkJobId, checkJobUpdate, checkPartition } from "../port-contract.ts";
+import { type AuthzRetry, NO_AUTHZ_RETRY, retryNotAuthorized } from "./authz-retry.ts";
 import { retryConfiguration } from "./clients.ts";
-import { isOciError, mapOciError, ociStatus } from "./errors.ts";
+import { mapOciError, type NotFoundReading, ociStatus } from "./errors.ts";
 
 /** Options for {@link NosqlCheckpointStore}. */
 export interface NosqlCheckpointStoreOptions {
@@ -38,6 +39,10 @@ export interface NosqlCheckpointStoreOptions {
   queryPageSize?: number;
   /** Retry policy for every call (default `retryConfiguration()` from clients.ts). */
   retry?: common.RetryConfiguration;
+  /** Who calls (`ociIdentity(auth).principal`), named in configuration errors. */
+  principal?: string;
+  /** How long a not-authorized-or-not-found answer is retried (default: not at all). */
+  authzRetry?: AuthzRetry;
 }
 
 type Json = Record<string, unknown>;
@@ -67,11 +72,19 @@ function sameJson(a: unknown, b: unknown): boolean {
 }
 
 /**
- * An etag we can send as `if-match`. The SDK drops a falsy header, which would turn
- * a compare-and-set into an unconditional put, so an empty version never reaches it.
+ * An etag we can send as `if-match`: a row version is base64, and the NoSQL proxy
+ * answers anything else with 400 (oracle/nosql httpproxy). A version of another
+ * form (another store's, a caller's guess) can't be the row's: the compare-and-set
+ * then re-reads and reports a conflict without sending it. The SDK also drops a
+ * falsy header, which would turn a compare-and-set into an unconditional put.
  */
 function usableVersion(version: unknown): version is string {
-  return typeof version === "string" && /^[\x21-\x7e]{1,512}$/.test(version);
+  return (
+    typeof version === "string" &&
+    version.length <= 512 &&
+    version.length % 4 === 0 &&
+    /^[A-Za-z0-9+/]+={0,2}$/.test(version)
+  );
 }
 
 /** Percent-encode a value the SDK puts into the query string as is (it does not encode query values). */
@@ -125,6 +138,8 @@ export class NosqlCheckpointStore implements CheckpointStore {
   private readonly partitionsTable: string;
   private readonly pageSize: number;
   private readonly retry: common.RetryConfiguration;
+  private readonly principal: string | undefined;
+  private readonly authzRetry: AuthzRetry;
 
   constructor(options: NosqlCheckpointStoreOptions) {
     if (!options?.client)
@@ -142,6 +157,22 @@ export class NosqlCheckpointStore implements CheckpointStore {
     this.partitionsTable = options.partitionsTable ?? "batch_infer_partitions";
     this.pageSize = pageSize;
     this.retry = options.retry ?? retryConfiguration();
+    this.principal = options.principal;
+    this.authzRetry = options.authzRetry ?? NO_AUTHZ_RETRY;
+  }
+
+  /**
+   * Every 404 from the NoSQL service is a configuration error: a missing row is a
+   * 200 with `value: null` (oracle/nosql httpproxy), so a 404 means the table does
+   * not exist in the compartment (`TableNotFound`) or the caller may not use it
+   * (`NotAuthorizedOrNotFound`), never "no such job".
+   */
+  private reading(table: string): NotFoundReading {
+    return {
+      absent: [],
+      principal: this.principal,
+      resource: `NoSQL table ${table} in compartment ${this.compartmentId}`,
+    };
   }
 
   /** Insert if absent (IF_ABSENT); otherwise return the stored row with `created: false`. */
@@ -370,6 +401,15 @@ export class NosqlCheckpointStore implements CheckpointStore {
     condition: { ifMatch?: string; ifAbsent?: boolean; returnRow?: boolean },
     what: string,
   ): Promise<PutOutcome> {
+    return retryNotAuthorized(this.authzRetry, () => this.putOnce(table, row, condition, what));
+  }
+
+  private async putOnce(
+    table: string,
+    row: Json,
+    condition: { ifMatch?: string; ifAbsent?: boolean; returnRow?: boolean },
+    what: string,
+  ): Promise<PutOutcome> {
     const retry = this.trackedRetry();
     try {
       const response = await this.client.updateRow({
@@ -403,7 +443,7 @@ export class NosqlCheckpointStore implements CheckpointStore {
       if (ociStatus(err) === 412) {
         return { version: undefined, existing: undefined, retried: retry.retried() };
       }
-      throw mapOciError(err, what);
+      throw mapOciError(err, what, this.reading(table));
     }
   }
 
@@ -448,33 +488,25 @@ export class NosqlCheckpointStore implements CheckpointStore {
     );
   }
 
-  /** getRow with ABSOLUTE consistency; undefined for a missing row. */
+  /** getRow with ABSOLUTE consistency; undefined for a missing row (200 with `value: null`). */
   private async getRow(
     table: string,
     key: string[],
     what: string,
   ): Promise<Versioned<Json> | undefined> {
-    let response: Awaited<ReturnType<NosqlClient["getRow"]>>;
-    try {
-      response = await this.client.getRow({
-        tableNameOrId: table,
-        compartmentId: this.compartmentId,
-        key,
-        consistency: requests.GetRowRequest.Consistency.Absolute,
-        retryConfiguration: this.retry,
-      });
-    } catch (err) {
-      // UNCONFIRMED: a missing row may be a 404. A missing table is a 404 too and
-      // must not read as "no such job": it is told apart by its service code.
-      if (
-        ociStatus(err) === 404 &&
-        !/table/i.test(isOciError(err) ? (err.serviceCode ?? "") : "")
-      ) {
-        return undefined;
+    const response = await retryNotAuthorized(this.authzRetry, async () => {
+      try {
+        return await this.client.getRow({
+          tableNameOrId: table,
+          compartmentId: this.compartmentId,
+          key,
+          consistency: requests.GetRowRequest.Consistency.Absolute,
+          retryConfiguration: this.retry,
+        });
+      } catch (err) {
+        throw mapOciError(err, what, this.reading(table));
       }
-      throw mapOciError(err, what);
-    }
-    // UNCONFIRMED: or a missing row is a 200 without a value.
+    });
     const value = response.row?.value;
     if (!value || Object.keys(value).length === 0) return undefined;
     if (!usableVersion(response.etag)) {
@@ -491,22 +523,24 @@ export class NosqlCheckpointStore implements CheckpointStore {
   ): AsyncGenerator<Json> {
     let page: string | undefined;
     do {
-      let response: Awaited<ReturnType<NosqlClient["query"]>>;
-      try {
-        response = await this.client.query({
-          queryDetails: {
-            compartmentId: this.compartmentId,
-            statement,
-            consistency: models.QueryDetails.Consistency.Absolute,
-            ...(variables ? { variables } : {}),
-          },
-          limit: this.pageSize,
-          ...(page ? { page: queryValue(page) } : {}),
-          retryConfiguration: this.retry,
-        });
-      } catch (err) {
-        throw mapOciError(err, what);
-      }
+      const table = /\bFROM\s+(\w+)/i.exec(statement)?.[1] ?? "(query)";
+      const response = await retryNotAuthorized(this.authzRetry, async () => {
+        try {
+          return await this.client.query({
+            queryDetails: {
+              compartmentId: this.compartmentId,
+              statement,
+              consistency: models.QueryDetails.Consistency.Absolute,
+              ...(variables ? { variables } : {}),
+            },
+            limit: this.pageSize,
+            ...(page ? { page: queryValue(page) } : {}),
+            retryConfiguration: this.retry,
+          });
+        } catch (err) {
+          throw mapOciError(err, what, this.reading(table));
+        }
+      });
       for (const item of response.queryResultCollection?.items ?? []) yield item;
       page = response.opcNextPage || undefined;
     } while (page);

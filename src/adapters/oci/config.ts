@@ -51,6 +51,7 @@ export const OCI_BACKEND_ENV = [
   "OCI_NOSQL_ENDPOINT",
   "OCI_DATASCIENCE_ENDPOINT",
   "OCI_CONTAINERENGINE_ENDPOINT",
+  "BATCH_INFER_NOT_AUTHORIZED_RETRY_SECONDS",
 ] as const;
 
 function required(env: NodeJS.ProcessEnv, name: string, hint: string): string {

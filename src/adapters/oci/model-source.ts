@@ -495,14 +495,12 @@ async function resolveDataScience(
     try {
       return await fn();
     } catch (err) {
-      const mapped = mapOciError(err, `${what} ${modelId}`);
-      if (mapped instanceof NotFoundError) {
-        throw new NotFoundError(
-          `model ${modelId} or its artifact does not exist (or this component may not read it: check the IAM policy for data-science-models)`,
-          { cause: err },
-        );
-      }
-      throw mapped;
+      // Data Science answers a refusal and a missing model alike (404
+      // NotAuthorizedOrNotFound): a configuration error, retried, never "no model".
+      throw mapOciError(err, `${what} ${modelId}`, {
+        absent: [],
+        resource: `Data Science model ${modelId} (read data-science-models)`,
+      });
     }
   };
   return withChangeRetries(modelId, async () => {

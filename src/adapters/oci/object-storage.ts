@@ -17,7 +17,8 @@ import type {
   ObjectStore,
   PutOptions,
 } from "../../ports/object-store.ts";
-import { mapOciError, ociStatus } from "./errors.ts";
+import { type AuthzRetry, NO_AUTHZ_RETRY, retryNotAuthorized } from "./authz-retry.ts";
+import { isAbsent, mapOciError, type NotFoundReading, ociStatus } from "./errors.ts";
 
 /** Options for {@link OciObjectStore}. */
 export interface OciObjectStoreOptions {
@@ -31,7 +32,14 @@ export interface OciObjectStoreOptions {
   singlePutMaxBytes?: number;
   /** Attempts for idempotent writes (unconditional PutObject, UploadPart) on 429/5xx/network errors. Default 4. */
   writeAttempts?: number;
+  /** Who calls (`ociIdentity(auth).principal`), named in configuration errors. */
+  principal?: string;
+  /** How long a not-authorized-or-not-found answer is retried (default: not at all). */
+  authzRetry?: AuthzRetry;
 }
+
+/** The one code that says an object is absent: Object Storage gives it once the caller may see the bucket. */
+const OBJECT_ABSENT = ["ObjectNotFound"] as const;
 
 const MIB = 1024 * 1024;
 const DEFAULT_PART_SIZE = 16 * MIB;
@@ -129,6 +137,8 @@ export class OciObjectStore implements ObjectStore {
   private readonly partSize: number;
   private readonly singlePutMax: number;
   private readonly writeAttempts: number;
+  private readonly principal: string | undefined;
+  private readonly authzRetry: AuthzRetry;
 
   constructor(options: OciObjectStoreOptions) {
     if (!options.namespace) throw new InvalidArgumentError("OciObjectStore: namespace is required");
@@ -137,6 +147,8 @@ export class OciObjectStore implements ObjectStore {
     this.partSize = options.partSizeBytes ?? DEFAULT_PART_SIZE;
     this.singlePutMax = options.singlePutMaxBytes ?? this.partSize;
     this.writeAttempts = options.writeAttempts ?? DEFAULT_WRITE_ATTEMPTS;
+    this.principal = options.principal;
+    this.authzRetry = options.authzRetry ?? NO_AUTHZ_RETRY;
     if (!Number.isSafeInteger(this.writeAttempts) || this.writeAttempts < 1) {
       throw new InvalidArgumentError("OciObjectStore: writeAttempts must be an integer >= 1");
     }
@@ -148,9 +160,21 @@ export class OciObjectStore implements ObjectStore {
     }
   }
 
-  /** Size, etag and last-modified from HeadObject; undefined on 404. */
+  /**
+   * Size, etag and last-modified from HeadObject; undefined only when the object is
+   * known to be absent. A HEAD 404 carries no body, so it can't say whether the
+   * object, the bucket or the caller's permission is missing: the answer is
+   * settled by a one-byte GET, whose 404 names its cause. `ObjectNotFound` is
+   * absent; anything else (`BucketNotFound`, `NotAuthorizedOrNotFound`) is a
+   * configuration error, retried within the authorization window, never "absent".
+   */
   async head(bucket: string, name: string): Promise<ObjectInfo | undefined> {
     this.check(bucket, name);
+    return retryNotAuthorized(this.authzRetry, () => this.headOnce(bucket, name));
+  }
+
+  private async headOnce(bucket: string, name: string): Promise<ObjectInfo | undefined> {
+    const what = `head ${bucket}/${name}`;
     try {
       const res = await this.client.headObject({
         namespaceName: this.namespace,
@@ -160,14 +184,70 @@ export class OciObjectStore implements ObjectStore {
       return {
         name,
         size: Number(res.contentLength ?? 0),
-        etag: requireEtag(res.eTag, `head ${bucket}/${name}`),
+        etag: requireEtag(res.eTag, what),
         lastModified: parseSdkDate(res.lastModified),
       };
     } catch (err) {
-      // HEAD errors have no body, so a missing bucket and a missing object look alike.
-      if (ociStatus(err) === 404) return undefined;
-      throw mapOciError(err, `head ${bucket}/${name}`);
+      if (ociStatus(err) !== 404) throw mapOciError(err, what, this.reading(bucket, name));
     }
+    return this.probeAbsent(bucket, name);
+  }
+
+  /** After a HEAD 404: a one-byte GET tells an absent object from a refusal (its 404 has a code). */
+  private async probeAbsent(bucket: string, name: string): Promise<ObjectInfo | undefined> {
+    const what = `head ${bucket}/${name} (GET of one byte after a HEAD 404)`;
+    try {
+      const res = await this.client.getObject({
+        namespaceName: this.namespace,
+        bucketName: bucket,
+        objectName: name,
+        range: new common.Range(0, 0, null),
+      });
+      // It exists after all (written between the two calls): report it as a HEAD would.
+      const value = res.value as Readable | WebReadableStream<Uint8Array> | null | undefined;
+      if (value instanceof Readable) value.destroy();
+      else if (value) await value.cancel().catch(() => undefined);
+      const total = /\/(\d+)$/.exec(String(res.contentRange ?? ""))?.[1];
+      return {
+        name,
+        size: Number(total ?? res.contentLength ?? 0),
+        etag: requireEtag(res.eTag, what),
+        lastModified: parseSdkDate(res.lastModified),
+      };
+    } catch (err) {
+      if (isAbsent(err, OBJECT_ABSENT)) return undefined;
+      // 416: an empty object appeared meanwhile; the next HEAD will see it.
+      if (ociStatus(err) === 416) return this.headAgain(bucket, name);
+      throw mapOciError(err, what, this.reading(bucket, name));
+    }
+  }
+
+  private async headAgain(bucket: string, name: string): Promise<ObjectInfo | undefined> {
+    const what = `head ${bucket}/${name}`;
+    try {
+      const res = await this.client.headObject({
+        namespaceName: this.namespace,
+        bucketName: bucket,
+        objectName: name,
+      });
+      return {
+        name,
+        size: Number(res.contentLength ?? 0),
+        etag: requireEtag(res.eTag, what),
+        lastModified: parseSdkDate(res.lastModified),
+      };
+    } catch (err) {
+      throw mapOciError(err, what, this.reading(bucket, name));
+    }
+  }
+
+  /** How a 404 on this bucket/object reads (see {@link NotFoundReading}). */
+  private reading(bucket: string, name?: string, absent: readonly string[] = []): NotFoundReading {
+    return {
+      absent,
+      principal: this.principal,
+      resource: name === undefined ? `bucket ${bucket}` : `object ${bucket}/${name}`,
+    };
   }
 
   /** Stream the object or `range` of it; a range past the end reads as empty. */
@@ -182,6 +262,10 @@ export class OciObjectStore implements ObjectStore {
       }
       if (end === start) return Readable.from([], { objectMode: false });
     }
+    return retryNotAuthorized(this.authzRetry, () => this.readOnce(bucket, name, range));
+  }
+
+  private async readOnce(bucket: string, name: string, range?: ByteRange): Promise<Readable> {
     const what = `read ${bucket}/${name}`;
     try {
       const res = await this.client.getObject({
@@ -198,7 +282,7 @@ export class OciObjectStore implements ObjectStore {
     } catch (err) {
       // 416: the range starts at or past the end of an object that exists.
       if (range && ociStatus(err) === 416) return Readable.from([], { objectMode: false });
-      const mapped = mapOciError(err, what);
+      const mapped = mapOciError(err, what, this.reading(bucket, name, OBJECT_ABSENT));
       if (mapped instanceof NotFoundError) {
         throw new NotFoundError(`object ${bucket}/${name} does not exist`, {
           cause: err,
@@ -223,13 +307,17 @@ export class OciObjectStore implements ObjectStore {
     if (options.ifNoneMatch === "*" && options.ifMatch !== undefined) {
       throw new InvalidArgumentError(`put ${bucket}/${name}: ifMatch and ifNoneMatch both given`);
     }
-    if (typeof body === "string") return this.putSingle(bucket, name, Buffer.from(body), options);
+    // A body in memory can be sent again, so a refusal is retried within the window; a stream can't.
+    if (typeof body === "string") {
+      const bytes = Buffer.from(body);
+      return retryNotAuthorized(this.authzRetry, () =>
+        this.putSingle(bucket, name, bytes, options),
+      );
+    }
     if (Buffer.isBuffer(body) || body instanceof Uint8Array) {
-      return this.putSingle(
-        bucket,
-        name,
-        Buffer.from(body.buffer, body.byteOffset, body.length),
-        options,
+      const bytes = Buffer.from(body.buffer, body.byteOffset, body.length);
+      return retryNotAuthorized(this.authzRetry, () =>
+        this.putSingle(bucket, name, bytes, options),
       );
     }
     if (!(body instanceof Readable)) {
@@ -265,6 +353,14 @@ export class OciObjectStore implements ObjectStore {
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
       throw new InvalidArgumentError(`list ${bucket}: limit must be 1..${MAX_LIST_LIMIT}`);
     }
+    return retryNotAuthorized(this.authzRetry, () => this.listOnce(bucket, options, limit));
+  }
+
+  private async listOnce(
+    bucket: string,
+    options: { prefix?: string; start?: string },
+    limit: number,
+  ): Promise<ObjectPage> {
     try {
       const res = await this.client.listObjects({
         namespaceName: this.namespace,
@@ -285,23 +381,28 @@ export class OciObjectStore implements ObjectStore {
       }));
       return page.nextStartWith ? { objects, nextStart: page.nextStartWith } : { objects };
     } catch (err) {
-      throw mapOciError(err, `list ${bucket}`);
+      throw mapOciError(err, `list ${bucket}`, this.reading(bucket));
     }
   }
 
-  /** Delete; a 404 (already gone) is success. */
+  /**
+   * Delete; `ObjectNotFound` (already gone) is success. Any other 404 is a
+   * refusal or a missing bucket: a configuration error, never "deleted".
+   */
   async delete(bucket: string, name: string): Promise<void> {
     this.check(bucket, name);
-    try {
-      await this.client.deleteObject({
-        namespaceName: this.namespace,
-        bucketName: bucket,
-        objectName: name,
-      });
-    } catch (err) {
-      if (ociStatus(err) === 404) return;
-      throw mapOciError(err, `delete ${bucket}/${name}`);
-    }
+    await retryNotAuthorized(this.authzRetry, async () => {
+      try {
+        await this.client.deleteObject({
+          namespaceName: this.namespace,
+          bucketName: bucket,
+          objectName: name,
+        });
+      } catch (err) {
+        if (isAbsent(err, OBJECT_ABSENT)) return;
+        throw mapOciError(err, `delete ${bucket}/${name}`, this.reading(bucket, name));
+      }
+    });
   }
 
   private async putSingle(
@@ -453,12 +554,9 @@ export class OciObjectStore implements ObjectStore {
    * the condition did not hold (a missing bucket is BucketNotFound and stays NotFound).
    */
   private mapWriteError(err: unknown, what: string, options: PutOptions): PipelineError {
-    const mapped = mapOciError(err, what);
-    if (
-      options.ifMatch !== undefined &&
-      mapped instanceof NotFoundError &&
-      (err as { serviceCode?: string }).serviceCode === "ObjectNotFound"
-    ) {
+    const [bucket = "", name] = what.replace(/^put /, "").split(/\/(.*)/s);
+    const mapped = mapOciError(err, what, this.reading(bucket, name, OBJECT_ABSENT));
+    if (options.ifMatch !== undefined && mapped instanceof NotFoundError) {
       return new PreconditionFailedError(`${what}: object does not exist (ifMatch)`, {
         cause: err,
       });

@@ -19,7 +19,7 @@ import {
   StoreUnavailableError,
 } from "../../core/errors.ts";
 import type { ReplicaTarget } from "../../ports/replica-target.ts";
-import type { OciAuth } from "./auth.ts";
+import { type OciAuth, type OciIdentity, ociIdentity } from "./auth.ts";
 import { createClient } from "./clients.ts";
 import { mapOciError } from "./errors.ts";
 import { cachedOkeToken, generateOkeToken } from "./oke-token.ts";
@@ -38,6 +38,8 @@ export interface OkeDeploymentTargetOptions {
   fetchImpl?: typeof fetch;
   /** Give up on a request after this long (default 10 s). */
   timeoutMs?: number;
+  /** Who the token is for: named, with the Kubernetes subject to bind, when the API refuses it. */
+  identity?: OciIdentity;
 }
 
 /** Largest API answer read (a Scale or a Status is well under 1 KiB). */
@@ -229,22 +231,41 @@ export class OkeDeploymentTarget implements ReplicaTarget {
     return { status: res.status, text: await res.text() };
   }
 
+  /** The Kubernetes subject a RoleBinding must name for this identity, as far as it is known. */
+  private subject(): string {
+    const user = this.options.identity?.kubernetesUser;
+    const who = this.options.identity?.principal ?? "the scaler's OCI identity";
+    return user
+      ? `User "${user}" (${who}; for a function OKE may map the token to its dynamic group's OCID instead, UNCONFIRMED: bind that as a Group too)`
+      : `the Kubernetes user OKE maps ${who} to`;
+  }
+
   private failure(res: RawResponse, what: string): PipelineError {
     const { namespace, deployment } = this.options;
     const message = statusMessage(res.text);
     const detail = `${what}: ${res.status} ${message}`.trim();
-    const opts = { details: { status: res.status, namespace, deployment } };
+    const opts = {
+      details: {
+        status: res.status,
+        namespace,
+        deployment,
+        ...(this.options.identity ? { principal: this.options.identity.principal } : {}),
+        ...(this.options.identity?.kubernetesUser
+          ? { kubernetesUser: this.options.identity.kubernetesUser }
+          : {}),
+      },
+    };
     switch (res.status) {
       case 401:
         return new StoreUnavailableError(
-          `${detail}. The API server did not accept the function's OKE token: the function's dynamic group needs the OKE policy ` +
-            `("Allow dynamic-group <functions> to use clusters in compartment <c>"); see README "IAM"`,
+          `${detail}. The API server did not accept the OKE token of ${this.options.identity?.principal ?? "the scaler"}: ` +
+            `its dynamic group needs the OKE policy ("Allow dynamic-group <scaler> to use clusters in compartment <c> where target.cluster.id = '<cluster>'"); see README "IAM per component"`,
           { ...opts, retryable: false },
         );
       case 403:
         return new StoreUnavailableError(
-          `${detail}. The function's dynamic group needs the OKE policy, and its identity a Kubernetes Role allowing ` +
-            `get and patch on deployments/scale in namespace ${namespace}, bound to it; see README "IAM"`,
+          `${detail}. Bind a Role allowing get and patch on deployments/scale of ${deployment} in namespace ${namespace} to ` +
+            `${this.subject()}; see README "IAM per component"`,
           { ...opts, retryable: false },
         );
       case 404:
@@ -363,7 +384,10 @@ export async function createOkeScalerTarget(
     try {
       endpoints = (await client.getCluster({ clusterId })).cluster.endpoints;
     } catch (err) {
-      throw mapOciError(err, `OKE getCluster ${clusterId}`);
+      throw mapOciError(err, `OKE getCluster ${clusterId}`, {
+        principal: ociIdentity(auth, env).principal,
+        resource: `OKE cluster ${clusterId} (read/use clusters)`,
+      });
     }
     // Private first: a function runs in a VCN subnet, where the private endpoint needs no NAT.
     const kind = endpoints?.privateEndpoint
@@ -390,7 +414,10 @@ export async function createOkeScalerTarget(
         });
         kubeconfig = await readAll(res.value, MAX_RESPONSE_BYTES);
       } catch (err) {
-        throw mapOciError(err, `OKE createKubeconfig ${clusterId} (for the cluster CA)`);
+        throw mapOciError(err, `OKE createKubeconfig ${clusterId} (for the cluster CA)`, {
+          principal: ociIdentity(auth, env).principal,
+          resource: `OKE cluster ${clusterId} (use clusters)`,
+        });
       }
       caPem = caFromKubeconfig(kubeconfig);
       if (!caPem) {
@@ -406,6 +433,7 @@ export async function createOkeScalerTarget(
     apiServer,
     namespace,
     deployment,
+    identity: ociIdentity(auth, env),
     token: cachedOkeToken(
       () => generateOkeToken({ auth, clusterId, region, ...(now ? { now } : {}) }),
       now ? () => now().getTime() : Date.now,

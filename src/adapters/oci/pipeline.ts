@@ -5,7 +5,8 @@ import { QueueClient } from "oci-queue";
 import { StreamClient } from "oci-streaming";
 import { createLogger, type Logger } from "../../core/log.ts";
 import type { PipelineDeps } from "../../pipeline/deps.ts";
-import { type OciAuth, ociAuthFromEnv } from "./auth.ts";
+import { type OciAuth, type OciIdentity, ociAuthFromEnv, ociIdentity } from "./auth.ts";
+import { authzRetryFromEnv } from "./authz-retry.ts";
 import { NosqlCheckpointStore } from "./checkpoint-store.ts";
 import { createClient } from "./clients.ts";
 import { type OciBackendConfig, ociConfigFromEnv } from "./config.ts";
@@ -20,6 +21,8 @@ import { OciTaskQueue } from "./task-queue.ts";
 export interface OciPipeline extends PipelineDeps {
   config: OciBackendConfig;
   auth: OciAuth;
+  /** Who this process is to OCI (named in configuration errors and the scaler's log). */
+  identity: OciIdentity;
   objects: OciObjectStore;
   /** The completion stream's read side (`batch-infer events --backend oci`). */
   eventLog: StreamEventLog;
@@ -39,12 +42,17 @@ export async function openOciPipeline(
   const log = options.log ?? createLogger({ level: "info" });
   routeSdkWarnings(log);
   const auth = await ociAuthFromEnv(env);
+  const identity = ociIdentity(auth, env);
+  // Who we are and how long a "not authorized or not found" is retried, for every adapter.
+  const authz = { principal: identity.principal, authzRetry: authzRetryFromEnv(auth.mode, env) };
   const objects = new OciObjectStore({
     client: createClient(ObjectStorageClient, auth, { endpoint: config.endpoints.objectStorage }),
     namespace: config.namespace,
+    ...authz,
   });
   const queueClient = createClient(QueueClient, auth, { endpoint: config.queueEndpoint });
   const queue = new OciTaskQueue({
+    ...authz,
     client: queueClient,
     queueId: config.queueId,
     ...(config.parkingQueueId ? { deadLetterQueueId: config.parkingQueueId } : {}),
@@ -60,9 +68,10 @@ export async function openOciPipeline(
     compartmentId: config.compartmentId,
     jobsTable: config.jobsTable,
     partitionsTable: config.partitionsTable,
+    ...authz,
   });
   const streamClient = createClient(StreamClient, auth, { endpoint: config.streamEndpoint });
-  const events = new StreamEventSink({ client: streamClient, streamId: config.streamId });
+  const events = new StreamEventSink({ client: streamClient, streamId: config.streamId, ...authz });
   const eventLog = new StreamEventLog({ client: streamClient, streamId: config.streamId });
   // The Data Science package is the heaviest of the SDK (~50 ms to load): it is
   // imported, and its client built, only when a model OCID is first resolved.
@@ -82,6 +91,7 @@ export async function openOciPipeline(
   return {
     config,
     auth,
+    identity,
     objects,
     store: objects,
     queue,

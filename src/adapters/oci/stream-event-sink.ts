@@ -9,6 +9,7 @@ import type { StreamClient } from "oci-streaming";
 import { InvalidArgumentError, StoreUnavailableError } from "../../core/errors.ts";
 import type { EventSink, PipelineEvent } from "../../ports/event-sink.ts";
 import { checkEventEnvelope } from "../port-contract.ts";
+import { type AuthzRetry, NO_AUTHZ_RETRY, retryNotAuthorized } from "./authz-retry.ts";
 import { retryConfiguration } from "./clients.ts";
 import { mapOciError } from "./errors.ts";
 
@@ -32,6 +33,10 @@ export interface StreamEventSinkOptions {
   entryRetries?: number;
   /** First pause before re-sending failed entries, doubled each time (default 100 ms). */
   retryDelayMs?: number;
+  /** Who calls (`ociIdentity(auth).principal`), named in configuration errors. */
+  principal?: string;
+  /** How long a not-authorized-or-not-found answer is retried (default: not at all). */
+  authzRetry?: AuthzRetry;
 }
 
 interface Encoded {
@@ -107,8 +112,12 @@ export class StreamEventSink implements EventSink {
   private readonly streamId: string;
   private readonly entryRetries: number;
   private readonly retryDelayMs: number;
+  private readonly principal: string | undefined;
+  private readonly authzRetry: AuthzRetry;
 
   constructor(options: StreamEventSinkOptions) {
+    this.principal = options.principal;
+    this.authzRetry = options.authzRetry ?? NO_AUTHZ_RETRY;
     if (!options.client) throw new InvalidArgumentError("StreamEventSink: client is required");
     if (!options.streamId) throw new InvalidArgumentError("StreamEventSink: streamId is required");
     this.client = options.client;
@@ -154,17 +163,24 @@ export class StreamEventSink implements EventSink {
 
   /** One PutMessages request; returns the entries the service rejected. */
   private async putOnce(batch: Encoded[]): Promise<{ entry: Encoded; error: string }[]> {
-    let result: { failures: number; entries: { error?: string; errorMessage?: string }[] };
-    try {
-      const response = await this.client.putMessages({
-        streamId: this.streamId,
-        putMessagesDetails: { messages: batch.map((e) => ({ key: e.key, value: e.value })) },
-        retryConfiguration: retryConfiguration(),
+    // A 404 stored nothing: the stream is missing or this principal may not push to it.
+    const result: { failures: number; entries: { error?: string; errorMessage?: string }[] } =
+      await retryNotAuthorized(this.authzRetry, async () => {
+        try {
+          const response = await this.client.putMessages({
+            streamId: this.streamId,
+            putMessagesDetails: { messages: batch.map((e) => ({ key: e.key, value: e.value })) },
+            retryConfiguration: retryConfiguration(),
+          });
+          return response.putMessagesResult;
+        } catch (err) {
+          throw mapOciError(err, `putMessages to stream ${this.streamId}`, {
+            absent: [],
+            principal: this.principal,
+            resource: `stream ${this.streamId}`,
+          });
+        }
       });
-      result = response.putMessagesResult;
-    } catch (err) {
-      throw mapOciError(err, `putMessages to stream ${this.streamId}`);
-    }
     // Entries are read even when `failures` is 0: an entry with an error was not stored.
     const failed: { entry: Encoded; error: string }[] = [];
     batch.forEach((entry, i) => {

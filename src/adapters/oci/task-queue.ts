@@ -11,6 +11,7 @@ import { checkMessages, checkSeconds, MAX_MESSAGE_BYTES } from "../port-contract
 
 export { MAX_MESSAGE_BYTES };
 
+import { type AuthzRetry, NO_AUTHZ_RETRY, retryNotAuthorized } from "./authz-retry.ts";
 import { retryConfiguration } from "./clients.ts";
 import { mapOciError, ociStatus } from "./errors.ts";
 
@@ -51,6 +52,10 @@ export interface OciTaskQueueOptions {
   deadLetterQueueId?: string;
   /** Client for the parking queue when its messages endpoint differs (default: `client`). */
   parkingClient?: QueueMessagesClient;
+  /** Who calls (`ociIdentity(auth).principal`), named in configuration errors. */
+  principal?: string;
+  /** How long a not-authorized-or-not-found answer is retried (default: not at all). */
+  authzRetry?: AuthzRetry;
 }
 
 /** Why a message was parked, as `metadata.customProperties` of its copy on the parking queue. */
@@ -98,6 +103,8 @@ export class OciTaskQueue implements TaskQueue {
   private readonly client: QueueMessagesClient;
   private readonly parkingClient: QueueMessagesClient;
   private readonly retry: common.RetryConfiguration = retryConfiguration();
+  private readonly principal: string | undefined;
+  private readonly authzRetry: AuthzRetry;
   /**
    * Deliveries this instance handed out, by receipt: `deadLetter` needs the body to
    * park a copy and the service has no get-by-receipt call. Bounded; entries go on
@@ -112,6 +119,8 @@ export class OciTaskQueue implements TaskQueue {
     this.queueId = options.queueId;
     this.deadLetterQueueId = options.deadLetterQueueId || undefined;
     this.parkingClient = options.parkingClient ?? options.client;
+    this.principal = options.principal;
+    this.authzRetry = options.authzRetry ?? NO_AUTHZ_RETRY;
   }
 
   /** Enqueue in order, in requests of {@link MAX_BATCH}; returns the service's ids. */
@@ -125,7 +134,7 @@ export class OciTaskQueue implements TaskQueue {
           ? { content: m.body }
           : { content: m.body, metadata: { channelId: m.channel } },
       );
-      const response = await this.call(`putMessages to queue ${this.queueId}`, () =>
+      const response = await this.call(`putMessages to queue ${this.queueId}`, this.queueId, () =>
         this.client.putMessages({
           queueId: this.queueId,
           putMessagesDetails: { messages: entries },
@@ -151,7 +160,7 @@ export class OciTaskQueue implements TaskQueue {
     }
     checkSeconds("receive: visibilitySeconds", visibilitySeconds);
     checkSeconds("receive: waitSeconds", options.waitSeconds ?? 0);
-    const response = await this.call(`getMessages from queue ${this.queueId}`, () =>
+    const response = await this.call(`getMessages from queue ${this.queueId}`, this.queueId, () =>
       this.client.getMessages({
         queueId: this.queueId,
         // The service takes whole seconds; round up so a lease is never shorter than asked.
@@ -241,7 +250,7 @@ export class OciTaskQueue implements TaskQueue {
    */
   async stats(): Promise<QueueStats> {
     const stats = (client: QueueMessagesClient, queueId: string) =>
-      this.call(`getStats of queue ${queueId}`, () =>
+      this.call(`getStats of queue ${queueId}`, queueId, () =>
         client.getStats({ queueId, retryConfiguration: this.retry }),
       ).then((r) => r.queueStats);
     const parkingId = this.deadLetterQueueId;
@@ -271,7 +280,7 @@ export class OciTaskQueue implements TaskQueue {
       ...(delivery.channel === "" ? {} : { channelId: delivery.channel }),
       customProperties: { ...properties },
     } as models.MessageMetadata;
-    await this.call(`putMessages to parking queue ${parkingId}`, () =>
+    await this.call(`putMessages to parking queue ${parkingId}`, parkingId, () =>
       this.parkingClient.putMessages({
         queueId: parkingId,
         putMessagesDetails: { messages: [{ content: delivery.body, metadata }] },
@@ -310,12 +319,23 @@ export class OciTaskQueue implements TaskQueue {
     }
   }
 
-  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw mapOciError(err, what);
-    }
+  /**
+   * A call on a queue (not keyed by a receipt): any 404 is the queue missing or
+   * this principal not allowed to use it, a configuration error retried within
+   * the authorization window.
+   */
+  private async call<T>(what: string, queueId: string, fn: () => Promise<T>): Promise<T> {
+    return retryNotAuthorized(this.authzRetry, async () => {
+      try {
+        return await fn();
+      } catch (err) {
+        throw mapOciError(err, what, {
+          absent: [],
+          principal: this.principal,
+          resource: `queue ${queueId}`,
+        });
+      }
+    });
   }
 
   private remember(delivery: QueueMessage): void {
