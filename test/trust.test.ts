@@ -439,3 +439,104 @@ describe("execution providers", () => {
     assert.doesNotMatch(only.stdout, /completed/);
   });
 });
+
+describe("a worker that dies holding a partition", () => {
+  it("the pool hands its message back at once, even when the queue first answers busy", async () => {
+    const { SqliteTaskQueue } = await import("../src/adapters/local/sqlite-task-queue.ts");
+    const { ProcessPool } = await import("../src/runner/process-pool.ts");
+    const { StoreUnavailableError } = await import("../src/core/errors.ts");
+    const { silentLogger } = await import("../src/core/log.ts");
+    const dir = dataDir();
+    await mkdir(dir, { recursive: true });
+    const db = path.join(dir, "queue.db");
+    const queue = new SqliteTaskQueue({ path: db, queue: "q", maxDeliveries: 0 });
+    await queue.send([{ body: "{}" }]);
+    let busy = 2;
+    let died = false;
+    const flaky = Object.assign(Object.create(queue) as typeof queue, {
+      changeVisibility: async (receipt: string, seconds: number) => {
+        if (busy-- > 0) throw new StoreUnavailableError("database is locked (SQLITE_BUSY)");
+        return queue.changeVisibility(receipt, seconds);
+      },
+    });
+    const pool: InstanceType<typeof ProcessPool> = new ProcessPool({
+      env: { ...process.env, QUEUE_DB: db, QUEUE_NAME: "q" },
+      queue: flaky,
+      log: silentLogger,
+      // One worker, never replaced: the message stays where the hand-back put it.
+      onExit: () => {
+        died = true;
+        void pool.scaleTo(0);
+      },
+      command: {
+        modulePath: path.join(import.meta.dirname, "helpers", "claim-and-die-worker.ts"),
+        execArgv: ["--import", "tsx"],
+      },
+    });
+    try {
+      await pool.scaleTo(1);
+      await pollUntil("the worker to take the message and die", () => (died ? true : undefined));
+      // The lease is 60 s: the message is visible again long before it, or the test fails.
+      await pollUntil(
+        "the dead worker's message to be visible again",
+        async () => ((await queue.stats()).visible === 1 ? true : undefined),
+        { timeoutMs: 15_000 },
+      );
+    } finally {
+      await pool.scaleTo(0);
+      await pool.close();
+      queue.close();
+    }
+  });
+});
+
+describe("an orphaned worker", () => {
+  it("whose pool died while it was starting exits cleanly and leaves the message for others", async () => {
+    const { fork } = await import("node:child_process");
+    const { openLocalPipeline } = await import("../src/runner/local-stores.ts");
+    const { silentLogger } = await import("../src/core/log.ts");
+    const dir = dataDir();
+    const p = openLocalPipeline(dir, { log: silentLogger });
+    try {
+      await p.store.put(
+        "input",
+        "orphan.csv",
+        await readFile(await customerCsv(root.dir, 500, 50)),
+      );
+      await splitJob(p, {
+        input: { bucket: "input", object: "orphan.csv" },
+        output: { bucket: "output" },
+        model: { descriptor },
+        visibilitySeconds: 60,
+      });
+    } finally {
+      p.close();
+    }
+    const child = fork(
+      path.join(import.meta.dirname, "..", "src", "runner", "worker-main.ts"),
+      [],
+      {
+        execArgv: ["--import", "tsx"],
+        env: { ...process.env, BATCH_INFER_DATA_DIR: dir, LOG_LEVEL: "error" },
+        stdio: ["ignore", "pipe", "pipe", "ipc"],
+      },
+    );
+    let stderr = "";
+    child.stderr?.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    // The CLI dies while its worker is starting: the IPC channel closes under it.
+    child.disconnect();
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    assert.equal(code, 0, stderr);
+    assert.doesNotMatch(stderr, /ERR_IPC_CHANNEL_CLOSED/);
+    const q = openLocalPipeline(dir, { log: silentLogger });
+    try {
+      const stats = await q.queue.stats();
+      assert.equal(stats.inFlight, 0, "no message left leased by a worker that is gone");
+      assert.equal(stats.visible, 1);
+    } finally {
+      q.close();
+    }
+  });
+});

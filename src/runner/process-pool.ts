@@ -2,7 +2,12 @@ import { type ChildProcess, fork } from "node:child_process";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { InvalidArgumentError } from "../core/errors.ts";
+import {
+  describeError,
+  InvalidArgumentError,
+  LeaseLostError,
+  PipelineError,
+} from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { ReplicaTarget } from "../ports/replica-target.ts";
 import type { TaskQueue } from "../ports/task-queue.ts";
@@ -122,6 +127,32 @@ export class ProcessPool implements ReplicaTarget {
     }
   }
 
+  /**
+   * Make a dead worker's message visible now rather than when its lease runs out.
+   * A transient store error (a busy SQLite file) is retried; a stale receipt means
+   * the lease already lapsed and the message is back anyway; anything else is
+   * logged, because the partition then waits out its lease.
+   */
+  private async handBack(worker: string, claim: NonNullable<PoolMember["claim"]>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.options.queue.changeVisibility(claim.receipt, 0);
+        return;
+      } catch (err) {
+        if (err instanceof LeaseLostError) return;
+        const retryable = err instanceof PipelineError && err.retryable;
+        if (!retryable || attempt >= 6) {
+          this.options.log.error(
+            "could not hand a dead worker's partition back; it returns when its lease expires",
+            { worker, claim, error: describeError(err) },
+          );
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      }
+    }
+  }
+
   private spawn(): void {
     const cmd = this.options.command ?? defaultWorkerCommand();
     const id = `w${++this.seq}`;
@@ -184,7 +215,7 @@ export class ProcessPool implements ReplicaTarget {
       const claim = member.claim;
       if (claim && (code !== 0 || signal)) {
         // Died holding a message: give it back now so another worker resumes from the checkpoint.
-        void this.options.queue.changeVisibility(claim.receipt, 0).catch(() => undefined);
+        void this.handBack(id, claim);
       }
       if (code !== 0 && !member.stopping) {
         this.options.log.warn("worker exited unexpectedly", { worker: id, code, signal, claim });

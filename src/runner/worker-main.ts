@@ -9,6 +9,40 @@ import { PartitionWorker } from "../pipeline/partition-worker.ts";
 import { openPipelineFromEnv } from "./backend.ts";
 import { workerConfigFromEnv } from "./worker-config.ts";
 
+// Stop requests are wired before anything slow (opening stores, loading a model), so
+// none is missed: a worker whose pool died while it was starting must not run on as
+// an orphan.
+let stopRequested = false;
+let stop = () => {
+  stopRequested = true;
+};
+let signals = 0;
+const onStop = () => {
+  signals++;
+  if (signals > 1) process.exit(143);
+  stop();
+};
+process.on("SIGTERM", onStop);
+process.on("SIGINT", onStop);
+// The pool going away (parent killed) is a stop too.
+const hasPool = typeof process.send === "function";
+process.on("disconnect", onStop);
+
+/**
+ * Tell the pool something, if it is still there: a message to a pool that died
+ * (its IPC channel closed) is dropped, never an ERR_IPC_CHANNEL_CLOSED crash.
+ */
+function tellPool(message: Record<string, unknown>): void {
+  if (!hasPool || !process.connected) return;
+  try {
+    process.send?.(message, (err: Error | null) => {
+      if (err) stop();
+    });
+  } catch {
+    stop();
+  }
+}
+
 const config = workerConfigFromEnv(process.env);
 const log = createLogger({ level: (process.env.LOG_LEVEL as LogLevel | undefined) ?? "warn" });
 const deps = await openPipelineFromEnv(process.env, { log });
@@ -21,28 +55,19 @@ const worker = new PartitionWorker(deps, {
   },
   receiveWaitSeconds: 1,
   receiveVisibilitySeconds: config.receiveVisibilitySeconds,
-  onClaim: (claim) => process.send?.({ type: "claim", claim: claim ?? null }),
-  onCommit: (p) => {
-    process.send?.({
+  onClaim: (claim) => tellPool({ type: "claim", claim: claim ?? null }),
+  onCommit: (p) =>
+    tellPool({
       type: "commit",
       partition: p.index,
       offset: p.offset,
       end: p.end,
       done: p.state === "done",
-    });
-  },
+    }),
 });
-
-let signals = 0;
-const onStop = () => {
-  signals++;
-  if (signals > 1) process.exit(143);
-  worker.stop();
-};
-process.on("SIGTERM", onStop);
-process.on("SIGINT", onStop);
-// The pool going away (parent killed) is a stop too.
-process.on("disconnect", onStop);
+stop = () => worker.stop();
+// Started by a pool that is already gone (its 'disconnect' came before we listened).
+if (stopRequested || (hasPool && !process.connected)) worker.stop();
 
 worker
   .run()
