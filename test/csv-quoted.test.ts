@@ -1,0 +1,1009 @@
+/**
+ * CSV with quoted newlines (RFC 4180): the CSV record reader against a byte-at-a-time
+ * reference (test/helpers/csv-reference.ts), csv-spectrum cases and real exporters'
+ * bytes, the featurizer on multi-line records, and the boundary rule: for every byte
+ * offset around record boundaries and inside multi-line records, partitions read with
+ * speculation and the chaining check own every record exactly once, with exact line
+ * numbers, including unterminated quotes and over-limit quoted fields.
+ *
+ * Seeds: a failing property names its seed; rerun with
+ * CSV_SEED=<seed> node --import tsx --test test/csv-quoted.test.ts
+ */
+import assert from "node:assert/strict";
+import { describe, mock, test } from "node:test";
+import type { ModelDescriptor } from "../src/model/descriptor.ts";
+import { createCsvFeaturizer } from "../src/model/featurizer.ts";
+import { KeyBatch } from "../src/model/key-batch.ts";
+import {
+  createFieldSpans,
+  decodeField,
+  parseCsvHeader,
+  splitCsvLine,
+} from "../src/records/csv-fields.ts";
+import { readFirstLine } from "../src/records/header.ts";
+import {
+  createReadStats,
+  type OwnedLines,
+  type ReadOwnedOptions,
+  readOwnedLines,
+} from "../src/records/line-reader.ts";
+import { findChainBreak, resolveChain } from "../src/records/partition-chain.ts";
+import {
+  chunkedSource,
+  lineNumberAt,
+  type RefRecord,
+  readAllPartitions,
+  readCsvPartition,
+  recordsOf,
+  referenceRecords,
+  referenceSpeculatedStart,
+} from "./helpers/csv-reference.ts";
+
+// ---------------------------------------------------------------------------------------
+// Seeds
+
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Rng {
+  int(lo: number, hi: number): number;
+  pick<T>(items: readonly T[]): T;
+  chance(p: number): boolean;
+}
+
+function makeRng(seed: number): Rng {
+  const next = mulberry32(seed);
+  return {
+    int: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)),
+    pick: (items) => items[Math.floor(next() * items.length)] as (typeof items)[number],
+    chance: (p) => next() < p,
+  };
+}
+
+const BASE_SEED = process.env.CSV_SEED
+  ? Number(process.env.CSV_SEED)
+  : (Date.now() ^ (process.pid << 16)) >>> 0;
+
+async function withSeed(label: string, offset: number, body: (rng: Rng) => Promise<void> | void) {
+  const seed = (BASE_SEED + offset * 0x9e3779b1) >>> 0;
+  try {
+    await body(makeRng(seed));
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    throw new Error(`${label} [CSV_SEED=${BASE_SEED}, derived seed ${seed}]: ${message}`, {
+      cause: err,
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+const CSV = "csv" as const;
+
+async function readAll(
+  text: string | Buffer,
+  options: Partial<ReadOwnedOptions> & { chunk?: number } = {},
+): Promise<RefRecord[]> {
+  const bytes = typeof text === "string" ? Buffer.from(text) : text;
+  const { chunk = 1 << 16, ...rest } = options;
+  const opts: ReadOwnedOptions = {
+    from: 0,
+    fromIsRecordStart: true,
+    end: bytes.length,
+    maxLineBytes: 1 << 20,
+    records: CSV,
+    ...rest,
+  };
+  const blocks: OwnedLines[] = [];
+  for await (const b of readOwnedLines(
+    chunkedSource(
+      bytes,
+      opts.fromIsRecordStart ? opts.from : Math.max(0, opts.from - 1),
+      () => chunk,
+    ),
+    opts,
+  ))
+    blocks.push(b);
+  return recordsOf(blocks);
+}
+
+/** Fields of a record's text (latin1 bytes), decoded as the pipeline decodes them. */
+function fieldsOf(text: string): string[] {
+  const buf = Buffer.from(text, "latin1");
+  const spans = createFieldSpans(4);
+  const status = splitCsvLine(buf, 0, buf.length, spans);
+  assert.equal(status, "ok", `split ${JSON.stringify(text)}`);
+  return Array.from({ length: spans.count }, (_, f) =>
+    decodeField(buf, spans.starts[f] as number, spans.ends[f] as number, spans.kinds[f] as number),
+  );
+}
+
+/** A whole CSV as rows of decoded fields (header included), read in `chunk`-byte chunks. */
+async function table(text: string, chunk: number): Promise<string[][]> {
+  const records = await readAll(text, { chunk });
+  return records.filter((r) => r.text !== "").map((r) => fieldsOf(r.text as string));
+}
+
+// ---------------------------------------------------------------------------------------
+// csv-spectrum (github.com/max-mapper/csv-spectrum), written inline
+
+const SPECTRUM: Record<string, { csv: string; rows: string[][] }> = {
+  comma_in_quotes: {
+    csv: 'first,last,address,city,zip\r\nJohn,Doe,120 any st.,"Anytown, WW",08123\r\n',
+    rows: [
+      ["first", "last", "address", "city", "zip"],
+      ["John", "Doe", "120 any st.", "Anytown, WW", "08123"],
+    ],
+  },
+  empty: {
+    csv: 'a,b,c\n1,"",""\n2,3,4\n',
+    rows: [
+      ["a", "b", "c"],
+      ["1", "", ""],
+      ["2", "3", "4"],
+    ],
+  },
+  empty_crlf: {
+    csv: 'a,b,c\r\n1,"",""\r\n2,3,4\r\n',
+    rows: [
+      ["a", "b", "c"],
+      ["1", "", ""],
+      ["2", "3", "4"],
+    ],
+  },
+  escaped_quotes: {
+    csv: 'a,b\r\n1,"ha ""ha"" ha"\r\n3,4\r\n',
+    rows: [
+      ["a", "b"],
+      ["1", 'ha "ha" ha'],
+      ["3", "4"],
+    ],
+  },
+  json: {
+    csv: 'key,val\n1,"{""type"": ""Point"", ""coordinates"": [102.0, 0.5]}"\n',
+    rows: [
+      ["key", "val"],
+      ["1", '{"type": "Point", "coordinates": [102.0, 0.5]}'],
+    ],
+  },
+  newlines: {
+    csv: 'a,b,c\n1,2,3\n"Once upon \na time",5,6\n7,8,9\n',
+    rows: [
+      ["a", "b", "c"],
+      ["1", "2", "3"],
+      ["Once upon \na time", "5", "6"],
+      ["7", "8", "9"],
+    ],
+  },
+  newlines_crlf: {
+    csv: 'a,b,c\r\n1,2,3\r\n"Once upon \r\na time",5,6\r\n7,8,9\r\n',
+    rows: [
+      ["a", "b", "c"],
+      ["1", "2", "3"],
+      ["Once upon \r\na time", "5", "6"],
+      ["7", "8", "9"],
+    ],
+  },
+  quotes_and_newlines: {
+    csv: 'a,b\n1,"ha \n""ha"" \nha"\n3,4\n',
+    rows: [
+      ["a", "b"],
+      ["1", 'ha \n"ha" \nha'],
+      ["3", "4"],
+    ],
+  },
+  simple: {
+    csv: "a,b,c\n1,2,3\n",
+    rows: [
+      ["a", "b", "c"],
+      ["1", "2", "3"],
+    ],
+  },
+  simple_crlf: {
+    csv: "a,b,c\r\n1,2,3\r\n",
+    rows: [
+      ["a", "b", "c"],
+      ["1", "2", "3"],
+    ],
+  },
+  utf8: {
+    csv: "a,b,c\n1,2,3\n4,5,ʤ\n",
+    rows: [
+      ["a", "b", "c"],
+      ["1", "2", "3"],
+      ["4", "5", "ʤ"],
+    ],
+  },
+  location_coordinates: {
+    csv: 'Location,Coordinates\nRegency Park,"36.0828, -97.7483"\nOak Hill,"36.0828, -97.7483"\n',
+    rows: [
+      ["Location", "Coordinates"],
+      ["Regency Park", "36.0828, -97.7483"],
+      ["Oak Hill", "36.0828, -97.7483"],
+    ],
+  },
+};
+
+describe("csv-spectrum cases", () => {
+  for (const [name, { csv, rows }] of Object.entries(SPECTRUM)) {
+    test(name, async () => {
+      for (const chunk of [1, 2, 3, 7, 1 << 16]) {
+        const got = await table(csv, chunk);
+        assert.deepEqual(got, rows, `${name} in ${chunk}-byte chunks`);
+      }
+    });
+  }
+
+  test("record offsets, line counts and the final line without a newline", async () => {
+    const text = 'a,b\n"x\ny",1\r\n\n"p\r\n\r\nq",2';
+    const got = await readAll(text, { chunk: 3 });
+    assert.deepEqual(
+      got.map((r) => [r.offset, r.text, r.lines, r.next]),
+      [
+        [0, "a,b", 1, 4],
+        [4, '"x\ny",1', 2, 13],
+        [13, "", 1, 14],
+        [14, '"p\r\n\r\nq",2', 3, 24],
+      ],
+    );
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// What exporters write
+
+/** A model over numeric columns x1..x3, keyed by the text column `id`. */
+function exportModel(columns: string[]) {
+  const descriptor: ModelDescriptor = {
+    name: "exp",
+    version: "1",
+    onnx: "m.onnx",
+    input: { name: "x" },
+    features: ["x1", "x2", "x3"].map((column) => ({ column, type: "number" as const })),
+    outputs: [{ name: "y", column: "y" }],
+  };
+  return createCsvFeaturizer(descriptor, ["id"], columns);
+}
+
+/** Read `bytes` (header + data) as the worker would and featurize every record. */
+async function featurizeAll(bytes: Buffer, chunk: number) {
+  const first = await readFirstLine(
+    chunkedSource(bytes, 0, () => chunk),
+    1 << 20,
+    {
+      records: CSV,
+    },
+  );
+  assert.ok(first);
+  const columns = parseCsvHeader(first.line, 0, first.line.length);
+  const featurizer = exportModel(columns);
+  const rows: { line: number; values: number[]; key: string }[] = [];
+  const bad: { line: number; reason: string }[] = [];
+  let line = first.lines;
+  const out = new Float32Array(3);
+  for await (const block of readOwnedLines(
+    chunkedSource(bytes, first.dataStart, () => chunk),
+    {
+      from: first.dataStart,
+      fromIsRecordStart: true,
+      end: bytes.length,
+      maxLineBytes: 1 << 20,
+      records: CSV,
+    },
+  )) {
+    for (let i = 0; i < block.count; i++) {
+      const at = line + 1;
+      line += block.lines[i] as number;
+      const s = block.starts[i] as number;
+      const e = block.ends[i] as number;
+      if (e === s) continue;
+      const keys = new KeyBatch();
+      const reason = block.unterminated[i]
+        ? "unterminated quoted field"
+        : featurizer.featurize(block.buf, s, e, out, 0, keys);
+      if (reason !== undefined) bad.push({ line: at, reason });
+      else rows.push({ line: at, values: [...out], key: keys.get(0) });
+    }
+  }
+  return { columns, rows, bad, lines: line };
+}
+
+const EXPORTS: Record<
+  string,
+  { bytes: Buffer; rows: { line: number; key: string; values: number[] }[]; columns: string[] }
+> = {
+  // Excel "CSV UTF-8": BOM, CRLF records, a bare LF inside a quoted cell (Alt+Enter).
+  spreadsheet: {
+    bytes: Buffer.from(
+      '\ufeff"id",x1,x2,x3,notes\r\nA-1,1,2,3,"first line\nsecond line"\r\n"B,2",4.5,-1,0,plain\r\nC-3,7,8,9,"says ""hi""\n\nbye"\r\n',
+    ),
+    columns: ["id", "x1", "x2", "x3", "notes"],
+    rows: [
+      { line: 2, key: "A-1", values: [1, 2, 3] },
+      { line: 4, key: "B,2", values: [4.5, -1, 0] },
+      { line: 5, key: "C-3", values: [7, 8, 9] },
+    ],
+  },
+  // pandas DataFrame.to_csv(): unnamed index column, QUOTE_MINIMAL, '\n' line ends.
+  pandas: {
+    bytes: Buffer.from(
+      ',id,x1,x2,x3,comment\n0,r0,0.1,0.2,0.30000000000000004,"multi\nline, with comma"\n1,r1,1e-05,2.5,-3.0,\n2,"r""2",7.0,8.0,9.0,"ends with newline\n"\n',
+    ),
+    columns: ["", "id", "x1", "x2", "x3", "comment"],
+    rows: [
+      { line: 2, key: "r0", values: [0.1, 0.2, 0.30000000000000004].map(Math.fround) },
+      { line: 4, key: "r1", values: [1e-5, 2.5, -3].map(Math.fround) },
+      { line: 5, key: 'r"2', values: [7, 8, 9] },
+    ],
+  },
+  // DuckDB COPY ... TO 'f.csv' (HEADER): quotes only where needed, '\n' line ends,
+  // CRLF inside a value kept verbatim.
+  duckdb: {
+    bytes: Buffer.from(
+      'id,x1,x2,x3,body\nd1,1.5,2.25,3.125,"line one\r\nline two"\nd2,4,5,6,"a ""quoted"" word"\nd3,7,8,9,\n',
+    ),
+    columns: ["id", "x1", "x2", "x3", "body"],
+    rows: [
+      { line: 2, key: "d1", values: [1.5, 2.25, 3.125] },
+      { line: 4, key: "d2", values: [4, 5, 6] },
+      { line: 5, key: "d3", values: [7, 8, 9] },
+    ],
+  },
+  // numpy.savetxt / scikit-learn style: numbers only, no quotes at all.
+  sklearn: {
+    bytes: Buffer.from("id,x1,x2,x3\n0,5.1,3.5,1.4\n1,4.9,3.0,1.4\n2,6.2,3.4,5.4\n"),
+    columns: ["id", "x1", "x2", "x3"],
+    rows: [
+      { line: 2, key: "0", values: [5.1, 3.5, 1.4].map(Math.fround) },
+      { line: 3, key: "1", values: [4.9, 3.0, 1.4].map(Math.fround) },
+      { line: 4, key: "2", values: [6.2, 3.4, 5.4].map(Math.fround) },
+    ],
+  },
+};
+
+describe("exporters' CSVs through the header reader, the record reader and the featurizer", () => {
+  for (const [name, { bytes, rows, columns }] of Object.entries(EXPORTS)) {
+    test(name, async () => {
+      for (const chunk of [1, 5, 64, 1 << 16]) {
+        const got = await featurizeAll(bytes, chunk);
+        assert.deepEqual(got.columns, columns, `${name}: header`);
+        assert.deepEqual(got.bad, [], `${name}: no bad records`);
+        assert.deepEqual(
+          got.rows.map((r) => ({ line: r.line, key: r.key, values: r.values.map(Math.fround) })),
+          rows,
+          `${name} in ${chunk}-byte chunks`,
+        );
+        assert.equal(
+          got.lines,
+          lineNumberAt(bytes, bytes.length) - 1,
+          "every physical line counted",
+        );
+      }
+    });
+  }
+
+  test("a multi-line record with a bad value and an unterminated one get the right line numbers", async () => {
+    const bytes = Buffer.from(
+      'id,x1,x2,x3,t\na,1,2,3,"x\ny"\nb,1,oops,3,"p\nq"\nc,1,2,3,"never closed\nd,4,5,6,z\n',
+    );
+    const got = await featurizeAll(bytes, 4);
+    assert.deepEqual(
+      got.rows.map((r) => [r.line, r.key]),
+      [
+        [2, "a"],
+        [7, "d"],
+      ],
+    );
+    assert.deepEqual(got.bad, [
+      { line: 4, reason: 'column x2: "oops" is not a number' },
+      { line: 6, reason: "unterminated quoted field" },
+    ]);
+  });
+});
+
+describe("splitCsvLine and the featurizer on multi-line records", () => {
+  test("newlines and CR inside quoted fields are field content, verbatim", () => {
+    const buf = Buffer.from('"a\nb","c\r\nd",e,"\r","""\n"""');
+    const spans = createFieldSpans(2);
+    assert.equal(splitCsvLine(buf, 0, buf.length, spans), "ok");
+    const fields = Array.from({ length: spans.count }, (_, f) =>
+      decodeField(
+        buf,
+        spans.starts[f] as number,
+        spans.ends[f] as number,
+        spans.kinds[f] as number,
+      ),
+    );
+    assert.deepEqual(fields, ["a\nb", "c\r\nd", "e", "\r", '"\n"']);
+    const open = Buffer.from('1,"a\nb');
+    assert.equal(splitCsvLine(open, 0, open.length, spans), "unterminated_quote");
+  });
+
+  test("keysOf and featurize agree on a record whose key holds a newline", () => {
+    const featurizer = exportModel(["id", "x1", "x2", "x3"]);
+    const buf = Buffer.from('"k\r\n1",1,2,"3"');
+    const keys = new KeyBatch();
+    const out = new Float32Array(3);
+    assert.equal(featurizer.featurize(buf, 0, buf.length, out, 0, keys), undefined);
+    assert.deepEqual([...out], [1, 2, 3]);
+    assert.equal(keys.get(0), "k\r\n1");
+    assert.deepEqual(featurizer.keysOf(buf, 0, buf.length), ["k\r\n1"]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// The reader against the reference
+
+const FIELDS = [
+  "1",
+  "-2.5",
+  "",
+  "plain text",
+  "Zoë",
+  "東京",
+  '"quoted"',
+  '"a,b"',
+  '"two\nlines"',
+  '"crlf\r\ninside"',
+  '"esc ""q"" \n"',
+  '"\n"',
+  '""""',
+  '"""\n"""',
+  '"\r"',
+  '"ends in cr\r"',
+  'x"y', // a quote inside an unquoted field is literal
+  '"a"b', // text after a closing quote: a bad record, but one record
+  '"many\n\n\nnewlines"',
+];
+
+/** A random CSV: a header (maybe quoted with a newline), records of random fields. */
+function randomCsv(
+  rng: Rng,
+  options: { unterminated?: boolean; long?: number } = {},
+): { bytes: Buffer; dataStart: number } {
+  const nl = () => (rng.chance(0.4) ? "\r\n" : "\n");
+  const bom = rng.chance(0.2) ? "\ufeff" : "";
+  const header = `${bom}${rng.pick(['id,"multi\nline name",v', "id,name,v", '"id",name,v'])}${nl()}`;
+  const parts = [header];
+  const n = rng.int(1, 14);
+  for (let r = 0; r < n; r++) {
+    if (rng.chance(0.06)) {
+      parts.push(nl()); // blank line
+      continue;
+    }
+    const fields = Array.from({ length: rng.int(1, 4) }, () => rng.pick(FIELDS));
+    if (options.unterminated && rng.chance(0.15))
+      fields.push(rng.pick(['"never closed', '"open\nstill open', '"']));
+    if (options.long && rng.chance(0.1)) {
+      const body = "w".repeat(rng.int(options.long, options.long * 3));
+      fields.push(rng.chance(0.5) ? `"${body}\n${body}"` : body);
+    }
+    const last = r === n - 1 && rng.chance(0.3);
+    parts.push(`${fields.join(",")}${last ? rng.pick(["", "\r"]) : nl()}`);
+  }
+  return { bytes: Buffer.from(parts.join("")), dataStart: 0 };
+}
+
+/** The header's end by the reference (the first record from 0). */
+function withHeader(bytes: Buffer, limit: number): { bytes: Buffer; dataStart: number } {
+  const header = referenceRecords(bytes, 0, Math.max(limit, 1 << 16))[0];
+  return { bytes, dataStart: header ? header.next : 0 };
+}
+
+describe("readOwnedLines in CSV mode", () => {
+  test("matches the reference from a record start, for random CSVs, limits and chunkings", async () => {
+    for (let round = 0; round < 300; round++) {
+      await withSeed("reference property", round, async (rng) => {
+        const limit = rng.pick([0, 3, 8, 20, 40, 1 << 20]);
+        const { bytes, dataStart } = withHeader(
+          randomCsv(rng, { unterminated: true, long: rng.chance(0.3) ? 30 : 0 }).bytes,
+          limit,
+        );
+        const expected = referenceRecords(bytes, dataStart, limit);
+        const got = await readAll(bytes, {
+          from: dataStart,
+          end: bytes.length,
+          maxLineBytes: limit,
+          chunk: rng.pick([1, 2, 3, 5, 8, 13, 64, 1 << 16]),
+        });
+        assert.deepEqual(got, expected);
+      });
+    }
+  });
+
+  test("speculative reads start where the reference speculation does, from every offset", async () => {
+    for (let round = 0; round < 40; round++) {
+      await withSeed("speculation property", 1000 + round, async (rng) => {
+        const limit = rng.pick([5, 20, 1 << 20]);
+        const { bytes } = randomCsv(rng, { unterminated: true, long: rng.chance(0.3) ? 10 : 0 });
+        for (let from = 1; from <= bytes.length; from++) {
+          const start = referenceSpeculatedStart(bytes, from, limit);
+          const read = await readCsvPartition(
+            bytes,
+            { from, fromIsRecordStart: false, end: bytes.length + 1, maxLineBytes: limit },
+            () => rng.pick([1, 2, 7, 1 << 16]),
+          );
+          assert.equal(read.link.firstRecordStart, start, `first record start from ${from}`);
+          assert.deepEqual(
+            read.records,
+            start < bytes.length ? referenceRecords(bytes, start, limit) : [],
+          );
+        }
+      });
+    }
+  });
+
+  test("a CSV without quotes reads exactly as line mode", async () => {
+    for (let round = 0; round < 100; round++) {
+      await withSeed("no-quote equivalence", 2000 + round, async (rng) => {
+        const lines = Array.from({ length: rng.int(0, 30) }, () =>
+          rng.chance(0.1)
+            ? ""
+            : Array.from({ length: rng.int(1, 5) }, () =>
+                rng.pick(["1", "2.5", "abc", "", "x y"]),
+              ).join(","),
+        );
+        const text =
+          lines.map((l) => l + rng.pick(["\n", "\r\n"])).join("") +
+          rng.pick(["", "tail", "tail\r"]);
+        const bytes = Buffer.from(text);
+        const limit = rng.pick([0, 4, 10, 1 << 20]);
+        const start = rng.int(0, bytes.length);
+        const end = rng.int(start, bytes.length + 2);
+        const chunk = rng.pick([1, 3, 16, 1 << 16]);
+        const base = {
+          from: start,
+          fromIsRecordStart: start === 0,
+          end,
+          maxLineBytes: limit,
+          chunk,
+        };
+        const asLines = await readAll(bytes, { ...base, records: "lines" });
+        const asCsv = await readAll(bytes, base);
+        assert.deepEqual(asCsv, asLines);
+      });
+    }
+  });
+
+  test("edge layouts", async () => {
+    const cases: Array<[string, number, Array<[number, string | null, number, number, boolean]>]> =
+      [
+        ["", 100, []],
+        ['"', 100, [[0, '"', 1, 1, true]]],
+        ['""', 100, [[0, '""', 2, 1, false]]],
+        ['"a\n', 100, [[0, '"a', 3, 1, true]]],
+        [
+          '"a\nb\n',
+          100,
+          [
+            [0, '"a', 3, 1, true],
+            [3, "b", 5, 1, false],
+          ],
+        ],
+        ['"a\r\nb",c\r\n', 100, [[0, '"a\r\nb",c', 10, 2, false]]],
+        ['a\r"b\n', 100, [[0, 'a\r"b', 5, 1, false]]], // not at a field start: literal
+        [
+          'x,"\n"\n\n',
+          100,
+          [
+            [0, 'x,"\n"', 6, 2, false],
+            [6, "", 7, 1, false],
+          ],
+        ],
+        ['"ab""\n', 100, [[0, '"ab""', 6, 1, true]]],
+        // Limit 4: the quoted field is still open at the limit point (offset 6): cut.
+        [
+          '"a\nbcdefg"\nz\n',
+          4,
+          [
+            [0, '"a', 3, 1, true],
+            [3, null, 11, 1, false],
+            [11, "z", 13, 1, false],
+          ],
+        ],
+        // Limit 4, closed before the limit point but the record goes on: oversize, ends at the next '\n'.
+        [
+          '"a\nb",cdefgh\nz\n',
+          4,
+          [
+            [0, null, 13, 2, false],
+            [13, "z", 15, 1, false],
+          ],
+        ],
+        // The first line alone is over the limit with a quote open: skipped as one oversize line.
+        [
+          '"abcdefgh\nz"\n',
+          4,
+          [
+            [0, null, 10, 1, false],
+            [10, 'z"', 13, 1, false],
+          ],
+        ],
+      ];
+    for (const [text, limit, want] of cases) {
+      for (const chunk of [1, 2, 3, 64]) {
+        const got = await readAll(text, { chunk, maxLineBytes: limit, end: text.length + 1 });
+        assert.deepEqual(
+          got.map((r) => [r.offset, r.text, r.next, r.lines, r.unterminated]),
+          want,
+          `${JSON.stringify(text)} limit ${limit} in ${chunk}-byte chunks`,
+        );
+      }
+    }
+  });
+
+  test("a 10 MB quoted field is cut at its first line without buffering more than the limit", async () => {
+    const limit = 1 << 16;
+    const big = 10 * (1 << 20);
+    const head = Buffer.from('id,t\n1,"first\nsecond ');
+    const tail = Buffer.from('"\n2,after\n');
+    const total = head.length + big + tail.length;
+    const chunkSize = 64 * 1024;
+    const source = {
+      async *[Symbol.asyncIterator]() {
+        for (let p = 0; p < total; p += chunkSize) {
+          const chunk = Buffer.alloc(Math.min(chunkSize, total - p), 0x78);
+          for (let i = 0; i < chunk.length; i++) {
+            const q = p + i;
+            if (q < head.length) chunk[i] = head[q] as number;
+            else if (q >= head.length + big) chunk[i] = tail[q - head.length - big] as number;
+          }
+          yield chunk;
+        }
+      },
+    };
+    const allocUnsafe = mock.method(Buffer, "allocUnsafe");
+    const blocks: OwnedLines[] = [];
+    try {
+      for await (const b of readOwnedLines(source, {
+        from: 0,
+        fromIsRecordStart: true,
+        end: total,
+        maxLineBytes: limit,
+        records: CSV,
+      }))
+        blocks.push(b);
+    } finally {
+      allocUnsafe.mock.restore();
+    }
+    const got = recordsOf(blocks);
+    // `1,"first` is unterminated (cut at its first line); `second xxx…"` is a 10 MB line,
+    // skipped as oversize (its quote is literal: not at a field start).
+    assert.deepEqual(
+      got.map((r) => [r.offset, r.text, r.lines, r.unterminated]),
+      [
+        [0, "id,t", 1, false],
+        [5, '1,"first', 1, true],
+        [14, null, 1, false],
+        [total - 8, "2,after", 1, false],
+      ],
+    );
+    const largest = Math.max(0, ...allocUnsafe.mock.calls.map((c) => Number(c.arguments[0] ?? 0)));
+    assert.ok(largest <= limit + 2, `largest allocation ${largest} bytes`);
+  });
+
+  test("stops after the last owned record, not reading far past the partition end", async () => {
+    const bytes = Buffer.from(`${'a,"x\ny"\n'.repeat(10)}${"z".repeat(100_000)}\n`);
+    const source = chunkedSource(bytes, 0, () => 16);
+    const blocks: OwnedLines[] = [];
+    for await (const b of readOwnedLines(source, {
+      from: 0,
+      fromIsRecordStart: true,
+      end: 20,
+      maxLineBytes: 1 << 20,
+      records: CSV,
+    }))
+      blocks.push(b);
+    assert.deepEqual(
+      recordsOf(blocks).map((r) => r.offset),
+      [0, 8, 16],
+    );
+    assert.ok(source.destroyed);
+    assert.ok(source.yielded <= 48, `read ${source.yielded} bytes`);
+  });
+
+  test("stats: first and next record start, records and physical lines", async () => {
+    const bytes = Buffer.from('h\n"a\nb"\nc\n"d\n\ne"\nf\n');
+    const stats = createReadStats();
+    const options: ReadOwnedOptions = {
+      // Inside "a\nb" just after its newline: speculation takes 5 as a record start
+      // (wrongly: the chaining check would re-read from 8).
+      from: 5,
+      fromIsRecordStart: false,
+      end: 12,
+      maxLineBytes: 100,
+      records: CSV,
+      stats,
+    };
+    const blocks: OwnedLines[] = [];
+    for await (const b of readOwnedLines(
+      chunkedSource(bytes, 4, () => 3),
+      options,
+    ))
+      blocks.push(b);
+    assert.deepEqual(stats, {
+      firstRecordStart: 5,
+      nextRecordStart: 17,
+      records: 3,
+      physicalLines: 5,
+      complete: true,
+    });
+    assert.deepEqual(
+      recordsOf(blocks).map((r) => r.text),
+      ['b"', "c", '"d\n\ne"'],
+    );
+    // From 6 (the closing quote) the guess is right: the record after "a\nb" starts at 8.
+    const right = await readCsvPartition(
+      bytes,
+      { from: 6, fromIsRecordStart: false, end: 12, maxLineBytes: 100 },
+      () => 2,
+    );
+    assert.deepEqual(right.link, { firstRecordStart: 8, nextRecordStart: 17 });
+    assert.equal(right.physicalLines, 4);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// The boundary rule: speculation + chaining check, at every offset
+
+/** Check a full partitioned read against the reference: every record once, exact lines. */
+function assertReassembles(
+  bytes: Buffer,
+  dataStart: number,
+  limit: number,
+  result: Awaited<ReturnType<typeof readAllPartitions>>,
+  label: string,
+): void {
+  const expected = referenceRecords(bytes, dataStart, limit);
+  const got: RefRecord[] = [];
+  result.reads.forEach((read, p) => {
+    const range = result.ranges[p] as { start: number; end: number };
+    for (const r of read.records) {
+      assert.ok(
+        r.offset >= range.start && r.offset < range.end,
+        `${label}: record at ${r.offset} outside partition ${p}`,
+      );
+    }
+    assert.equal(
+      read.physicalLines,
+      read.records.reduce((n, r) => n + r.lines, 0),
+      `${label}: partition ${p} lines`,
+    );
+    got.push(...read.records);
+  });
+  assert.deepEqual(got, expected, label);
+  // Reassembled byte for byte, and every record's line number from the counts alone.
+  const whole = Buffer.concat(got.map((r) => bytes.subarray(r.offset, r.next)));
+  assert.ok(whole.equals(bytes.subarray(dataStart)), `${label}: reassembled bytes differ`);
+  let line = lineNumberAt(bytes, dataStart) - 1; // header lines
+  for (const r of got) {
+    assert.equal(
+      line + 1,
+      lineNumberAt(bytes, r.offset),
+      `${label}: line number of record at ${r.offset}`,
+    );
+    line += r.lines;
+  }
+}
+
+describe("partitions with quoted newlines at every boundary offset", () => {
+  test("one cut at every byte offset, random chunkings", async () => {
+    let rereads = 0;
+    let cuts = 0;
+    for (let round = 0; round < 25; round++) {
+      await withSeed("every offset", 3000 + round, async (rng) => {
+        const limit = rng.pick([6, 16, 40, 1 << 20]);
+        const { bytes, dataStart } = withHeader(
+          randomCsv(rng, { unterminated: rng.chance(0.5), long: rng.chance(0.3) ? 12 : 0 }).bytes,
+          limit,
+        );
+        for (let p = dataStart; p <= bytes.length; p++) {
+          const result = await readAllPartitions(bytes, dataStart, [p], limit, () =>
+            rng.pick([1, 2, 5, 64, 1 << 16]),
+          );
+          assertReassembles(bytes, dataStart, limit, result, `cut at ${p}`);
+          rereads += result.rereads.length;
+          cuts++;
+        }
+      });
+    }
+    assert.ok(rereads > 0, "some cuts landed inside quoted newlines and were re-read");
+    assert.ok(rereads < cuts, "most speculations were right");
+  });
+
+  test("several cuts at once around record boundaries and inside multi-line records", async () => {
+    for (let round = 0; round < 150; round++) {
+      await withSeed("multi cut", 4000 + round, async (rng) => {
+        const limit = rng.pick([6, 16, 40, 1 << 20]);
+        const { bytes, dataStart } = withHeader(
+          randomCsv(rng, { unterminated: rng.chance(0.5), long: rng.chance(0.3) ? 12 : 0 }).bytes,
+          limit,
+        );
+        const records = referenceRecords(bytes, dataStart, limit);
+        // Interesting offsets: a window around each record boundary, and every offset
+        // inside each multi-line record.
+        const interesting = new Set<number>();
+        for (const r of records) {
+          for (let d = -3; d <= 3; d++) interesting.add(r.offset + d);
+          if (r.lines > 1 || r.unterminated)
+            for (let q = r.offset; q < r.next; q++) interesting.add(q);
+        }
+        const pool = [...interesting].filter((p) => p > dataStart && p < bytes.length);
+        for (let k = 0; k < 20 && pool.length > 0; k++) {
+          const cuts = Array.from({ length: rng.int(1, 6) }, () => rng.pick(pool));
+          const result = await readAllPartitions(bytes, dataStart, cuts, limit, () =>
+            rng.pick([1, 3, 8, 1 << 16]),
+          );
+          assertReassembles(bytes, dataStart, limit, result, `cuts ${cuts.join(",")}`);
+        }
+      });
+    }
+  });
+
+  test("resuming from any record start (a checkpoint) gives the rest of the partition", async () => {
+    for (let round = 0; round < 60; round++) {
+      await withSeed("resume", 5000 + round, async (rng) => {
+        const limit = rng.pick([8, 1 << 20]);
+        const { bytes, dataStart } = withHeader(
+          randomCsv(rng, { unterminated: true }).bytes,
+          limit,
+        );
+        const start = rng.int(dataStart + 1, Math.max(dataStart + 1, bytes.length));
+        const end = rng.int(start, bytes.length);
+        const full = await readCsvPartition(
+          bytes,
+          { from: start, fromIsRecordStart: false, end, maxLineBytes: limit },
+          () => rng.pick([1, 4, 1 << 16]),
+        );
+        for (let k = 0; k < full.records.length; k++) {
+          const checkpoint = (full.records[k] as RefRecord).offset;
+          for (const known of [true, false]) {
+            const rest = await readCsvPartition(
+              bytes,
+              { from: checkpoint, fromIsRecordStart: known, end, maxLineBytes: limit },
+              () => rng.pick([1, 4, 1 << 16]),
+            );
+            assert.deepEqual(rest.records, full.records.slice(k), `resume at ${checkpoint}`);
+          }
+        }
+      });
+    }
+  });
+});
+
+describe("the chaining check", () => {
+  test("findChainBreak names the first partition that disagrees, and where to re-read it", () => {
+    const links = [
+      { firstRecordStart: 10, nextRecordStart: 55 },
+      { firstRecordStart: 55, nextRecordStart: 90 },
+      { firstRecordStart: 93, nextRecordStart: 140 },
+      { firstRecordStart: 150, nextRecordStart: 200 },
+    ];
+    assert.deepEqual(findChainBreak(links, 10), { index: 2, from: 90 });
+    assert.deepEqual(findChainBreak(links, 0), { index: 0, from: 0 });
+    assert.equal(findChainBreak(links.slice(0, 2), 10), undefined);
+    assert.equal(findChainBreak([], 10), undefined);
+    // A partition that owns nothing passes its predecessor's next record start on.
+    assert.equal(
+      findChainBreak(
+        [
+          { firstRecordStart: 0, nextRecordStart: 300 },
+          { firstRecordStart: 300, nextRecordStart: 300 },
+          { firstRecordStart: 300, nextRecordStart: 350 },
+        ],
+        0,
+      ),
+      undefined,
+    );
+    assert.throws(
+      () => findChainBreak([{ firstRecordStart: -1, nextRecordStart: -1 }], 0),
+      /record starts/,
+    );
+  });
+
+  test("resolveChain re-reads down the chain until it holds", async () => {
+    // Re-reading partition 1 moves its next record start, which breaks partition 2.
+    const links = [
+      { firstRecordStart: 0, nextRecordStart: 100 },
+      { firstRecordStart: 104, nextRecordStart: 200 },
+      { firstRecordStart: 200, nextRecordStart: 300 },
+    ];
+    const truth = new Map([
+      [1, { firstRecordStart: 100, nextRecordStart: 210 }],
+      [2, { firstRecordStart: 210, nextRecordStart: 300 }],
+    ]);
+    const calls: Array<[number, number]> = [];
+    const rereads = await resolveChain(links, 0, async (index, from) => {
+      calls.push([index, from]);
+      return truth.get(index) as { firstRecordStart: number; nextRecordStart: number };
+    });
+    assert.deepEqual(calls, [
+      [1, 100],
+      [2, 210],
+    ]);
+    assert.deepEqual(rereads, [
+      { index: 1, from: 100 },
+      { index: 2, from: 210 },
+    ]);
+    await assert.rejects(
+      resolveChain([{ firstRecordStart: 5, nextRecordStart: 9 }], 0, async () => ({
+        firstRecordStart: 1,
+        nextRecordStart: 9,
+      })),
+      /re-read it with from = 0/,
+    );
+  });
+});
+
+describe("readFirstLine in CSV mode", () => {
+  test("a quoted column name may span lines; dataStart and the header's line count follow", async () => {
+    const text = '\ufeff"id","multi\r\nline",v\r\n1,2,3\n';
+    for (const chunk of [1, 2, 5, 100]) {
+      const first = await readFirstLine(
+        chunkedSource(Buffer.from(text), 0, () => chunk),
+        100,
+        {
+          records: CSV,
+        },
+      );
+      assert.ok(first);
+      assert.deepEqual(parseCsvHeader(first.line, 0, first.line.length), [
+        "id",
+        "multi\r\nline",
+        "v",
+      ]);
+      assert.equal(first.dataStart, Buffer.byteLength(text) - 6);
+      assert.equal(first.lines, 2);
+    }
+    const plain = await readFirstLine(
+      chunkedSource(Buffer.from("a,b\n1,2\n"), 0, () => 3),
+      100,
+      {
+        records: CSV,
+      },
+    );
+    assert.deepEqual(plain && { ...plain, line: plain.line.toString() }, {
+      line: "a,b",
+      dataStart: 4,
+      lines: 1,
+    });
+  });
+
+  test("a header over the limit throws without reading on; an unterminated one fails to parse", async () => {
+    const src = chunkedSource(Buffer.from(`${"x".repeat(5000)}\n1\n`), 0, () => 64);
+    await assert.rejects(readFirstLine(src, 100, { records: CSV }), /too long/);
+    assert.ok(src.destroyed);
+    assert.ok(src.yielded < 1000, `read ${src.yielded} bytes`);
+    // A quoted name still open at the limit: the header is its first line, which won't parse.
+    const quoted = chunkedSource(Buffer.from(`a,"${"x\n".repeat(5000)}"\n1\n`), 0, () => 64);
+    const cut = await readFirstLine(quoted, 100, { records: CSV });
+    assert.equal(cut?.line.toString(), 'a,"x');
+    assert.ok(quoted.yielded < 1000, `read ${quoted.yielded} bytes`);
+    const open = await readFirstLine(
+      chunkedSource(Buffer.from('a,"b\n1,2\n'), 0, () => 2),
+      100,
+      {
+        records: CSV,
+      },
+    );
+    assert.ok(open);
+    assert.throws(() => parseCsvHeader(open.line, 0, open.line.length), /unterminated quote/);
+    assert.equal(
+      await readFirstLine(
+        chunkedSource(Buffer.alloc(0), 0, () => 1),
+        100,
+        { records: CSV },
+      ),
+      undefined,
+    );
+  });
+});
