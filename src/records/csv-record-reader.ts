@@ -295,18 +295,9 @@ export async function* readCsvRecords(
             if (qp < 0 && !skipping) {
               // No quote in the rest of the segment: the line reader's loop.
               const before = table.count;
-              for (;;) {
-                k = buf.indexOf(NL, i);
-                if (k < 0) break;
-                let e = k;
-                if (e > i && buf[e - 1] === CR) e--;
-                table.push(i, e, k + 1, e - i > limit, base + i);
-                i = k + 1;
-                if (base + i >= end) {
-                  stopped = true;
-                  break;
-                }
-              }
+              i = pushPlainLines(table, buf, i, base, end, limit);
+              k = -1;
+              if (base + i >= end) stopped = true;
               if (stats) {
                 stats.records += table.count - before;
                 stats.physicalLines += table.count - before;
@@ -396,5 +387,31 @@ export async function* readCsvRecords(
       source.destroy?.();
       await iterator.return?.();
     }
+  }
+}
+
+/**
+ * The records of buf from i on, for a segment with no quote left in it: plain lines,
+ * pushed as spans into the chunk. Stops at the last '\n' or at the first record
+ * starting at or past `end`; returns where the next record starts. A function of its
+ * own so its loop runs on locals, not on the generator's captured variables.
+ */
+function pushPlainLines(
+  table: LineTable,
+  buf: Buffer,
+  from: number,
+  base: number,
+  end: number,
+  limit: number,
+): number {
+  let i = from;
+  for (;;) {
+    const k = buf.indexOf(NL, i);
+    if (k < 0) return i;
+    let e = k;
+    if (e > i && buf[e - 1] === CR) e--;
+    table.push(i, e, k + 1, e - i > limit, base + i);
+    i = k + 1;
+    if (base + i >= end) return i;
   }
 }
