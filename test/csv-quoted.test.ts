@@ -11,6 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, mock, test } from "node:test";
+import { PipelineError } from "../src/core/errors.ts";
 import type { ModelDescriptor } from "../src/model/descriptor.ts";
 import { createCsvFeaturizer } from "../src/model/featurizer.ts";
 import { KeyBatch } from "../src/model/key-batch.ts";
@@ -25,6 +26,7 @@ import {
   createReadStats,
   type OwnedLines,
   type ReadOwnedOptions,
+  readerFault,
   readOwnedLines,
 } from "../src/records/line-reader.ts";
 import { findChainBreak, resolveChain } from "../src/records/partition-chain.ts";
@@ -709,6 +711,92 @@ describe("readOwnedLines in CSV mode", () => {
     );
     assert.ok(source.destroyed);
     assert.ok(source.yielded <= 48, `read ${source.yielded} bytes`);
+  });
+
+  test("rejects a delimiter that can't delimit and an unknown record mode", async () => {
+    const bad: ReadOwnedOptions[] = [
+      { from: 0, fromIsRecordStart: true, end: 9, maxLineBytes: 9, records: CSV, delimiter: 0x22 },
+      { from: 0, fromIsRecordStart: true, end: 9, maxLineBytes: 9, records: CSV, delimiter: 0x0a },
+      { from: 0, fromIsRecordStart: true, end: 9, maxLineBytes: 9, records: CSV, delimiter: 300 },
+      {
+        from: 0,
+        fromIsRecordStart: true,
+        end: 9,
+        maxLineBytes: 9,
+        records: "tsv" as unknown as "csv",
+      },
+    ];
+    for (const options of bad) {
+      const source = chunkedSource(Buffer.from("a\n"), 0, () => 1);
+      await assert.rejects(
+        (async () => {
+          for await (const _ of readOwnedLines(source, options)) {
+            // nothing: the options are rejected first
+          }
+        })(),
+        (err: unknown) => err instanceof PipelineError && err.code === "INVALID_ARGUMENT",
+      );
+      assert.ok(source.destroyed);
+    }
+  });
+
+  test("a semicolon delimiter: quotes open after it, not after a comma", async () => {
+    const got = await readAll('a;"x\ny";1\nb,"p\nq",2\n', { delimiter: 0x3b, chunk: 2 });
+    assert.deepEqual(
+      got.map((r) => r.text),
+      ['a;"x\ny";1', 'b,"p', 'q",2'],
+    );
+  });
+
+  test("readerFault names what the reader already knows is wrong", async () => {
+    const blocks: OwnedLines[] = [];
+    const bytes = Buffer.from('ok\n"open\nx\nplain,1\nc,defghijklmnopq\n');
+    for await (const b of readOwnedLines(
+      chunkedSource(bytes, 0, () => 64),
+      {
+        from: 0,
+        fromIsRecordStart: true,
+        end: bytes.length,
+        maxLineBytes: 12,
+        records: CSV,
+      },
+    ))
+      blocks.push(b);
+    const faults = blocks.flatMap((b) =>
+      Array.from({ length: b.count }, (_, i) => readerFault(b, i, 12, CSV)),
+    );
+    assert.deepEqual(faults, [
+      undefined,
+      "unterminated quoted field",
+      undefined,
+      undefined,
+      "record longer than 12 bytes",
+    ]);
+  });
+
+  test("line mode fills the same stats", async () => {
+    const bytes = Buffer.from("h\na\nbb\n\ncc");
+    const stats = createReadStats();
+    const options: ReadOwnedOptions = {
+      from: 3,
+      fromIsRecordStart: false,
+      end: 8,
+      maxLineBytes: 9,
+      stats,
+    };
+    for await (const _ of readOwnedLines(
+      chunkedSource(bytes, 2, () => 2),
+      options,
+    )) {
+      // drain
+    }
+    assert.deepEqual(stats, {
+      firstRecordStart: 4,
+      nextRecordStart: 8,
+      records: 2,
+      physicalLines: 2,
+      complete: true,
+    });
   });
 
   test("stats: first and next record start, records and physical lines", async () => {

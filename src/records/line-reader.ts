@@ -33,6 +33,7 @@ export {
   openOffset,
   type ReadOwnedOptions,
   type ReadStats,
+  readerFault,
 } from "./owned-lines.ts";
 
 const NL = 0x0a;

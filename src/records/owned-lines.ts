@@ -270,3 +270,21 @@ export class LineTable {
 export function asBuffer(chunk: Buffer | Uint8Array): Buffer {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
 }
+
+/**
+ * Why the reader already knows record i of `block` is bad (the reason for the errors
+ * output), or undefined when its content is there to parse: "record longer than N
+ * bytes" (oversize; "line ..." in line mode) or "unterminated quoted field".
+ */
+export function readerFault(
+  block: OwnedLines,
+  i: number,
+  maxLineBytes: number,
+  records: "lines" | "csv" = "lines",
+): string | undefined {
+  if (block.oversize[i] === 1) {
+    return `${records === "csv" ? "record" : "line"} longer than ${maxLineBytes} bytes`;
+  }
+  if (block.unterminated[i] === 1) return "unterminated quoted field";
+  return undefined;
+}
