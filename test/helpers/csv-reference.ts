@@ -270,3 +270,28 @@ export function lineNumberAt(bytes: Buffer, offset: number): number {
   for (let i = bytes.indexOf(NL); i >= 0 && i < offset; i = bytes.indexOf(NL, i + 1)) n++;
   return n;
 }
+
+/** All records of `text` (CSV mode unless `records` says otherwise), read in `chunk`-byte chunks. */
+export async function readCsvText(
+  text: string | Buffer,
+  options: Partial<ReadOwnedOptions> & { chunk?: number } = {},
+): Promise<RefRecord[]> {
+  const bytes = typeof text === "string" ? Buffer.from(text) : text;
+  const { chunk = 1 << 16, ...rest } = options;
+  const opts: ReadOwnedOptions = {
+    from: 0,
+    fromIsRecordStart: true,
+    end: bytes.length,
+    maxLineBytes: 1 << 20,
+    records: "csv",
+    ...rest,
+  };
+  const blocks: OwnedLines[] = [];
+  for await (const b of readOwnedLines(
+    chunkedSource(bytes, openOffset(opts), () => chunk),
+    opts,
+  )) {
+    blocks.push(b);
+  }
+  return recordsOf(blocks);
+}
