@@ -7,7 +7,7 @@
  * reads it. Inside a quoted field `""` is an escaped quote and the next lone '"' closes
  * it. A record ends at the first '\n' outside quotes ('\r\n' as today), or at EOF.
  *
- * Boundary rule (see docs-csv-boundary.md): a read that does not start at a known record
+ * Boundary rule (README, "CSV with quoted newlines"): a read that does not start at a known record
  * start speculates that byte from-1 is outside quotes, reads a record from there and
  * takes the offset after it as its first record start. The chaining check
  * (partition-chain.ts) confirms or corrects the guess. Everything here is a pure function
