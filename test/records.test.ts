@@ -997,6 +997,7 @@ describe("readFirstLine", () => {
       assert.deepEqual(await readFirstLine(source("a,b", chunk), 100), {
         line: Buffer.from("a,b"),
         dataStart: 3,
+        lines: 1,
       });
       assert.equal(await readFirstLine(source("", chunk), 100), undefined);
     }

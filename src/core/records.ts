@@ -53,6 +53,8 @@ export interface JobSpec {
   maxAttempts: number;
   /** Queue visibility (lease) per partition; heartbeats extend it. */
   visibilitySeconds: number;
+  /** Longest record in bytes (default 1 MiB); job-wide, since it decides where an unterminated CSV record ends. */
+  maxRecordBytes?: number;
   /** Distinguishes deliberate reruns of the same input; part of the job id. */
   runTag?: string;
 }
@@ -125,6 +127,15 @@ export interface PartitionRecord {
   leaseUntil?: number;
   /** Next record start to read (the checkpoint). */
   offset: number;
+  /**
+   * The first record start this partition's read took (speculated at `start` for CSV
+   * unless `startIsRecordStart`), and the offset after its last record once done. The
+   * finalize step chains them (src/records/partition-chain.ts).
+   */
+  firstRecordStart?: number;
+  nextRecordStart?: number;
+  /** Set when the chaining check moved `offset` to a known record start: read it as one. */
+  startIsRecordStart?: boolean;
   records: number;
   errors: number;
   lines: number;
@@ -162,6 +173,13 @@ export interface InputIdentity {
   columns: string[];
   /** Byte offset where records start (after the CSV header). */
   dataStart: number;
+  /**
+   * CSV read as RFC 4180 records (quoted newlines), with this record limit for every
+   * reader of the object. Absent on jobs created before: those read lines.
+   */
+  csvRecords?: { maxRecordBytes: number };
+  /** Physical lines of the CSV header (a quoted name may span lines); absent = 1. */
+  headerLines?: number;
 }
 
 /** Counts and locations once a job has finished. */

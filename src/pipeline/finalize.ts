@@ -1,5 +1,6 @@
 import { ConflictError } from "../core/errors.ts";
 import type { JobRecord, PartitionRecord } from "../core/records.ts";
+import { rereadBrokenChain } from "./csv-chain.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { EVENT_TYPES, jobEvent } from "./events.ts";
 import { taskMessage } from "./messages.ts";
@@ -37,6 +38,9 @@ export async function finalizeIfLast(
   const overThreshold = maxCount !== undefined && errors > maxCount;
   const allTerminal = parts.every((p) => p.state === "done" || p.state === "failed");
   if (!allTerminal && !overThreshold) return;
+  // CSV partitions guessed where their first record starts: prove the guesses chain up
+  // (or re-read the one that guessed wrong) before anything is merged.
+  if (allTerminal && job.input.csvRecords && (await rereadBrokenChain(deps, job, parts))) return;
   for (;;) {
     const row = await deps.checkpoints.getJob(job.jobId);
     if (!row) return;

@@ -18,63 +18,80 @@ interface ChunkError {
 const NL = 0x0a;
 
 /**
- * Lines that start in [from, to) of the input: `from` itself when it starts a line
- * (it is dataStart, or follows a newline), and one after each newline before `to`-1.
- * Reads only that range: the merger calls it for the unread rest of a partition that
- * did not finish (a job stopped early), never on the common path.
+ * Newlines in [from, offsets[k]) for each offset (ascending), in one read of the input
+ * up to the last one. Only for a job some of whose partitions did not finish (stopped
+ * early on its threshold), never on the common path.
  */
-async function lineStartsIn(
+async function newlinesBefore(
   deps: PipelineDeps,
   job: JobRecord,
   from: number,
-  to: number,
-): Promise<number> {
-  if (to <= from) return 0;
-  let count = 0;
-  let readFrom = from;
-  if (from === job.input.dataStart) {
-    count = 1;
-  } else {
-    readFrom = from - 1; // byte from-1 says whether `from` starts a line
+  offsets: number[],
+): Promise<Map<number, number>> {
+  const counts = new Map<number, number>();
+  const sorted = [...new Set(offsets)].sort((a, b) => a - b);
+  const last = sorted.at(-1) ?? from;
+  let k = 0;
+  let seen = 0;
+  let pos = from;
+  while (k < sorted.length && (sorted[k] as number) <= from) counts.set(sorted[k++] as number, 0);
+  if (k < sorted.length) {
+    for await (const raw of await deps.store.read(job.input.bucket, job.input.object, {
+      start: from,
+      end: last,
+    })) {
+      const chunk = raw as Buffer;
+      for (let i = chunk.indexOf(NL); i >= 0; i = chunk.indexOf(NL, i + 1)) {
+        while (k < sorted.length && (sorted[k] as number) <= pos + i) {
+          counts.set(sorted[k++] as number, seen);
+        }
+        seen++;
+      }
+      pos += chunk.length;
+    }
+    while (k < sorted.length) counts.set(sorted[k++] as number, seen);
   }
-  for await (const raw of await deps.store.read(job.input.bucket, job.input.object, {
-    start: readFrom,
-    end: to - 1,
-  })) {
-    const chunk = raw as Buffer;
-    for (let i = chunk.indexOf(NL); i >= 0; i = chunk.indexOf(NL, i + 1)) count++;
-  }
-  return count;
+  return counts;
 }
 
 /**
- * The input line number where each partition's records begin: the header's line
- * plus every line before. A partition that finished knows its lines; one that did
- * not (failed, or still running when the job stopped early) knows them only up to
- * its checkpoint, so the rest of its range is counted from the input. Undefined when
- * the input is no longer the job's (its lines can't be counted any more): the errors
- * then give offsets alone rather than a wrong line.
+ * The input line number before each partition's first record (the header's lines plus
+ * every line before). While every earlier partition finished, their line counts add
+ * up; past one that did not (failed, or running when the job stopped early), a
+ * partition's base is counted from the input up to its first record start. Undefined
+ * (for a partition, or for all when the input is no longer the job's) where it can't
+ * be known: those errors give offsets alone rather than a wrong line.
  */
 async function lineBases(
   deps: PipelineDeps,
   job: JobRecord,
   partitions: PartitionRecord[],
-): Promise<number[] | undefined> {
-  let base = job.input.format === "csv" && job.input.dataStart > 0 ? 1 : 0;
-  const bases: number[] = [];
-  let inputChecked = false;
+  needs: (p: PartitionRecord) => boolean,
+): Promise<(number | undefined)[]> {
+  const header =
+    job.input.format === "csv" && job.input.dataStart > 0 ? (job.input.headerLines ?? 1) : 0;
+  const bases: (number | undefined)[] = [];
+  let base = header;
+  let contiguous = true;
   for (const p of partitions) {
-    bases.push(base);
+    bases.push(contiguous ? base : undefined);
     base += p.lines;
-    if (p.state !== "done" && p.offset < p.end) {
-      if (!inputChecked) {
-        const now = await deps.store.head(job.input.bucket, job.input.object);
-        if (now?.etag !== job.input.etag) return undefined;
-        inputChecked = true;
-      }
-      base += await lineStartsIn(deps, job, p.offset, p.end);
-    }
+    if (p.state !== "done") contiguous = false;
   }
+  const missing = partitions
+    .map((p, k) => ({ p, k }))
+    .filter(({ p, k }) => bases[k] === undefined && needs(p) && p.firstRecordStart !== undefined);
+  if (missing.length === 0) return bases;
+  const now = await deps.store.head(job.input.bucket, job.input.object);
+  if (now?.etag !== job.input.etag) return bases.map(() => undefined);
+  const counts = await newlinesBefore(
+    deps,
+    job,
+    job.input.dataStart,
+    missing.map(({ p }) => p.firstRecordStart as number),
+  );
+  for (const { p, k } of missing)
+    bases[k] = header + (counts.get(p.firstRecordStart as number) ?? 0);
   return bases;
 }
 
@@ -93,8 +110,10 @@ export async function* mergedErrors(
   digest: Digest,
   tally: ErrorTally,
 ): AsyncGenerator<Buffer> {
-  const withErrors = partitions.some((p) => include(p) && p.parts.some((r) => r.errorBytes > 0));
-  const bases = withErrors ? await lineBases(deps, job, partitions) : undefined;
+  const hasErrors = (p: PartitionRecord) => include(p) && p.parts.some((r) => r.errorBytes > 0);
+  const bases = partitions.some(hasErrors)
+    ? await lineBases(deps, job, partitions, hasErrors)
+    : undefined;
   for (const [k, p] of partitions.entries()) {
     if (!include(p)) continue;
     let partBase = bases?.[k];

@@ -9,8 +9,10 @@ import type { Logger } from "../core/log.ts";
 import type { Attempt, JobRecord, PartitionRecord } from "../core/records.ts";
 import type { Versioned } from "../ports/checkpoint-store.ts";
 import type { QueueMessage } from "../ports/task-queue.ts";
-import { lineSource } from "../sources/line-source.ts";
+import { createReadStats } from "../records/line-reader.ts";
+import { lineSource, maxRecordBytes } from "../sources/line-source.ts";
 import type { TabularSessionOptions } from "../tasks/tabular/tabular-task.ts";
+import type { TaskRuntime } from "../tasks/task.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { EVENT_TYPES, jobEvent } from "./events.ts";
 import { finalizeIfLast, publishDone } from "./finalize.ts";
@@ -39,6 +41,8 @@ export interface WorkerOptions {
   pipelineDepth?: number;
   /** Called after each checkpoint commit and awaited (progress reporting; tests pause a worker here). */
   onCommit?: (p: PartitionRecord) => void | Promise<void>;
+  /** Wraps each job's task runtime (instrumentation: metrics, or a test injecting a fault into scoring). */
+  instrumentRuntime?: (runtime: TaskRuntime) => TaskRuntime;
   /** Called when this worker claims or releases a message (the local pool uses it to hand back a dead worker's partition). */
   onClaim?: (claim: { receipt: string; jobId: string; partition?: number } | undefined) => void;
 }
@@ -237,13 +241,16 @@ export class PartitionWorker {
           `input ${job.input.bucket}/${job.input.object} changed since job ${job.jobId} was created (etag ${current?.etag ?? "missing"}, job ${job.input.etag}): its upload starts a new job`,
         );
       }
-      const runtime = await this.runtimes.forJob(job);
-      const maxLineBytes = this.options.maxLineBytes ?? 1024 * 1024;
+      const base = await this.runtimes.forJob(job);
+      const runtime = this.options.instrumentRuntime?.(base) ?? base;
+      const maxLineBytes = maxRecordBytes(job, this.options.maxLineBytes);
+      const readStats = createReadStats();
       const outcome = await scorePartition({
         job,
         lease: claimed,
         runtime,
-        source: lineSource(this.deps.store, job, claimed.value, maxLineBytes),
+        source: lineSource(this.deps.store, job, claimed.value, maxLineBytes, readStats),
+        readStats,
         store: this.deps.store,
         now: this.deps.now,
         workerId: this.options.workerId,

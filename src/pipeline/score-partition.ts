@@ -9,8 +9,10 @@ import { PipelineError } from "../core/errors.ts";
 import type { JobRecord, PartitionRecord, PartRef } from "../core/records.ts";
 import { TextRowSink } from "../outputs/text-sink.ts";
 import type { ObjectStore } from "../ports/object-store.ts";
+import type { ReadStats } from "../records/line-reader.ts";
 import {
   nextPositionAt,
+  physicalLines,
   positionAt,
   type RecordBlock,
   type RecordSource,
@@ -43,6 +45,8 @@ export interface ScoreContext {
   /** Why the partition is no longer ours (lease lost, job stopped), or undefined. */
   lost(): string | undefined;
   onCommit?: (p: PartitionRecord) => void | Promise<void>;
+  /** Filled by a line source: where the read began and ended (the CSV chaining check). */
+  readStats?: ReadStats;
 }
 
 /** A chunk being built: the records between two checkpoints. */
@@ -102,13 +106,13 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
     out.reset();
     chunk = newChunk(chunk.next);
   };
-  const bad = (block: RecordBlock, i: number, reason: string): void => {
+  const bad = (block: RecordBlock, i: number, reason: string, line: number): void => {
     chunk.errors++;
     chunk.inputs++;
     // `line` is the line within the chunk; the merger rewrites it to the input's line number.
     chunk.errorLines.push(
       `${JSON.stringify({
-        line: chunk.lines,
+        line,
         offset: positionAt(block, i),
         reason,
         key: runtime.keysOf(block, i),
@@ -117,20 +121,30 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
     );
   };
 
+  if (p0.offset >= p0.end && ctx.readStats) {
+    // Nothing left to read: the offset (a record start) is where the next partition's records begin.
+    Object.assign(ctx.readStats, {
+      firstRecordStart: p0.offset,
+      nextRecordStart: p0.offset,
+      complete: true,
+    });
+  }
   if (p0.offset < p0.end) {
     for await (const block of ctx.source.read(p0.offset)) {
       const count = recordCount(block);
       for (let i = 0; i < count; i++) {
-        chunk.lines++;
+        // A record's line is that of its first physical line (a CSV record may span several).
+        const line = chunk.lines + 1;
+        chunk.lines += physicalLines(block, i);
         chunk.next = nextPositionAt(block, i);
         const problem = sourceProblem(block, i, ctx.maxLineBytes);
         if (problem === SKIP) {
           // A blank line: counted for line numbers, never a record.
         } else if (problem !== undefined) {
-          bad(block, i, problem);
+          bad(block, i, problem, line);
         } else {
           const reason = encoder.add(block, i);
-          if (reason !== undefined) bad(block, i, reason);
+          if (reason !== undefined) bad(block, i, reason, line);
           else {
             chunk.records++;
             chunk.inputs++;
@@ -168,6 +182,7 @@ async function commitChunk(
   final: boolean,
 ): Promise<void> {
   const { job, lease, store } = ctx;
+  const stats = ctx.readStats;
   lease.assertHeld();
   const layout = jobLayout(job);
   const p = lease.value;
@@ -215,6 +230,11 @@ async function commitChunk(
     errors: cur.errors + chunk.errors,
     lines: cur.lines + chunk.lines,
     parts: ref ? [...cur.parts, ref] : cur.parts,
+    // The chaining check needs the partition's first record start and its final next one.
+    ...(stats && cur.firstRecordStart === undefined && stats.firstRecordStart >= 0
+      ? { firstRecordStart: stats.firstRecordStart }
+      : {}),
+    ...(final && stats?.complete ? { nextRecordStart: stats.nextRecordStart } : {}),
     ...(final
       ? {
           state: "done" as const,

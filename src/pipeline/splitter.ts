@@ -33,6 +33,8 @@ export interface SplitResult {
 // Largest CSV header we read; a header longer than this is almost surely not a header.
 const MAX_HEADER_BYTES = 1024 * 1024;
 const SEND_BATCH = 100;
+/** Longest record unless the spec says otherwise. */
+const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
 
 /** Byte ranges of about `partitionBytes` covering [dataStart, size). */
 export function planPartitions(
@@ -58,6 +60,7 @@ async function inspectInput(
   bucket: string,
   object: string,
   format: InputIdentity["format"],
+  maxRecordBytes: number,
 ): Promise<InputIdentity> {
   const info = await deps.store.head(bucket, object);
   if (!info) {
@@ -71,12 +74,17 @@ async function inspectInput(
     start: 0,
     end: Math.min(info.size, MAX_HEADER_BYTES),
   });
-  const first = await readFirstLine(stream, MAX_HEADER_BYTES);
+  // RFC 4180: a quoted header name may hold a newline too.
+  const first = await readFirstLine(stream, MAX_HEADER_BYTES, { records: "csv" });
   if (!first) return { ...base, columns: [], dataStart: 0 };
   return {
     ...base,
     columns: parseCsvHeader(first.line, 0, first.line.length),
     dataStart: first.dataStart,
+    // Records are read as RFC 4180 records (newlines inside quotes), with one record
+    // limit for every reader of the job: it decides where an unterminated one ends.
+    csvRecords: { maxRecordBytes },
+    headerLines: first.lines,
   };
 }
 
@@ -89,7 +97,13 @@ async function inspectInput(
 export async function splitJob(deps: SplitterDeps, rawSpec: unknown): Promise<SplitResult> {
   const spec = resolveJobSpec(rawSpec);
   const model = await deps.loadModel(spec.model.descriptor);
-  const input = await inspectInput(deps, spec.input.bucket, spec.input.object, spec.input.format);
+  const input = await inspectInput(
+    deps,
+    spec.input.bucket,
+    spec.input.object,
+    spec.input.format,
+    spec.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES,
+  );
   if (input.size <= input.dataStart) {
     throw new PipelineError(
       "INVALID_ARGUMENT",

@@ -35,20 +35,33 @@ interface Line {
   start: number;
   end: number;
   offset: number;
+  /** Too long to read: a bad record by itself, with no preview. */
   oversize: boolean;
+  /** Physical lines the record spans (CSV records may hold newlines in quotes). */
+  physical: number;
 }
 
-/** Every line of an object (or of [from, size)), one at a time. */
+/**
+ * Every record of an object (or of [from, size)), one at a time: lines, or CSV records
+ * with the limit the workers used (it decides where unterminated records end).
+ */
 async function* lines(
   store: ObjectStore,
   bucket: string,
   object: string,
   from = 0,
+  csv?: { maxRecordBytes: number },
 ): AsyncGenerator<Line> {
   const info = await store.head(bucket, object);
   if (!info || info.size <= from) return;
   const source = await store.read(bucket, object, { start: from, end: info.size });
-  const options = { from, fromIsRecordStart: true, end: info.size, maxLineBytes: 64 * 1024 * 1024 };
+  const options = {
+    from,
+    fromIsRecordStart: true,
+    end: info.size,
+    maxLineBytes: csv ? csv.maxRecordBytes : 64 * 1024 * 1024,
+    records: csv ? ("csv" as const) : ("lines" as const),
+  };
   for await (const block of readOwnedLines(source, options)) {
     for (let i = 0; i < block.count; i++) {
       yield {
@@ -57,6 +70,7 @@ async function* lines(
         end: block.ends[i] as number,
         offset: block.offsets[i] as number,
         oversize: block.oversize[i] === 1,
+        physical: block.lines[i] as number,
       };
     }
   }
@@ -204,7 +218,14 @@ export async function verifyJob(deps: PipelineDeps, job: JobRecord): Promise<Ver
   const failed = partitions
     .filter((p) => p.state === "failed")
     .map((p) => [p.start, p.end] as const);
-  const outIt = lines(store, layout.bucket, layout.output);
+  // CSV output quotes keys that hold newlines: read it as CSV records.
+  const outIt = lines(
+    store,
+    layout.bucket,
+    layout.output,
+    0,
+    job.spec.output.format === "csv" ? { maxRecordBytes: 64 * 1024 * 1024 } : undefined,
+  );
   const errIt = lines(store, layout.bucket, layout.errors);
   if (job.spec.output.format === "csv") await outIt.next(); // header
   let nextOut = await outIt.next();
@@ -212,14 +233,23 @@ export async function verifyJob(deps: PipelineDeps, job: JobRecord): Promise<Ver
   type ErrorRow = { offset: number; line: number | null; record: string | null };
   const errRow = (l: Line) => JSON.parse(l.buf.toString("utf8", l.start, l.end)) as ErrorRow;
   // The input line of the record in hand (the CSV header is line 1).
-  let lineNo = job.input.format === "csv" && job.input.dataStart > 0 ? 1 : 0;
+  let lineNo =
+    job.input.format === "csv" && job.input.dataStart > 0 ? (job.input.headerLines ?? 1) : 0;
   let inputRecords = 0;
   let scored = 0;
   let errors = 0;
   let inFailed = 0;
   let problem: string | undefined;
-  for await (const rec of lines(store, job.input.bucket, job.input.object, job.input.dataStart)) {
-    lineNo++;
+  for await (const rec of lines(
+    store,
+    job.input.bucket,
+    job.input.object,
+    job.input.dataStart,
+    job.input.csvRecords,
+  )) {
+    // The record's line is its first physical line.
+    const recordLine = lineNo + 1;
+    lineNo += rec.physical;
     if (
       !rec.oversize &&
       (rec.end === rec.start || (rec.end - rec.start === 1 && rec.buf[rec.start] === 13))
@@ -236,8 +266,11 @@ export async function verifyJob(deps: PipelineDeps, job: JobRecord): Promise<Ver
         ? null
         : rec.buf.toString("utf8", rec.start, Math.min(rec.end, rec.start + 512));
       // A record too long to preview (oversize) has no `record` in the errors row.
-      if ((e.line !== null && e.line !== lineNo) || (e.record !== null && e.record !== preview)) {
-        problem = `the errors row for the record at offset ${rec.offset} says line ${e.line} and record ${JSON.stringify(e.record?.slice(0, 40))}; the input has line ${lineNo}: ${JSON.stringify(preview?.slice(0, 40))}`;
+      if (
+        (e.line !== null && e.line !== recordLine) ||
+        (e.record !== null && e.record !== preview)
+      ) {
+        problem = `the errors row for the record at offset ${rec.offset} says line ${e.line} and record ${JSON.stringify(e.record?.slice(0, 40))}; the input has line ${recordLine}: ${JSON.stringify(preview?.slice(0, 40))}`;
         break;
       }
       errors++;

@@ -3,9 +3,10 @@
  * Buffer. These run once per field of every record, so they work on byte offsets and
  * allocate nothing on the hot path (no per-field strings, no regexes).
  *
- * Dialect: RFC 4180 quoting on a single line. A quoted field may hold delimiters and
- * `""` escapes but never a raw newline (a newline always ends the record, like Spark's
- * `multiLine=false`), so a quote still open at the end of the line is a bad record.
+ * Dialect: RFC 4180 quoting. A quoted field may hold delimiters, `""` escapes and raw
+ * newlines ('\n', '\r\n', lone '\r'), kept verbatim: a record holds whatever bytes the
+ * reader gave it (one line in line mode, several in CSV mode, csv-record-reader.ts),
+ * and a quote still open at the end of those bytes makes it a bad record.
  */
 import { InvalidArgumentError } from "../core/errors.ts";
 import { BadRecordError } from "./bad-record.ts";
@@ -50,8 +51,8 @@ function growFieldSpans(out: FieldSpans): void {
 }
 
 /**
- * Outcome of splitting one line: `unterminated_quote` (a quoted field never closes on
- * this line) and `text_after_quote` (`"a"b`) make the line a bad record.
+ * Outcome of splitting one record: `unterminated_quote` (a quoted field never closes in
+ * the record) and `text_after_quote` (`"a"b`) make the line a bad record.
  */
 export type CsvLineStatus = "ok" | "unterminated_quote" | "text_after_quote";
 
@@ -59,7 +60,8 @@ const QUOTE = 0x22;
 const COMMA = 0x2c;
 
 /**
- * Split the line buf[start, end) (terminator already stripped) into field spans.
+ * Split the record buf[start, end) (terminator already stripped; newlines inside quoted
+ * fields are field content) into field spans.
  * A line always has at least one field (an empty line is one empty field); a trailing
  * delimiter adds an empty last field. A quote inside an unquoted field is kept as a
  * literal character (lenient, like most readers); only a field that *starts* with a
@@ -616,7 +618,7 @@ export function parseCsvHeader(buf: Buffer, start: number, end: number): string[
   const status = splitCsvLine(buf, s, end, spans);
   if (status === "unterminated_quote") {
     throw new InvalidArgumentError(
-      `CSV header has an unterminated quote in column ${spans.count + 1}: quoted names must close on the header line`,
+      `CSV header has an unterminated quote in column ${spans.count + 1}: close the quoted name with a '"' (write a quote inside it as "")`,
     );
   }
   if (status === "text_after_quote") {

@@ -1,5 +1,7 @@
 /** Reading a CSV header line without reading the whole object. */
 import { InvalidArgumentError } from "../core/errors.ts";
+import { readOwnedLines } from "./line-reader.ts";
+import { asBuffer } from "./owned-lines.ts";
 
 /** The header line and where the data after it begins. */
 export interface FirstLine {
@@ -7,6 +9,18 @@ export interface FirstLine {
   line: Buffer;
   /** Absolute offset just past the first line's terminator (or EOF when it has none). */
   dataStart: number;
+  /**
+   * Physical lines the header spans: 1, or more in CSV mode when a quoted column name
+   * holds newlines. The first data record's line number is lines + 1.
+   */
+  lines: number;
+}
+
+/** How the header record ends: a line (default), or a CSV record (quoted newlines allowed). */
+export interface FirstLineOptions {
+  records?: "lines" | "csv";
+  /** CSV delimiter (default ','). */
+  delimiter?: number;
 }
 
 /**
@@ -19,10 +33,12 @@ export interface FirstLine {
 export async function readFirstLine(
   source: AsyncIterable<Buffer | Uint8Array> & { destroy?(): void },
   maxBytes: number,
+  options: FirstLineOptions = {},
 ): Promise<FirstLine | undefined> {
   if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
     throw new InvalidArgumentError(`maxBytes must be a positive integer, got ${maxBytes}`);
   }
+  if (options.records === "csv") return readFirstCsvRecord(source, maxBytes, options.delimiter);
   const parts: Buffer[] = [];
   let total = 0;
   let exhausted = false;
@@ -62,7 +78,65 @@ function finish(
   if (end > maxBytes) throw tooLong(maxBytes);
   let start = 0;
   if (end >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) start = 3;
-  return { line: bytes.subarray(start, end), dataStart };
+  return { line: bytes.subarray(start, end), dataStart, lines: 1 };
+}
+
+/**
+ * The first CSV record, read by the same rules as the data (csv-record-reader.ts), so a
+ * quoted column name may hold newlines and dataStart is where the data reader expects.
+ * Only the first maxBytes+2 bytes are read: a header record that fits ends within them,
+ * and one that doesn't is too long (or unterminated) whatever follows.
+ */
+async function readFirstCsvRecord(
+  source: AsyncIterable<Buffer | Uint8Array> & { destroy?(): void },
+  maxBytes: number,
+  delimiter: number | undefined,
+): Promise<FirstLine | undefined> {
+  try {
+    const options = {
+      from: 0,
+      fromIsRecordStart: true,
+      end: 1,
+      maxLineBytes: maxBytes,
+      records: "csv" as const,
+      ...(delimiter === undefined ? {} : { delimiter }),
+    };
+    for await (const block of readOwnedLines(firstBytes(source, maxBytes + 2), options)) {
+      if (block.oversize[0] === 1) throw tooLong(maxBytes);
+      const s = block.starts[0] as number;
+      const e = block.ends[0] as number;
+      const bom =
+        e - s >= 3 &&
+        block.buf[s] === 0xef &&
+        block.buf[s + 1] === 0xbb &&
+        block.buf[s + 2] === 0xbf;
+      return {
+        line: block.buf.subarray(bom ? s + 3 : s, e),
+        dataStart: block.nextOffsets[0] as number,
+        lines: block.lines[0] as number,
+      };
+    }
+    return undefined;
+  } finally {
+    source.destroy?.();
+  }
+}
+
+/** The first n bytes of `source`. */
+async function* firstBytes(
+  source: AsyncIterable<Buffer | Uint8Array>,
+  n: number,
+): AsyncGenerator<Buffer> {
+  let left = n;
+  for await (const raw of source) {
+    const chunk = asBuffer(raw);
+    if (chunk.length >= left) {
+      yield chunk.subarray(0, left);
+      return;
+    }
+    left -= chunk.length;
+    yield chunk;
+  }
 }
 
 function tooLong(maxBytes: number): InvalidArgumentError {

@@ -1,185 +1,100 @@
 /**
- * Partition line reader: turns a byte stream into blocks of the lines a partition owns.
+ * Partition record reader: turns a byte stream into blocks of the records a partition owns.
  *
- * Partition rule: a record starts at p iff p is where the data begins (dataStart) or
- * byte[p-1] is '\n'. A partition [start, end) owns the records starting in it, so the
+ * Partition rule: a partition [start, end) owns the records that start in it, so the
  * reader skips to the first record start >= start and reads past `end` to finish its
- * last record. Every line of the object is owned by exactly one partition.
+ * last record. Every record of the object is owned by exactly one partition.
  *
- * Lines end with '\n' or '\r\n' (the '\r' is stripped); the last line may lack a
- * newline (then a trailing '\r' is kept: only "\r\n" is a terminator). Empty lines are
- * yielded; the consumer counts them and skips them as records.
+ * Line mode (the default, and JSON Lines): a record is a line, and a record starts at p
+ * iff p is where the data begins (dataStart) or byte[p-1] is '\n'. Lines end with '\n'
+ * or '\r\n' (the '\r' is stripped); the last line may lack a newline (then a trailing
+ * '\r' is kept: only "\r\n" is a terminator). Empty lines are yielded; the consumer
+ * counts them and skips them as records. CSV mode (`records: "csv"`, quoted newlines)
+ * lives in csv-record-reader.ts.
  *
  * Speed: lines are found with Buffer#indexOf (memchr) and handed out as offsets into the
  * incoming chunk, so no line is copied or turned into a string. Only a line split
  * across chunks is copied (the tail of one chunk plus the head of the next).
  */
-import { InvalidArgumentError } from "../core/errors.ts";
+import { readCsvRecords } from "./csv-record-reader.ts";
+import {
+  asBuffer,
+  createReadStats,
+  LineTable,
+  type OwnedLines,
+  openOffset,
+  type ReadOwnedOptions,
+  validateReadOptions,
+} from "./owned-lines.ts";
 
-/**
- * A block of owned lines, all in one buffer. Blocks are independent: the reader never
- * reuses or overwrites a block's arrays or buffer, so a consumer may keep a block after
- * asking for the next (provided the source does not recycle its chunk buffers, which
- * Node streams don't).
- */
-export interface OwnedLines {
-  /** Bytes holding this block's lines (often the incoming chunk itself, not a copy). */
-  buf: Buffer;
-  /** Lines in this block (>= 1). */
-  count: number;
-  /** Line i's content is buf[starts[i], ends[i]), terminator stripped; -1 when oversize. */
-  starts: Int32Array;
-  ends: Int32Array;
-  /** Next record start after line i, relative to `base` (use nextOffsets for oversize lines). */
-  nexts: Int32Array;
-  /** Absolute object offset of buf[0]. */
-  base: number;
-  /** 1 when line i was longer than maxLineBytes: its bytes were skipped, not buffered. */
-  oversize: Uint8Array;
-  /** Absolute start offset of line i (known for oversize lines too). */
-  offsets: Float64Array;
-  /** Absolute offset of the next record start after line i (past its terminator, or EOF). */
-  nextOffsets: Float64Array;
-}
-
-/** Which part of the object to read, and the oversize limit. */
-export interface ReadOwnedOptions {
-  /** Absolute offset where reading begins. */
-  from: number;
-  /**
-   * True when `from` is known to be a record start (dataStart, or a checkpoint offset);
-   * otherwise the reader skips to the first record start >= from, for which it needs
-   * byte from-1 (see openOffset). Offset 0 is always taken as a record start.
-   */
-  fromIsRecordStart: boolean;
-  /** Partition end (exclusive): lines starting before it are owned. */
-  end: number;
-  /** Longer lines (content, terminator excluded) are yielded flagged oversize, never buffered. */
-  maxLineBytes: number;
-}
-
-/** Where to open the byte stream for these options: from (if fromIsRecordStart) else from-1. */
-export function openOffset(options: ReadOwnedOptions): number {
-  return options.fromIsRecordStart || options.from <= 0 ? options.from : options.from - 1;
-}
-
-function validate(options: ReadOwnedOptions): void {
-  const { from, end, maxLineBytes } = options;
-  if (!Number.isSafeInteger(from) || from < 0) {
-    throw new InvalidArgumentError(`from must be a non-negative integer offset, got ${from}`);
-  }
-  if (!Number.isSafeInteger(end) || end < 0) {
-    throw new InvalidArgumentError(`end must be a non-negative integer offset, got ${end}`);
-  }
-  if (!Number.isSafeInteger(maxLineBytes) || maxLineBytes < 0 || maxLineBytes >= 0x7fffffff) {
-    throw new InvalidArgumentError(
-      `maxLineBytes must be an integer in [0, 2^31-1), got ${maxLineBytes}`,
-    );
-  }
-}
-
-/** Growable per-line scratch columns; each block gets trimmed copies. */
-class LineTable {
-  count = 0;
-  starts = new Int32Array(256);
-  ends = new Int32Array(256);
-  nexts = new Int32Array(256);
-  oversize = new Uint8Array(256);
-  offsets = new Float64Array(256);
-
-  push(start: number, end: number, next: number, oversize: boolean, offset: number): void {
-    const n = this.count;
-    if (n === this.starts.length) this.grow();
-    if (oversize) {
-      this.starts[n] = -1;
-      this.ends[n] = -1;
-      this.oversize[n] = 1;
-    } else {
-      this.starts[n] = start;
-      this.ends[n] = end;
-      this.oversize[n] = 0;
-    }
-    this.nexts[n] = next;
-    this.offsets[n] = offset;
-    this.count = n + 1;
-  }
-
-  /** Hand the collected lines out as a block and start over. */
-  take(buf: Buffer, base: number): OwnedLines {
-    const n = this.count;
-    const nexts = this.nexts.slice(0, n);
-    const nextOffsets = new Float64Array(n);
-    for (let i = 0; i < n; i++) nextOffsets[i] = base + (nexts[i] as number);
-    this.count = 0;
-    return {
-      buf,
-      count: n,
-      starts: this.starts.slice(0, n),
-      ends: this.ends.slice(0, n),
-      nexts,
-      base,
-      oversize: this.oversize.slice(0, n),
-      offsets: this.offsets.slice(0, n),
-      nextOffsets,
-    };
-  }
-
-  private grow(): void {
-    const cap = this.starts.length * 2;
-    const starts = new Int32Array(cap);
-    const ends = new Int32Array(cap);
-    const nexts = new Int32Array(cap);
-    const oversize = new Uint8Array(cap);
-    const offsets = new Float64Array(cap);
-    starts.set(this.starts);
-    ends.set(this.ends);
-    nexts.set(this.nexts);
-    oversize.set(this.oversize);
-    offsets.set(this.offsets);
-    this.starts = starts;
-    this.ends = ends;
-    this.nexts = nexts;
-    this.oversize = oversize;
-    this.offsets = offsets;
-  }
-}
+export {
+  createReadStats,
+  type OwnedLines,
+  openOffset,
+  type ReadOwnedOptions,
+  type ReadStats,
+  readerFault,
+} from "./owned-lines.ts";
 
 const NL = 0x0a;
 const CR = 0x0d;
 const EMPTY = Buffer.alloc(0);
 
-function asBuffer(chunk: Buffer | Uint8Array): Buffer {
-  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
-}
-
 /**
  * Consume `source` (a byte stream positioned at openOffset(options), e.g.
  * fs.createReadStream(path, { start }) or an object-store ranged read, possibly running
- * to EOF) and yield blocks of owned lines, usually one block per incoming chunk (two when
- * a line straddles chunks: the straddling line comes as its own one-line block). Stops,
- * and destroys the source, once the last owned line is complete; also destroys it when
- * the consumer stops early.
+ * to EOF) and yield blocks of owned records, usually one block per incoming chunk (more
+ * when a record straddles chunks: the straddling record comes as its own one-record
+ * block). Stops, and destroys the source, once the last owned record is complete; also
+ * destroys it when the consumer stops early. `options.records` picks line or CSV mode.
  *
- * Memory: besides the incoming chunk, at most maxLineBytes+1 bytes of a partial line are
- * held; a longer line is dropped as it streams by and reported as oversize.
+ * Memory: besides the incoming chunk, at most maxLineBytes+1 bytes of a partial record
+ * are held; a longer line is dropped as it streams by and reported as oversize.
  */
 export async function* readOwnedLines(
   source: AsyncIterable<Buffer | Uint8Array> & { destroy?: () => void },
   options: ReadOwnedOptions,
 ): AsyncGenerator<OwnedLines> {
+  const stats = options.stats;
+  if (stats) Object.assign(stats, createReadStats());
+  yield* options.records === "csv" ? readCsvRecords(source, options) : readLines(source, options);
+  // Not reached when the consumer stops early: the figures would be partial.
+  if (stats) stats.complete = true;
+}
+
+async function* readLines(
+  source: AsyncIterable<Buffer | Uint8Array> & { destroy?: () => void },
+  options: ReadOwnedOptions,
+): AsyncGenerator<OwnedLines> {
   try {
-    validate(options);
+    validateReadOptions(options);
   } catch (err) {
     source.destroy?.();
     throw err;
   }
-  const { end, maxLineBytes } = options;
+  const { end, maxLineBytes, stats } = options;
   const table = new LineTable();
   let exhausted = false;
   /** Absolute offset of the current chunk's first byte. */
   let pos = openOffset(options);
   /** Still looking for the first record start (from was not known to be one). */
   let skipping = pos !== options.from;
+  const found = (start: number): void => {
+    if (stats) {
+      stats.firstRecordStart = start;
+      stats.nextRecordStart = start;
+    }
+  };
+  const account = (block: OwnedLines): OwnedLines => {
+    if (stats) {
+      stats.records += block.count;
+      stats.physicalLines += block.count;
+      stats.nextRecordStart = block.nextOffsets[block.count - 1] as number;
+    }
+    return block;
+  };
+  // An empty range reads nothing: it passes `from` on (the chaining check corrects it).
+  if (!skipping || options.from >= end) found(options.from);
 
   // The line in progress across chunks: its start, total bytes seen, and the first
   // maxLineBytes+1 of them (one extra for a '\r' that may turn out to be a terminator).
@@ -237,6 +152,7 @@ export async function* readOwnedLines(
         }
         skipping = false;
         s = k + 1;
+        found(pos + s);
         if (pos + s >= end) return;
       } else if (open) {
         const k = chunk.indexOf(NL);
@@ -253,13 +169,13 @@ export async function* readOwnedLines(
         open = false;
         if (openOversize || contentLen > maxLineBytes) {
           table.push(-1, -1, next - openStart, true, openStart);
-          yield table.take(EMPTY, openStart);
+          yield account(table.take(EMPTY, openStart));
         } else {
           const line = Buffer.allocUnsafe(contentLen);
           carry.copy(line, 0, 0, Math.min(carryLen, contentLen));
           if (contentLen > carryLen) chunk.copy(line, carryLen, 0, contentLen - carryLen);
           table.push(0, contentLen, next - openStart, false, openStart);
-          yield table.take(line, openStart);
+          yield account(table.take(line, openStart));
         }
         s = k + 1;
         if (next >= end) return;
@@ -278,20 +194,21 @@ export async function* readOwnedLines(
         table.push(s, e, k + 1, e - s > maxLineBytes, abs);
         s = k + 1;
       }
-      if (table.count > 0) yield table.take(chunk, pos);
+      if (table.count > 0) yield account(table.take(chunk, pos));
       pos += len;
       if (!open && pos >= end) return;
       if (s < len && !open) return; // stopped at a line starting at or past `end`
     }
     exhausted = true;
+    if (skipping) found(pos);
     // EOF: a last line without a newline (the '\r' is kept; only "\r\n" terminates).
     if (open) {
       if (openOversize || openLen > maxLineBytes) {
         table.push(-1, -1, openLen, true, openStart);
-        yield table.take(EMPTY, openStart);
+        yield account(table.take(EMPTY, openStart));
       } else {
         table.push(0, openLen, openLen, false, openStart);
-        yield table.take(Buffer.from(carry.subarray(0, openLen)), openStart);
+        yield account(table.take(Buffer.from(carry.subarray(0, openLen)), openStart));
       }
     }
   } finally {

@@ -5,12 +5,14 @@
  * for an object list, a row index for Parquet. A checkpoint stores the position of
  * the next record to read, so a resumed attempt starts exactly there.
  */
-import type { OwnedLines } from "../records/line-reader.ts";
+import { type OwnedLines, readerFault } from "../records/line-reader.ts";
 
 /** Lines of a CSV or JSON Lines object (positions are byte offsets). */
 export interface LineBlock {
   kind: "lines";
   format: "csv" | "jsonl";
+  /** How the reader cut records: lines, or CSV records (quoted fields may hold newlines). */
+  records?: "lines" | "csv";
   lines: OwnedLines;
 }
 
@@ -68,6 +70,11 @@ export function nextPositionAt(block: RecordBlock, i: number): number {
   }
 }
 
+/** Physical lines record `i` spans (several for a CSV record with newlines in quotes). */
+export function physicalLines(block: RecordBlock, i: number): number {
+  return block.kind === "lines" ? (block.lines.lines[i] as number) : 1;
+}
+
 /** A record that is no record at all (a blank line): counted as a line, never scored. */
 export const SKIP = 1;
 
@@ -84,7 +91,8 @@ export function sourceProblem(
   switch (block.kind) {
     case "lines": {
       const l = block.lines;
-      if (l.oversize[i]) return `line longer than ${maxLineBytes} bytes`;
+      const fault = readerFault(l, i, maxLineBytes, block.records);
+      if (fault !== undefined) return fault;
       const s = l.starts[i] as number;
       const e = l.ends[i] as number;
       return e === s || (e - s === 1 && l.buf[s] === 13) ? SKIP : undefined;
