@@ -49,7 +49,7 @@ export class EmbeddingRowCollector implements RowSink {
 }
 
 /** Documents as a block of rows with `id` and `text` columns (more columns as given). */
-export function documentsBlock(docs: readonly Record<string, unknown>[], firstRow = 0): RowBlock {
+export function documentsBlock(docs: readonly object[], firstRow = 0): RowBlock {
   const columns: Record<string, unknown[]> = {};
   docs.forEach((d, i) => {
     for (const [k, v] of Object.entries(d)) {
