@@ -1,8 +1,9 @@
 /**
  * Sequences → model calls. Within a window, sequences are sorted by length (longest
  * first) and packed greedily while the batch stays within the padded-token budget
- * (rows × longest) and the attention budget (rows × longest²); a sequence over either
- * budget runs alone. Sorting keeps padding small: similar lengths share a batch.
+ * (rows × longest), the attention budget (rows × longest²) and the padding cap; a
+ * sequence over a budget runs alone. Sorting keeps padding small: similar lengths
+ * share a batch.
  */
 import { endianness } from "node:os";
 import type { EncodedBatch, Tensor } from "../task.ts";
@@ -14,6 +15,8 @@ export interface BatchPlan {
   /** Per sequence (window order): its batch and its row in that batch. */
   seqBatch: Int32Array;
   seqRow: Int32Array;
+  /** Per batch: the sequence in each row. */
+  batchSeqs: Int32Array[];
   /** rows × longest, summed over batches. */
   paddedTokens: number;
 }
@@ -30,7 +33,16 @@ export interface FeedSpec {
 export interface BatchLimits {
   tokenBudget: number;
   attentionBudget: number;
+  /**
+   * Largest share of padding in a batch of at least MIN_BATCH_TOKENS padded tokens:
+   * a long budget-filling batch would otherwise span lengths from L down to a few
+   * tokens, and the model would spend most of it on padding.
+   */
+  maxPadding: number;
 }
+
+/** Below this many padded tokens a batch may take any padding (a call has a fixed cost). */
+export const MIN_BATCH_TOKENS = 256;
 
 const LITTLE_ENDIAN = endianness() === "LE";
 
@@ -75,20 +87,24 @@ export function planBatches(
   const seqBatch = new Int32Array(sequences.length);
   const seqRow = new Int32Array(sequences.length);
   const batches: EncodedBatch[] = [];
+  const batchSeqs: Int32Array[] = [];
   let paddedTokens = 0;
   let i = 0;
   while (i < order.length) {
     const longest = Math.max(1, (sequences[order[i] as number] as Int32Array).length);
     let rows = 1;
-    while (
-      i + rows < order.length &&
-      (rows + 1) * longest <= limits.tokenBudget &&
-      (rows + 1) * longest * longest <= limits.attentionBudget
-    ) {
+    let real = (sequences[order[i] as number] as Int32Array).length;
+    while (i + rows < order.length) {
+      const next = (sequences[order[i + rows] as number] as Int32Array).length;
+      const padded = (rows + 1) * longest;
+      if (padded > limits.tokenBudget || padded * longest > limits.attentionBudget) break;
+      if (padded > MIN_BATCH_TOKENS && padded - real - next > limits.maxPadding * padded) break;
+      real += next;
       rows++;
     }
     const members = order.slice(i, i + rows);
     batches.push(buildFeeds(members, sequences, longest, spec));
+    batchSeqs.push(Int32Array.from(members));
     members.forEach((s, r) => {
       seqBatch[s] = batches.length - 1;
       seqRow[s] = r;
@@ -96,7 +112,7 @@ export function planBatches(
     paddedTokens += rows * longest;
     i += rows;
   }
-  return { batches, seqBatch, seqRow, paddedTokens };
+  return { batches, seqBatch, seqRow, batchSeqs, paddedTokens };
 }
 
 function buildFeeds(

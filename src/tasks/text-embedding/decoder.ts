@@ -1,12 +1,13 @@
 /**
- * The text-embedding task's decoder: a scored window → output rows in input order,
- * one per record (or per chunk): id, chunk number when chunking, vector.
+ * The text-embedding task's decoder: each batch's outputs are pooled into one vector
+ * per row as soon as they arrive (`reduce`), and a scored window becomes output rows
+ * in input order, one per record (or per chunk): id, chunk number when chunking, vector.
  */
 import { InferenceError } from "../../core/errors.ts";
-import type { OutputColumn, Outputs, RowSink, TaskDecoder, Window } from "../task.ts";
+import type { OutputColumn, Outputs, RowSink, TaskDecoder, Tensor, Window } from "../task.ts";
 import type { TextWindowMeta } from "./encoder.ts";
 import type { TextModel } from "./model-dir.ts";
-import { l2Normalize, poolTokens, takeRow } from "./pooling.ts";
+import { l2Normalize, poolTokens } from "./pooling.ts";
 
 /** Output columns of a text-embedding job: id, chunk (when chunking), embedding. */
 export function textOutputColumns(model: Pick<TextModel, "settings">): OutputColumn[] {
@@ -17,60 +18,73 @@ export function textOutputColumns(model: Pick<TextModel, "settings">): OutputCol
   ];
 }
 
+/** Key of a reduced batch's [rows, dim] vectors (not an ONNX output name a model would use). */
+export const POOLED = "text-embedding:pooled";
+
 /** Decoder for a model's windows (stateless: one may serve every attempt). */
 export class TextEmbeddingDecoder implements TaskDecoder<TextWindowMeta> {
   constructor(private readonly model: Pick<TextModel, "output" | "dimension" | "settings">) {}
 
-  /** The vector of sequence `s` of the window. */
-  vectorOf(window: Window<TextWindowMeta>, outputs: Outputs[], s: number): Float32Array {
-    const { meta } = window;
-    const b = meta.seqBatch[s] as number;
-    const row = meta.seqRow[s] as number;
+  /** Pool (and normalise) batch `batch`'s rows into a [rows, dim] tensor. */
+  reduce(window: Window<TextWindowMeta>, batch: number, outputs: Outputs): Outputs {
     const name = this.model.output.name;
-    const tensor = outputs[b]?.[name];
+    const tensor = outputs[name];
     if (!tensor || !(tensor.data instanceof Float32Array)) {
-      throw new InferenceError(`batch ${b} has no float32 output "${name}"`);
+      throw new InferenceError(`batch ${batch} has no float32 output "${name}"`);
     }
+    const seqs = window.meta.batchSeqs[batch];
+    if (!seqs) throw new InferenceError(`the window has no batch ${batch}`);
     const dim = this.model.dimension;
+    const rows = seqs.length;
     const { pooling, normalize } = this.model.settings;
-    let v: Float32Array;
+    const pooled = new Float32Array(rows * dim);
     if (this.model.output.perToken) {
-      const cols = tensor.dims[1] as number;
-      if (tensor.dims.length !== 3 || tensor.dims[2] !== dim) {
+      const [r, cols, d] = tensor.dims;
+      if (tensor.dims.length !== 3 || r !== rows || d !== dim) {
         throw new InferenceError(
-          `output "${name}" has dims [${tensor.dims.join(",")}], expected [rows, seq, ${dim}]`,
+          `output "${name}" has dims [${tensor.dims.join(",")}], expected [${rows}, seq, ${dim}]`,
         );
       }
-      v = poolTokens(
-        tensor.data,
-        row,
-        cols,
-        dim,
-        meta.seqLen[s] as number,
-        pooling === "cls" ? "cls" : "mean",
-      );
+      const mode = pooling === "cls" ? "cls" : "mean";
+      for (let row = 0; row < rows; row++) {
+        const length = window.meta.seqLen[seqs[row] as number] as number;
+        const out = pooled.subarray(row * dim, (row + 1) * dim);
+        poolTokens(tensor.data, row, cols as number, dim, length, mode, out);
+      }
     } else {
-      if (tensor.dims.length !== 2 || tensor.dims[1] !== dim) {
+      if (tensor.dims.length !== 2 || tensor.dims[0] !== rows || tensor.dims[1] !== dim) {
         throw new InferenceError(
-          `output "${name}" has dims [${tensor.dims.join(",")}], expected [rows, ${dim}]`,
+          `output "${name}" has dims [${tensor.dims.join(",")}], expected [${rows}, ${dim}]`,
         );
       }
-      v = takeRow(tensor.data, row, dim);
+      pooled.set(tensor.data.subarray(0, rows * dim));
     }
-    return normalize ? l2Normalize(v) : v;
+    if (normalize) {
+      for (let row = 0; row < rows; row++) l2Normalize(pooled.subarray(row * dim, (row + 1) * dim));
+    }
+    const out: Tensor = { type: "float32", data: pooled, dims: [rows, dim] };
+    return { [POOLED]: out };
   }
 
   write(window: Window<TextWindowMeta>, outputs: Outputs[], sink: RowSink): void {
     const { meta } = window;
+    const dim = this.model.dimension;
+    // A caller that skipped `reduce` passes raw outputs: reduce them here.
+    const pooled = outputs.map(
+      (o, b) => (o[POOLED] ?? this.reduce(window, b, o)[POOLED]) as Tensor,
+    );
     const chunked = this.model.settings.chunkOverlap !== undefined;
     for (let r = 0; r < meta.ids.length; r++) {
       const first = meta.firstSeq[r] as number;
       const end = meta.firstSeq[r + 1] as number;
       for (let s = first; s < end; s++) {
+        const data = pooled[meta.seqBatch[s] as number]?.data as Float32Array | undefined;
+        if (!data) throw new InferenceError(`no outputs for batch ${meta.seqBatch[s]}`);
+        const row = meta.seqRow[s] as number;
         sink.startRow();
         sink.string(meta.ids[r] as string);
         if (chunked) sink.int(s - first);
-        sink.float32s(this.vectorOf(window, outputs, s));
+        sink.float32s(data.slice(row * dim, (row + 1) * dim));
         sink.endRow();
       }
     }

@@ -40,7 +40,12 @@ export async function embedInProcess(
   const inFlight: { window: Window<TextWindowMeta>; outputs: Promise<Outputs[]> }[] = [];
   const limit = Math.max(1, options.maxWindowsInFlight ?? 2);
   const submit = (window: Window<TextWindowMeta>) => {
-    const outputs = Promise.all(window.batches.map((b) => scorer.run(b.feeds, outputNames)));
+    // Each batch is pooled as it returns, so only [rows, dim] vectors wait for the window.
+    const outputs = Promise.all(
+      window.batches.map((b, k) =>
+        scorer.run(b.feeds, outputNames).then((o) => decoder.reduce(window, k, o)),
+      ),
+    );
     // A rejection is awaited below in order; keep it from counting as unhandled meanwhile.
     outputs.catch(() => undefined);
     inFlight.push({ window, outputs });

@@ -26,6 +26,8 @@ export interface TextWindowMeta {
   seqBatch: Int32Array;
   seqRow: Int32Array;
   seqLen: Int32Array;
+  /** Per batch: the sequence in each row. */
+  batchSeqs: Int32Array[];
   /** Real tokens and padded tokens (rows × longest) in the window's batches. */
   tokens: number;
   paddedTokens: number;
@@ -85,9 +87,10 @@ export class TextEmbeddingEncoder implements TaskEncoder<TextWindowMeta> {
     };
   }
 
-  /** The id of record `i` when it has one (for an errors output), else undefined. */
-  keyOf(block: RecordBlock, i: number): string | undefined {
-    return this.reader.read(block, i).id;
+  /** `{ id }` of record `i` when it has one (for an errors output), else undefined. */
+  keyOf(block: RecordBlock, i: number): Record<string, string> | undefined {
+    const id = this.reader.read(block, i).id;
+    return id === undefined ? undefined : { id };
   }
 
   add(block: RecordBlock, i: number): string | undefined {
@@ -145,6 +148,7 @@ export class TextEmbeddingEncoder implements TaskEncoder<TextWindowMeta> {
         seqBatch: plan.seqBatch,
         seqRow: plan.seqRow,
         seqLen,
+        batchSeqs: plan.batchSeqs,
         tokens: this.openTokens,
         paddedTokens: plan.paddedTokens,
       },

@@ -194,10 +194,21 @@ export async function loadTextModel(source: TextModelSource): Promise<TextModel>
   if ("descriptorPath" in source) {
     descriptorPath = source.descriptorPath;
     const descriptor = await readJson(descriptorPath, "model descriptor");
+    for (const [field, max] of [
+      ["name", 128],
+      ["version", 64],
+    ] as const) {
+      const v = descriptor[field];
+      if (typeof v !== "string" || v === "" || v.length > max) {
+        throw new ModelError(
+          `model descriptor ${descriptorPath}: "${field}" must be a string of 1 to ${max} characters`,
+        );
+      }
+    }
     task = parseTextTask(descriptor.task);
     dir = path.resolve(path.dirname(descriptorPath), task.modelDir);
-    name = String(descriptor.name ?? path.basename(dir));
-    version = String(descriptor.version ?? "1");
+    name = descriptor.name as string;
+    version = descriptor.version as string;
   } else {
     task = parseTextTask(source.task);
     dir = path.resolve(source.dir, task.modelDir);

@@ -5,7 +5,10 @@
  * sequence's padding or its row in the batch.
  */
 
-/** Pool row `row` of a [rows, cols, dim] output whose sequence has `length` real tokens. */
+/**
+ * Pool row `row` of a [rows, cols, dim] output whose sequence has `length` real tokens
+ * into `out` (dim floats).
+ */
 export function poolTokens(
   data: Float32Array,
   row: number,
@@ -13,8 +16,8 @@ export function poolTokens(
   dim: number,
   length: number,
   pooling: "mean" | "cls",
+  out: Float32Array,
 ): Float32Array {
-  const out = new Float32Array(dim);
   const base = row * cols * dim;
   if (pooling === "cls" || length <= 1) {
     out.set(data.subarray(base, base + dim));
@@ -27,11 +30,6 @@ export function poolTokens(
   }
   for (let j = 0; j < dim; j++) out[j] = (sum[j] as number) / length;
   return out;
-}
-
-/** Row `row` of a [rows, dim] output (a model that pools itself). */
-export function takeRow(data: Float32Array, row: number, dim: number): Float32Array {
-  return data.slice(row * dim, (row + 1) * dim);
 }
 
 /** Scale `v` to unit length in place (a zero vector stays zero, as in sentence-transformers). */

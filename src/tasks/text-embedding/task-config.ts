@@ -26,6 +26,7 @@ export interface TextTaskConfig {
 export interface BatchingOptions {
   tokenBudget: number;
   attentionBudget: number;
+  maxPadding: number;
   windowTokens: number;
   windowRecords: number;
 }
@@ -34,6 +35,7 @@ export interface BatchingOptions {
 export const DEFAULT_BATCHING: BatchingOptions = {
   tokenBudget: 16384,
   attentionBudget: 16384 * 128,
+  maxPadding: 0.1,
   windowTokens: 65536,
   windowRecords: 4096,
 };
