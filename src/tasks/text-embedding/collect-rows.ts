@@ -78,3 +78,18 @@ export function cosine(a: Float32Array, b: Float32Array): number {
   }
   return dot / Math.sqrt(na * nb || 1);
 }
+
+/** Indices of the `k` rows nearest to row `query` by cosine (the query itself excluded), nearest first. */
+export function nearestNeighbours(
+  rows: readonly EmbeddingRow[],
+  query: number,
+  k: number,
+): { index: number; cosine: number }[] {
+  const q = rows[query]?.vector;
+  if (!q) throw new RangeError(`no row ${query}`);
+  return rows
+    .map((r, index) => ({ index, cosine: cosine(q, r.vector) }))
+    .filter((r) => r.index !== query)
+    .sort((a, b) => b.cosine - a.cosine)
+    .slice(0, k);
+}
