@@ -12,6 +12,7 @@
  *
  *   tsx scripts/bench-text.ts [--docs 1000] [--hidden 256] [--layers 4] [--heads 4]
  *     [--intermediate 1024] [--threads 1] [--repeat 3] [--repeat-b 1] [--paths a,b,c]
+ *     [--token-budget N] [--attention-budget N] [--arena on|off]   (batching of a and c)
  *
  * On a shared machine wall-clock figures swing with other load; the CPU-time figures
  * (process-wide, all threads) are the steadier comparison.
@@ -51,6 +52,9 @@ const { values: flags } = parseArgs({
     repeat: { type: "string", default: "3" },
     "repeat-b": { type: "string", default: "1" },
     paths: { type: "string", default: "a,b,c" },
+    "token-budget": { type: "string" },
+    "attention-budget": { type: "string" },
+    arena: { type: "string", default: "on" },
     child: { type: "string" },
     dir: { type: "string" },
   },
@@ -154,9 +158,19 @@ function corpusSequences(model: TextModel, texts: string[]): Int32Array[] {
   );
 }
 
+/** The bench model with the batching flags applied (a and c batch the same way). */
+async function benchModel(dir: string): Promise<TextModel> {
+  const model = await loadTextModel({ descriptorPath: path.join(dir, "model", "descriptor.json") });
+  if (flags["token-budget"]) model.batching.tokenBudget = num("token-budget");
+  if (flags["attention-budget"]) model.batching.attentionBudget = num("attention-budget");
+  return model;
+}
+
+const ARENA = flags.arena !== "off";
+
 async function childA(dir: string, threads: number): Promise<PathResult> {
   const ort = await import("onnxruntime-node");
-  const model = await loadTextModel({ descriptorPath: path.join(dir, "model", "descriptor.json") });
+  const model = await benchModel(dir);
   const texts = await readTexts(path.join(dir, "corpus.jsonl"));
   const sequences = corpusSequences(model, texts);
   const tokens = sequences.reduce((n, s) => n + s.length, 0);
@@ -169,6 +183,7 @@ async function childA(dir: string, threads: number): Promise<PathResult> {
   const session = await ort.InferenceSession.create(model.onnxBytes, {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
+    enableCpuMemArena: ARENA,
     graphOptimizationLevel: "all",
   });
   const feeds = plan.batches.map((b) => {
@@ -231,8 +246,11 @@ async function childB(dir: string, threads: number): Promise<PathResult> {
 }
 
 async function childC(dir: string, threads: number): Promise<PathResult> {
-  const model = await loadTextModel({ descriptorPath: path.join(dir, "model", "descriptor.json") });
-  const scorer = await createFeedsScorer(model.onnxBytes, { intraOpThreads: threads });
+  const model = await benchModel(dir);
+  const scorer = await createFeedsScorer(model.onnxBytes, {
+    intraOpThreads: threads,
+    memoryArena: ARENA,
+  });
   // Warm-up, like (a): one short batch.
   await embedInProcess(
     model,
@@ -285,6 +303,10 @@ function runChild(which: string, dir: string, threads: number): Promise<PathResu
         dir,
         "--threads",
         String(threads),
+        "--arena",
+        ARENA ? "on" : "off",
+        ...(flags["token-budget"] ? ["--token-budget", flags["token-budget"]] : []),
+        ...(flags["attention-budget"] ? ["--attention-budget", flags["attention-budget"]] : []),
       ],
       { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
     );

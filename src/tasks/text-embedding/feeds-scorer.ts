@@ -18,6 +18,11 @@ export interface FeedsScorerOptions {
   /** Intra-op threads (default 1). */
   intraOpThreads?: number;
   executionProviders?: string[];
+  /**
+   * onnxruntime's CPU memory arena (default on). Off, each batch's intermediate
+   * tensors are freed after the call instead of kept for the next one.
+   */
+  memoryArena?: boolean;
   /** Run on a worker thread (default true); false runs on the calling thread (tests, baselines). */
   thread?: boolean;
   /** Names the model in errors (e.g. its path). */
@@ -43,6 +48,7 @@ const ready = ort.InferenceSession.create(workerData.model, {
   intraOpNumThreads: workerData.intraOpThreads,
   interOpNumThreads: 1,
   executionProviders: workerData.executionProviders,
+  enableCpuMemArena: workerData.memoryArena,
   graphOptimizationLevel: "all",
 }).then((s) => { session = s; });
 let queue = Promise.resolve();
@@ -180,6 +186,7 @@ export async function createFeedsScorer(
     model: onnxBytes,
     intraOpThreads: options.intraOpThreads ?? 1,
     executionProviders: options.executionProviders ?? ["cpu"],
+    memoryArena: options.memoryArena ?? true,
   };
   try {
     if (options.thread ?? true) {
@@ -199,6 +206,7 @@ export async function createFeedsScorer(
       intraOpNumThreads: init.intraOpThreads,
       interOpNumThreads: 1,
       executionProviders: init.executionProviders,
+      enableCpuMemArena: init.memoryArena,
       graphOptimizationLevel: "all",
     });
     return new InlineFeedsScorer(session, ort);
