@@ -179,6 +179,59 @@ function positiveInt(value: unknown): number | undefined {
   return typeof value === "number" && Number.isSafeInteger(value) && value > 0 ? value : undefined;
 }
 
+/** The task's settings with the model-dependent defaults filled in and checked. */
+function resolveSettings(
+  task: TextTaskConfig,
+  tokenizer: TextTokenizer,
+  config: Record<string, unknown>,
+  tokenizerConfig: Record<string, unknown>,
+  output: string,
+  perToken: boolean,
+): TextEmbeddingSettings {
+  const maxPositions = positiveInt(config.max_position_embeddings);
+  const modelMax = positiveInt(tokenizerConfig.model_max_length);
+  const maxLength =
+    task.maxLength ??
+    Math.min(modelMax !== undefined && modelMax <= 1_000_000 ? modelMax : 512, maxPositions ?? 512);
+  if (maxPositions !== undefined && maxLength > maxPositions) {
+    throw new ModelError(
+      `task.maxLength ${maxLength} exceeds config.json's max_position_embeddings ${maxPositions}: the model has no positions past that`,
+    );
+  }
+  const room = contentRoom(tokenizer, maxLength);
+  if (room < 1) {
+    throw new ModelError(
+      `task.maxLength ${maxLength} leaves no room for text after the special tokens`,
+    );
+  }
+  const overlap = task.chunking?.overlap;
+  if (overlap !== undefined && overlap >= room) {
+    throw new ModelError(
+      `task.chunking.overlap ${overlap} must be less than the ${room} text tokens a chunk holds (maxLength ${maxLength} minus special tokens)`,
+    );
+  }
+  const pooling: TextEmbeddingSettings["pooling"] = task.pooling ?? (perToken ? "mean" : "none");
+  if (!perToken && pooling !== "none") {
+    throw new ModelError(
+      `output ${output} is already one vector per text, so task.pooling "${pooling}" can't apply: set pooling to "none", or task.output to a per-token output such as last_hidden_state`,
+    );
+  }
+  if (perToken && pooling === "none") {
+    throw new ModelError(
+      `output ${output} has a vector per token: set task.pooling to "mean" or "cls" (or use the model's sentence_embedding output)`,
+    );
+  }
+  return {
+    pooling,
+    normalize: task.normalize,
+    maxLength,
+    maxChars: task.maxChars ?? (overlap === undefined ? 32 * maxLength : 200_000),
+    chunkOverlap: overlap,
+    text: textSourceOf(task),
+    idField: task.idField,
+  };
+}
+
 /** Where a model comes from: a descriptor file, or a directory with a task block. */
 export type TextModelSource =
   | { descriptorPath: string }
@@ -253,49 +306,7 @@ export async function loadTextModel(source: TextModelSource): Promise<TextModel>
     positiveInt(config.pad_token_id),
   );
 
-  const maxPositions = positiveInt(config.max_position_embeddings);
-  const modelMax = positiveInt(tokenizerConfig.model_max_length);
-  const maxLength =
-    task.maxLength ??
-    Math.min(modelMax !== undefined && modelMax <= 1_000_000 ? modelMax : 512, maxPositions ?? 512);
-  if (maxPositions !== undefined && maxLength > maxPositions) {
-    throw new ModelError(
-      `task.maxLength ${maxLength} exceeds config.json's max_position_embeddings ${maxPositions}: the model has no positions past that`,
-    );
-  }
-  const room = contentRoom(tokenizer, maxLength);
-  if (room < 1) {
-    throw new ModelError(
-      `task.maxLength ${maxLength} leaves no room for text after the special tokens`,
-    );
-  }
-  const overlap = task.chunking?.overlap;
-  if (overlap !== undefined && overlap >= room) {
-    throw new ModelError(
-      `task.chunking.overlap ${overlap} must be less than the ${room} text tokens a chunk holds (maxLength ${maxLength} minus special tokens)`,
-    );
-  }
-  let pooling = task.pooling ?? (perToken ? "mean" : "none");
-  if (!perToken && pooling !== "none") {
-    throw new ModelError(
-      `output ${out.name} is already one vector per text, so task.pooling "${pooling}" can't apply: set pooling to "none", or task.output to a per-token output such as last_hidden_state`,
-    );
-  }
-  if (perToken && pooling === "none") {
-    throw new ModelError(
-      `output ${out.name} has a vector per token: set task.pooling to "mean" or "cls" (or use the model's sentence_embedding output)`,
-    );
-  }
-  pooling = pooling as TextEmbeddingSettings["pooling"];
-  const settings: TextEmbeddingSettings = {
-    pooling,
-    normalize: task.normalize,
-    maxLength,
-    maxChars: task.maxChars ?? (overlap === undefined ? 32 * maxLength : 200_000),
-    chunkOverlap: overlap,
-    text: textSourceOf(task),
-    idField: task.idField,
-  };
+  const settings = resolveSettings(task, tokenizer, config, tokenizerConfig, out.name, perToken);
   const onnxSha256 = sha256Hex(onnxBytes);
   const { idField: _id, ...vectorSettings } = settings;
   const descriptorSha256 = sha256Hex(
