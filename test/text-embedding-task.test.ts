@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, it } from "node:test";
+import { InferenceError } from "../src/core/errors.ts";
 import { readOwnedLines } from "../src/records/line-reader.ts";
 import type { LineBlock, ObjectBlock, RecordBlock } from "../src/sources/record-source.ts";
 import { planBatches } from "../src/tasks/text-embedding/batcher.ts";
@@ -450,6 +451,18 @@ describe("text encoder and decoder on onnxruntime", () => {
       hits / rows.length >= 0.8,
       `nearest neighbour shares the topic for ${hits}/${rows.length}`,
     );
+  });
+
+  it("passes a failed model call on to the caller instead of hanging", async () => {
+    const failing: FeedsScorer = {
+      inputNames: [],
+      outputNames: [],
+      run: async () => {
+        throw new InferenceError("out of memory");
+      },
+      close: async () => {},
+    };
+    await assert.rejects(embed(model, [documentsBlock(docs)], failing), /out of memory/);
   });
 
   it("the decoder refuses outputs that don't match the model", () => {
