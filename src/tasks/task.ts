@@ -71,6 +71,14 @@ export interface TaskEncoder<M = unknown> {
   prepare?(block: import("../sources/record-source.ts").RecordBlock): Promise<void>;
   /** Take record `i` of `block`: undefined when accepted, else why it is bad. */
   add(block: import("../sources/record-source.ts").RecordBlock, i: number): string | undefined;
+  /**
+   * Optional: the key columns of record `i` (e.g. `{ id }`) when it has them, for the
+   * errors output of a bad record; undefined when they can't be read.
+   */
+  keyOf?(
+    block: import("../sources/record-source.ts").RecordBlock,
+    i: number,
+  ): Record<string, string> | undefined;
   /** Windows complete now; `flush` also closes the open one (checkpoint, end of partition). */
   take(flush: boolean): Window<M>[];
 }
@@ -96,7 +104,15 @@ export interface RowSink {
 
 /** Turns a scored window into output rows. */
 export interface TaskDecoder<M = unknown> {
-  /** Write the window's rows in input order; `outputs[b]` are batch b's model outputs. */
+  /**
+   * Optional: shrink batch `batch`'s outputs as soon as they arrive, before the rest of
+   * the window is scored; what it returns is what `write` gets as `outputs[batch]`.
+   * Text pools [rows, seq, dim] token vectors into [rows, dim] here, so a window never
+   * holds every batch's per-token outputs (a 64k-token window of a 384-wide model would
+   * be 100 MB); tabular and images need not implement it.
+   */
+  reduce?(window: Window<M>, batch: number, outputs: Outputs): Outputs;
+  /** Write the window's rows in input order; `outputs[b]` are batch b's model outputs (reduced, when `reduce` exists). */
   write(window: Window<M>, outputs: Outputs[], sink: RowSink): void;
 }
 
