@@ -5,6 +5,8 @@
  * backend (embedded or OCI) from BATCH_INFER_BACKEND.
  */
 import { createLogger, type LogLevel } from "../core/log.ts";
+import { observerCallbacks } from "../metrics/callback-bridge.ts";
+import { startWorkerMetrics } from "../metrics/worker-endpoint.ts";
 import { PartitionWorker } from "../pipeline/partition-worker.ts";
 import { openPipelineFromEnv } from "./backend.ts";
 import { workerConfigFromEnv } from "./worker-config.ts";
@@ -12,6 +14,18 @@ import { workerConfigFromEnv } from "./worker-config.ts";
 const config = workerConfigFromEnv(process.env);
 const log = createLogger({ level: (process.env.LOG_LEVEL as LogLevel | undefined) ?? "warn" });
 const deps = await openPipelineFromEnv(process.env, { log });
+// METRICS_PORT serves /metrics; BATCH_INFER_METRICS_IPC=1 answers the local pool. Neither: a no-op observer.
+const metrics = await startWorkerMetrics(
+  process.env,
+  {
+    workerId: config.workerId,
+    backend: config.backend,
+    providers: config.executionProviders.join(","),
+  },
+  log,
+);
+if (metrics.port !== undefined) process.send?.({ type: "metrics-listening", port: metrics.port });
+const observe = observerCallbacks(metrics.observer);
 const worker = new PartitionWorker(deps, {
   workerId: config.workerId,
   scorer: {
@@ -20,8 +34,12 @@ const worker = new PartitionWorker(deps, {
     executionProviders: config.executionProviders,
   },
   receiveWaitSeconds: 1,
-  onClaim: (claim) => process.send?.({ type: "claim", claim: claim ?? null }),
+  onClaim: (claim) => {
+    observe.onClaim(claim);
+    process.send?.({ type: "claim", claim: claim ?? null });
+  },
   onCommit: (p) => {
+    observe.onCommit(p);
     process.send?.({
       type: "commit",
       partition: p.index,
