@@ -32,6 +32,8 @@ export interface CliRunResult {
   workerPeaks: number[];
   /** VmHWM of the CLI process itself. */
   cliPeakRss: number;
+  /** What the CLI and its workers wrote to stderr (worker logs). */
+  stderr: string;
 }
 
 async function vmHwm(pid: number): Promise<number | undefined> {
@@ -80,6 +82,16 @@ async function processingWindowMs(dataDir: string, jobId: string): Promise<numbe
   }
 }
 
+/** A run that didn't complete as expected; carries the CLI's stderr (worker logs) to inspect. */
+export class CliRunError extends Error {
+  constructor(
+    message: string,
+    readonly stderr: string,
+  ) {
+    super(message);
+  }
+}
+
 let seq = 0;
 
 /**
@@ -95,6 +107,8 @@ export async function runCli(options: {
   workers: number;
   partitionBytes: number;
   checkpointEvery?: number;
+  /** Extra environment for the CLI and its workers (e.g. ORT_EXECUTION_PROVIDERS). */
+  env?: NodeJS.ProcessEnv;
 }): Promise<CliRunResult> {
   const dataDir = path.join(RUNS_DIR, `${options.label}-${process.pid}-${++seq}`);
   await rm(dataDir, { recursive: true, force: true });
@@ -121,7 +135,10 @@ export async function runCli(options: {
   const peaks = new Map<number, number>();
   let cliPeak = 0;
   const t0 = performance.now();
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...options.env },
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => {
@@ -155,7 +172,10 @@ export async function runCli(options: {
     const wallMs = performance.now() - t0;
     clearInterval(timer);
     if (code !== 0) {
-      throw new Error(`${options.label}: batch-infer run exited ${code}:\n${stderr}\n${stdout}`);
+      throw new CliRunError(
+        `${options.label}: batch-infer run exited ${code}:\n${stderr.slice(-4000)}\n${stdout.slice(-2000)}`,
+        stderr,
+      );
     }
     const out = JSON.parse(stdout) as {
       jobId: string;
@@ -164,10 +184,13 @@ export async function runCli(options: {
     };
     const r = out.result;
     if (out.state !== "completed" || !r) {
-      throw new Error(`${options.label}: job ${out.jobId} ended ${out.state}`);
+      throw new CliRunError(`${options.label}: job ${out.jobId} ended ${out.state}`, stderr);
     }
     if (r.records !== options.rows) {
-      throw new Error(`${options.label}: scored ${r.records} records, expected ${options.rows}`);
+      throw new CliRunError(
+        `${options.label}: scored ${r.records} records, expected ${options.rows}`,
+        stderr,
+      );
     }
     const p = openLocalPipeline(dataDir, { log: silentLogger });
     const job = (await p.checkpoints.getJob(out.jobId))?.value;
@@ -188,6 +211,7 @@ export async function runCli(options: {
       peakRssPerWorker: Math.max(0, ...workerPeaks),
       workerPeaks,
       cliPeakRss: cliPeak,
+      stderr,
     };
   } finally {
     clearInterval(timer);
