@@ -37,7 +37,7 @@ import {
   removeDataset,
 } from "./bench/data.ts";
 import { type DuckdbResult, measureDuckdb } from "./bench/duckdb.ts";
-import { fmtInt, fmtMB, median, pct, secs } from "./bench/format.ts";
+import { fmtInt, fmtMB, median, medianValue, pct, secs } from "./bench/format.ts";
 import {
   type BareResult,
   type HandResult,
@@ -217,8 +217,14 @@ async function modelRuns(model: BenchModel, repeat: number, bareMinRows: number)
     bares.push(await bare(model, bareMinRows));
     runs.push(await cli(`${model.name}-default`, model));
   }
+  // One more after the last run, so the bare windows bracket every run.
+  bares.push(await bare(model, bareMinRows));
   return {
-    bare: median(bares, (r) => r.seconds / r.rows),
+    // Median rate over the windows (mean of the middle two: there is one more window than runs).
+    bare: {
+      ...median(bares, (r) => r.seconds / r.rows),
+      rowsPerSec: medianValue(bares.map((r) => r.rowsPerSec)),
+    },
     run: median(runs, (r) => r.wallMs),
     bares,
     runs,
@@ -227,7 +233,7 @@ async function modelRuns(model: BenchModel, repeat: number, bareMinRows: number)
 const logisticRuns = await modelRuns(logistic, REPEAT, Math.ceil(1_000_000 / REPEAT));
 const mlpRuns = await modelRuns(models["mlp-256x2"], REPEAT, Math.ceil(1_000_000 / REPEAT));
 // ~10 s a run at ~100k rows/s: once.
-const heavyRuns = await modelRuns(models["mlp-1024x2"], 1, 20_000);
+const heavyRuns = await modelRuns(models["mlp-1024x2"], 1, 50_000);
 
 console.log(
   `\n== checkpoints (logistic): every ${fmtInt(CKPT_SMALL)} vs every ${fmtInt(CKPT_LARGE)} records, interleaved`,

@@ -32,3 +32,13 @@ export function median<T>(runs: T[], key: (r: T) => number): T {
   if (mid === undefined) throw new Error("median of no runs");
   return mid;
 }
+
+/** The median of `values` (the mean of the middle two for an even count). */
+export function medianValue(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length / 2;
+  if (sorted.length === 0) throw new Error("median of no values");
+  return Number.isInteger(mid)
+    ? ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+    : (sorted[Math.floor(mid)] as number);
+}
