@@ -25,8 +25,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import type { InferenceSession, Tensor } from "onnxruntime-node";
-import { CliRunError, type CliRunResult, runCli } from "./bench/cli-run.ts";
+import { type CliRunResult, runCli } from "./bench/cli-run.ts";
 import {
   BENCH_DIR,
   type BenchModel,
@@ -37,14 +36,14 @@ import {
   RUNS_DIR,
 } from "./bench/data.ts";
 import { fmtInt, secs, times } from "./bench/format.ts";
+import { type BareCuda, bareCuda, type Ort, probeCuda } from "./gpu/cuda.ts";
+import { type FallbackCheck, fallbackCheck } from "./gpu/fallback.ts";
 import { writeMlpModel } from "./train-model.ts";
 
 const TARGET = 0.8;
 const BATCH = 4096;
 /** Rows per batch for the embedding model's bare run (sequences are far heavier than rows of floats). */
 const TEXT_BATCH = 64;
-/** Symbolic non-batch dimensions (sequence length) of a synthetic input. */
-const SEQ_LEN = 128;
 
 const { values: flags } = parseArgs({
   options: {
@@ -65,132 +64,8 @@ if (HIDDEN.some((h) => !Number.isSafeInteger(h) || h < 1)) {
   throw new Error(`--hidden must be comma-separated layer widths, got ${flags.hidden}`);
 }
 
-type Ort = typeof import("onnxruntime-node");
-
-// ---------------------------------------------------------------------------------
-// 1. Does the CUDA execution provider load?
-
-interface CudaProbe {
-  ok: boolean;
-  /** onnxruntime's error, first line. */
-  error?: string;
-  /** The native log's own account (e.g. which library failed to load and why). */
-  nativeReason?: string;
-  supportedBackends: unknown;
-}
-
-/**
- * Create a CUDA-only session in a child process: onnxruntime writes the real
- * reason (the missing library, "no CUDA-capable device") to the native log on
- * stderr, not into the JS error.
- */
-function probeCuda(modelPath: string, env: NodeJS.ProcessEnv = {}): CudaProbe {
-  const code = `
-    const ort = require("onnxruntime-node");
-    const out = { supportedBackends: ort.listSupportedBackends() };
-    ort.InferenceSession.create(${JSON.stringify(modelPath)}, { executionProviders: [{ name: "cuda", deviceId: 0 }] })
-      .then(() => { out.ok = true; })
-      .catch((e) => { out.ok = false; out.error = String(e && e.message || e).split("\\n")[0]; })
-      .finally(() => { process.stdout.write(JSON.stringify(out)); });`;
-  const r = spawnSync(process.execPath, ["-e", code], {
-    encoding: "utf8",
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-  });
-  let out: CudaProbe;
-  try {
-    out = JSON.parse(r.stdout) as CudaProbe;
-  } catch {
-    return {
-      ok: false,
-      error: `the probe process exited ${r.status ?? r.signal}: ${r.stderr.trim().split("\n").at(-1)}`,
-      supportedBackends: null,
-    };
-  }
-  // Native log lines look like "[E:onnxruntime:…] … : FAIL : <reason>"; keep the last reason.
-  const reasons = r.stderr
-    // Colour codes: ESC [ … m (built from a string: a literal ESC in a regex is a lint error).
-    .replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g"), "")
-    .split("\n")
-    .map((l) => /FAIL : (.*)$/.exec(l)?.[1] ?? /\[E:onnxruntime[^\]]*\]\s*(.*)$/.exec(l)?.[1])
-    .filter((x): x is string => Boolean(x));
-  const nativeReason = reasons.at(-1);
-  return { ...out, ...(nativeReason ? { nativeReason } : {}) };
-}
-
 // ---------------------------------------------------------------------------------
 // 2, 3. Pipeline on CUDA vs bare onnxruntime on CUDA
-
-/** A synthetic batch of the model's declared inputs: floats, small token ids, all-ones masks. */
-function syntheticFeeds(
-  ort: Ort,
-  session: InferenceSession,
-  batch: number,
-): Record<string, Tensor> {
-  const feeds: Record<string, Tensor> = {};
-  for (const meta of session.inputMetadata) {
-    if (!meta.isTensor) throw new Error(`input ${meta.name} is not a tensor`);
-    let symbolic = 0;
-    const dims = meta.shape.map((d) =>
-      typeof d === "number" && d > 0 ? d : symbolic++ === 0 ? batch : SEQ_LEN,
-    );
-    const size = dims.reduce((a, b) => a * b, 1);
-    const mask = /mask/i.test(meta.name);
-    switch (meta.type) {
-      case "float32": {
-        const data = new Float32Array(size);
-        for (let i = 0; i < size; i++) data[i] = Math.sin(i) * 2;
-        feeds[meta.name] = new ort.Tensor("float32", data, dims);
-        break;
-      }
-      case "int64": {
-        const data = new BigInt64Array(size);
-        for (let i = 0; i < size; i++) data[i] = mask ? 1n : BigInt(1 + (i % 97));
-        feeds[meta.name] = new ort.Tensor("int64", data, dims);
-        break;
-      }
-      case "int32": {
-        const data = new Int32Array(size);
-        for (let i = 0; i < size; i++) data[i] = mask ? 1 : 1 + (i % 97);
-        feeds[meta.name] = new ort.Tensor("int32", data, dims);
-        break;
-      }
-      default:
-        throw new Error(`input ${meta.name}: no synthetic data for type ${meta.type}`);
-    }
-  }
-  return feeds;
-}
-
-interface BareCuda {
-  rowsPerSec: number;
-  rows: number;
-  seconds: number;
-  batch: number;
-}
-
-/** Bare onnxruntime on CUDA: the same synthetic batch run back to back for `minMs`. */
-async function bareCuda(ort: Ort, modelPath: string, batch: number): Promise<BareCuda> {
-  const session = await ort.InferenceSession.create(modelPath, {
-    executionProviders: [{ name: "cuda", deviceId: 0 }],
-    graphOptimizationLevel: "all",
-  });
-  try {
-    const feeds = syntheticFeeds(ort, session, batch);
-    // Outputs come back to the host each run, as the pipeline needs them.
-    for (let i = 0; i < 5; i++) await session.run(feeds);
-    let rows = 0;
-    const t0 = performance.now();
-    while (performance.now() - t0 < MIN_MS) {
-      await session.run(feeds);
-      rows += batch;
-    }
-    const seconds = (performance.now() - t0) / 1000;
-    return { rowsPerSec: rows / seconds, rows, seconds, batch };
-  } finally {
-    await session.release();
-  }
-}
 
 interface CudaFigure {
   model: string;
@@ -222,7 +97,7 @@ async function mlpOnCuda(ort: Ort): Promise<CudaFigure> {
   };
   const input = await ensureDataset(ROWS, 2026);
   const bytes = (await stat(input)).size;
-  const bare = await bareCuda(ort, model.modelPath, BATCH);
+  const bare = await bareCuda(ort, model.modelPath, BATCH, MIN_MS);
   const pipeline = await runCli({
     label: "gpu-mlp",
     model,
@@ -278,7 +153,7 @@ async function embeddingOnCuda(ort: Ort): Promise<CudaFigure | string> {
     descriptorPath: path.join(dir, "descriptor.json"),
     modelPath: path.join(dir, "model.onnx"),
   };
-  const bare = await bareCuda(ort, model.modelPath, TEXT_BATCH);
+  const bare = await bareCuda(ort, model.modelPath, TEXT_BATCH, MIN_MS);
   const pipeline = await runCli({
     label: "gpu-text",
     model,
@@ -295,98 +170,6 @@ async function embeddingOnCuda(ort: Ort): Promise<CudaFigure | string> {
     ratio: pipeline.wallRowsPerSec / bare.rowsPerSec,
     ratioByJob: pipeline.rowsPerSec / bare.rowsPerSec,
   };
-}
-
-// ---------------------------------------------------------------------------------
-// 4. The fallback rule
-
-interface FallbackCheck {
-  ok: boolean;
-  detail: string;
-  /** The worker log line that reported the fallback. */
-  logLine?: string;
-  /** What onnxruntime said when asked for CUDA under the same environment. */
-  ortReason?: string;
-}
-
-/** JSON log lines at warn or above (the workers' stderr passes through the CLI's). */
-function warnLines(stderr: string): { raw: string; text: string }[] {
-  const out: { raw: string; text: string }[] = [];
-  for (const raw of stderr.split("\n")) {
-    if (!raw.startsWith("{")) continue;
-    try {
-      const entry = JSON.parse(raw) as { level?: string };
-      if (entry.level === "warn" || entry.level === "error") {
-        out.push({ raw, text: JSON.stringify(entry).toLowerCase() });
-      }
-    } catch {
-      // Not a log line.
-    }
-  }
-  return out;
-}
-
-async function fallbackCheck(
-  models: Awaited<ReturnType<typeof ensureModels>>,
-  cudaUsable: boolean,
-) {
-  // On a GPU machine, hide the GPU: the CUDA provider then loads but finds no device.
-  const env: NodeJS.ProcessEnv = {
-    ORT_EXECUTION_PROVIDERS: "cuda,cpu",
-    ...(cudaUsable ? { CUDA_VISIBLE_DEVICES: "" } : {}),
-  };
-  const probe = probeCuda(models.logistic.modelPath, env);
-  if (probe.ok) {
-    return {
-      ok: false,
-      detail: "CUDA still loads with the GPU hidden: can't exercise the fallback on this machine",
-    } satisfies FallbackCheck;
-  }
-  const ortReason = probe.error ?? "";
-  const rows = 20_000;
-  const input = await ensureDataset(rows, 2026);
-  let run: CliRunResult;
-  try {
-    run = await runCli({
-      label: "gpu-fallback",
-      model: models.logistic,
-      inputFile: input,
-      rows,
-      workers: WORKERS,
-      partitionBytes: 1024 * 1024,
-      env,
-    });
-  } catch (err) {
-    const stderr = err instanceof CliRunError ? err.stderr : "";
-    const last = warnLines(stderr).at(-1)?.raw ?? stderr.trim().split("\n").at(-1) ?? "";
-    return {
-      ok: false,
-      detail: `the job did not complete with ORT_EXECUTION_PROVIDERS=cuda,cpu: ${String(err).split("\n")[0]}; last worker log: ${last.slice(0, 600)}`,
-      ortReason,
-    } satisfies FallbackCheck;
-  }
-  const lines = warnLines(run.stderr).filter(
-    (l) => l.text.includes("cuda") && l.text.includes("cpu"),
-  );
-  const reasonKey = ortReason.toLowerCase().slice(0, 60);
-  const withReason = lines.find((l) => reasonKey !== "" && l.text.includes(reasonKey));
-  if (withReason) {
-    return {
-      ok: true,
-      detail: `job completed on cpu (${fmtInt(run.rows)} rows) and a worker logged the fallback with onnxruntime's reason`,
-      logLine: withReason.raw,
-      ortReason,
-    } satisfies FallbackCheck;
-  }
-  return {
-    ok: false,
-    detail:
-      lines.length > 0
-        ? `job completed on cpu, but the fallback log line doesn't carry onnxruntime's reason ("${ortReason}")`
-        : `job completed, but no worker logged (at warn or above) that it fell back from cuda to cpu`,
-    ...(lines[0] ? { logLine: lines[0].raw } : {}),
-    ortReason,
-  } satisfies FallbackCheck;
 }
 
 // ---------------------------------------------------------------------------------
@@ -451,7 +234,10 @@ if (probe.ok) {
 }
 
 console.log("\n== 4. fallback rule: ORT_EXECUTION_PROVIDERS=cuda,cpu where CUDA can't be used");
-const fallback: FallbackCheck = await fallbackCheck(models, probe.ok);
+const fallback: FallbackCheck = await fallbackCheck(models, {
+  cudaUsable: probe.ok,
+  workers: WORKERS,
+});
 console.log(`  ${fallback.ok ? "PASS" : "FAIL"}: ${fallback.detail}`);
 if (fallback.ortReason) console.log(`  onnxruntime's reason: ${fallback.ortReason}`);
 if (fallback.logLine) console.log(`  worker log: ${fallback.logLine.slice(0, 800)}`);
