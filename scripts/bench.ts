@@ -37,7 +37,14 @@ import {
   removeDataset,
 } from "./bench/data.ts";
 import { type DuckdbResult, measureDuckdb } from "./bench/duckdb.ts";
-import { fmtInt, fmtMB, median, medianValue, pct, secs } from "./bench/format.ts";
+import {
+  type ColdStart,
+  issueFigures,
+  type Measured,
+  type ModelRuns,
+  peakRss,
+} from "./bench/figures.ts";
+import { fmtInt, fmtMB, median, medianValue, secs } from "./bench/format.ts";
 import {
   type BareResult,
   type HandResult,
@@ -48,7 +55,7 @@ import {
   scoreRows,
 } from "./bench/onnx.ts";
 import { findPandasPython, measurePandas, type PandasResult } from "./bench/pandas.ts";
-import { type Figure, printFigures } from "./bench/report.ts";
+import { printFigures } from "./bench/report.ts";
 
 const WORKERS = 2;
 /** Bare onnxruntime, the hand-written script and DuckDB get the pool's total threads. */
@@ -203,12 +210,6 @@ console.log(
 // batch-infer run, with bare onnxruntime windows between runs (so a burst of load
 // from other tenants lands on both sides)
 
-interface ModelRuns {
-  bare: BareResult;
-  run: CliRunResult;
-  bares: BareResult[];
-  runs: CliRunResult[];
-}
 async function modelRuns(model: BenchModel, repeat: number, bareMinRows: number) {
   console.log(`\n== ${model.label}`);
   const bares: BareResult[] = [];
@@ -253,13 +254,6 @@ const ckptOverheadJobPct = (ckptSmall.durationMs / ckptLarge.durationMs - 1) * 1
 // Cold start of the functions
 
 console.log("\n== cold start (scripts/cold-start.ts)");
-interface ColdStart {
-  fn: string;
-  backend: string;
-  readyMs: number;
-  firstMs: number;
-  totalMs: number;
-}
 let coldStart: ColdStart[] = [];
 {
   const r = spawnSync(
@@ -320,106 +314,29 @@ if (!flags.quick && ROWS < SCALE_ROWS) {
 // ---------------------------------------------------------------------------------
 // The figures, each with its anchor and target
 
-const allRuns = [
-  ...logisticRuns.runs,
-  ...mlpRuns.runs,
-  ...heavyRuns.runs,
-  ...smalls,
-  ...larges,
-  ...(scale ? [scale.run] : []),
-];
-const peakRss = Math.max(...allRuns.map((r) => r.peakRssPerWorker));
-const peakRun = allRuns.find((r) => r.peakRssPerWorker === peakRss);
-const coldMax = coldStart.length > 0 ? Math.max(...coldStart.map((c) => c.totalMs)) : undefined;
-const L = logisticRuns.run;
-const rowsLabel = fmtInt(ROWS);
-
-const figures: Figure[] = [
-  {
-    name: `logistic ${rowsLabel}: wall rows/s ÷ DuckDB parse-only`,
-    ours: L.wallRowsPerSec,
-    anchor: duck.rowsPerSec,
-    ratio: L.wallRowsPerSec / duck.rowsPerSec,
-    byJob: L.rowsPerSec / duck.rowsPerSec,
-    target: { min: 0.7 },
-    today: "0.24 (1M)",
+const measured: Measured = {
+  rows: ROWS,
+  scaleRows: SCALE_ROWS,
+  duck,
+  pandas,
+  pandasMissing: "missing" in pandasPython ? pandasPython.missing : undefined,
+  hand,
+  logistic: logisticRuns,
+  mlp: mlpRuns,
+  heavy: heavyRuns,
+  checkpoints: {
+    every: [CKPT_SMALL, CKPT_LARGE],
+    small: ckptSmall,
+    large: ckptLarge,
+    all: [...smalls, ...larges],
+    overheadPct: ckptOverheadPct,
+    overheadJobPct: ckptOverheadJobPct,
   },
-  {
-    name: `logistic ${fmtInt(SCALE_ROWS)}: wall rows/s ÷ DuckDB parse-only`,
-    ours: scale?.run.wallRowsPerSec,
-    anchor: scale?.duck.rowsPerSec,
-    ratio: scale ? scale.run.wallRowsPerSec / scale.duck.rowsPerSec : undefined,
-    byJob: scale ? scale.run.rowsPerSec / scale.duck.rowsPerSec : undefined,
-    target: { min: 1.0 },
-    today: "0.33",
-    missing: flags.quick ? "skipped (--quick)" : undefined,
-  },
-  {
-    name: `logistic ${rowsLabel}: wall rows/s ÷ pandas script`,
-    ours: L.wallRowsPerSec,
-    anchor: pandas?.rowsPerSec,
-    ratio: pandas ? L.wallRowsPerSec / pandas.rowsPerSec : undefined,
-    byJob: pandas ? L.rowsPerSec / pandas.rowsPerSec : undefined,
-    target: { min: 4 },
-    today: "1.3",
-    missing: "missing" in pandasPython ? `skipped: ${pandasPython.missing}` : undefined,
-  },
-  {
-    name: `logistic ${rowsLabel}: wall rows/s ÷ csv-parse + onnxruntime script`,
-    ours: L.wallRowsPerSec,
-    anchor: hand.rowsPerSec,
-    ratio: L.wallRowsPerSec / hand.rowsPerSec,
-    byJob: L.rowsPerSec / hand.rowsPerSec,
-  },
-  {
-    name: `logistic ${rowsLabel}: wall rows/s ÷ bare onnxruntime`,
-    ours: L.wallRowsPerSec,
-    anchor: logisticRuns.bare.rowsPerSec,
-    ratio: L.wallRowsPerSec / logisticRuns.bare.rowsPerSec,
-    byJob: L.rowsPerSec / logisticRuns.bare.rowsPerSec,
-  },
-  {
-    name: "MLP 32→256→256→1: wall rows/s ÷ bare onnxruntime",
-    ours: mlpRuns.run.wallRowsPerSec,
-    anchor: mlpRuns.bare.rowsPerSec,
-    ratio: mlpRuns.run.wallRowsPerSec / mlpRuns.bare.rowsPerSec,
-    byJob: mlpRuns.run.rowsPerSec / mlpRuns.bare.rowsPerSec,
-    target: { min: 0.5 },
-    today: "0.17 wall, 0.30 job",
-  },
-  {
-    name: "MLP 32→1024→1024→1: wall rows/s ÷ bare onnxruntime",
-    ours: heavyRuns.run.wallRowsPerSec,
-    anchor: heavyRuns.bare.rowsPerSec,
-    ratio: heavyRuns.run.wallRowsPerSec / heavyRuns.bare.rowsPerSec,
-    byJob: heavyRuns.run.rowsPerSec / heavyRuns.bare.rowsPerSec,
-    target: { min: 0.9 },
-    today: "0.83 job",
-  },
-  {
-    name: `checkpoint every ${fmtInt(CKPT_SMALL)} vs every ${fmtInt(CKPT_LARGE)}: wall overhead`,
-    value: pct(ckptOverheadPct),
-    detail: `${secs(ckptSmall.wallMs)} vs ${secs(ckptLarge.wallMs)}; by job durationMs ${pct(ckptOverheadJobPct)}`,
-    ratio: ckptOverheadPct,
-    target: { max: 5, unit: "%" },
-    today: "+12 to +22%",
-  },
-  {
-    name: "peak RSS per worker (all runs)",
-    value: fmtMB(peakRss),
-    detail: peakRun ? `in ${peakRun.label}` : "",
-    ratio: peakRss / 1e6,
-    target: { max: 300, unit: " MB" },
-  },
-  {
-    name: "function cold start, bundle load → first answer (slowest)",
-    value: coldMax === undefined ? "?" : `${coldMax.toFixed(0)} ms`,
-    detail: coldStart.map((c) => `${c.fn}/${c.backend} ${c.totalMs.toFixed(0)} ms`).join(", "),
-    ratio: coldMax,
-    target: { max: 300, unit: " ms", strict: true },
-    missing: coldMax === undefined ? "cold start failed" : undefined,
-  },
-];
+  coldStart,
+  scale,
+  quick: flags.quick,
+};
+const figures = issueFigures(measured);
 const table = printFigures(figures);
 const wallSeconds = (performance.now() - benchStart) / 1000;
 const notes = [
@@ -456,7 +373,7 @@ const results = {
   },
   coldStart,
   scale: scale ?? null,
-  peakRssPerWorker: peakRss,
+  peakRssPerWorker: peakRss(measured).bytes,
   wallSeconds,
   table,
   notes,
