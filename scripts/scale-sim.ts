@@ -11,7 +11,7 @@
  *
  * Results go to .bench/scale-sim.json.
  */
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,10 +38,12 @@ const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
 const work = path.join(os.tmpdir(), `bi-scale-sim-${process.pid}`);
 const results: SimResult[] = [];
 for (const partitions of sizes) {
-  const r = await simulateJob({ partitions, workDir: path.join(work, `p${partitions}`) });
+  const r = await simulateJob({ partitions, workDir: path.join(work, `p${partitions}`) }).finally(
+    () => rm(work, { recursive: true, force: true }),
+  );
   results.push(r);
   console.log(
-    `P = ${fmt(partitions)}: job ${r.state}, ${fmt(r.rows)} rows, ${(r.ms / 1000).toFixed(1)} s in process`,
+    `P = ${fmt(r.partitions)}: job ${r.state}, ${fmt(r.rows)} rows, ${(r.ms / 1000).toFixed(1)} s in process`,
   );
 }
 
