@@ -5,7 +5,9 @@
  * import). The OCI backend runs against the loopback stand-in, so its figures
  * include real request signing but not real network latency.
  *
- *   npx tsx scripts/cold-start.ts [--runs N]
+ *   npx tsx scripts/cold-start.ts [--runs N] [--json]
+ *
+ * --json: also print the medians as one JSON line at the end (the bench reads it).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
@@ -14,7 +16,9 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { fnCall, startFullStandIn } from "../test/oci-standin/index.ts";
 
-const { values } = parseArgs({ options: { runs: { type: "string", default: "3" } } });
+const { values } = parseArgs({
+  options: { runs: { type: "string", default: "3" }, json: { type: "boolean", default: false } },
+});
 const runs = Math.max(1, Number(values.runs));
 
 const built = spawnSync(process.execPath, ["--import", "tsx", "scripts/build.ts"], {
@@ -102,15 +106,30 @@ console.log(
   `\ncold start, median of ${runs} (first answer = a call that reads a job row: clients built, one signed request)`,
 );
 console.log("  function  backend  socket ready  first answer  total");
+const medians: {
+  fn: string;
+  backend: string;
+  readyMs: number;
+  firstMs: number;
+  totalMs: number;
+}[] = [];
 for (const c of cases) {
   const samples = [];
   for (let i = 0; i < runs; i++) samples.push(await measure(c.fn, c.env, c.body));
   const med = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
   const ready = med(samples.map((s) => s.ready));
   const first = med(samples.map((s) => s.first));
+  medians.push({
+    fn: c.fn,
+    backend: c.backend,
+    readyMs: ready,
+    firstMs: first,
+    totalMs: ready + first,
+  });
   console.log(
     `  ${c.fn.padEnd(9)} ${c.backend.padEnd(7)} ${ready.toFixed(0).padStart(9)} ms ${first.toFixed(0).padStart(10)} ms ${(ready + first).toFixed(0).padStart(6)} ms  (HTTP ${samples[0]?.status})`,
   );
 }
 await stand.close();
 rmSync(work, { recursive: true, force: true });
+if (values.json) console.log(JSON.stringify({ runs, coldStart: medians }));

@@ -5,6 +5,8 @@
  * backend (embedded or OCI) from BATCH_INFER_BACKEND.
  */
 import { createLogger, type LogLevel } from "../core/log.ts";
+import { observerCallbacks } from "../metrics/callback-bridge.ts";
+import { startWorkerMetrics } from "../metrics/worker-endpoint.ts";
 import { PartitionWorker } from "../pipeline/partition-worker.ts";
 import { openPipelineFromEnv } from "./backend.ts";
 import { workerConfigFromEnv } from "./worker-config.ts";
@@ -46,6 +48,18 @@ function tellPool(message: Record<string, unknown>): void {
 const config = workerConfigFromEnv(process.env);
 const log = createLogger({ level: (process.env.LOG_LEVEL as LogLevel | undefined) ?? "warn" });
 const deps = await openPipelineFromEnv(process.env, { log });
+// METRICS_PORT serves /metrics; BATCH_INFER_METRICS_IPC=1 answers the local pool. Neither: a no-op observer.
+const metrics = await startWorkerMetrics(
+  process.env,
+  {
+    workerId: config.workerId,
+    backend: config.backend,
+    providers: config.executionProviders.join(","),
+  },
+  log,
+);
+if (metrics.port !== undefined) tellPool({ type: "metrics-listening", port: metrics.port });
+const observe = observerCallbacks(metrics.observer);
 const worker = new PartitionWorker(deps, {
   workerId: config.workerId,
   scorer: {
@@ -55,15 +69,20 @@ const worker = new PartitionWorker(deps, {
   },
   receiveWaitSeconds: 1,
   receiveVisibilitySeconds: config.receiveVisibilitySeconds,
-  onClaim: (claim) => tellPool({ type: "claim", claim: claim ?? null }),
-  onCommit: (p) =>
+  onClaim: (claim) => {
+    observe.onClaim(claim);
+    tellPool({ type: "claim", claim: claim ?? null });
+  },
+  onCommit: (p) => {
+    observe.onCommit(p);
     tellPool({
       type: "commit",
       partition: p.index,
       offset: p.offset,
       end: p.end,
       done: p.state === "done",
-    }),
+    });
+  },
 });
 stop = () => worker.stop();
 // Started by a pool that is already gone (its 'disconnect' came before we listened).

@@ -1,0 +1,106 @@
+/**
+ * The embedded default's pool metrics: the parent asks each worker child for
+ * its metrics over the fork IPC channel and serves their sum on one port
+ * (counters and histograms add up; labelled series such as the partition in
+ * hand stay one per label set). Workers need no port of their own for this.
+ */
+import type { ChildProcess } from "node:child_process";
+import { AggregatorRegistry, type Registry, type RegistryContentType } from "prom-client";
+
+/** Parent → worker: `{ type, id }`. */
+export const METRICS_REQUEST = "metrics-request";
+/** Worker → parent: `{ type, id, metrics }` (prom-client's getMetricsAsJSON). */
+export const METRICS_REPLY = "metrics-reply";
+
+/** One worker's metrics as prom-client's JSON (opaque here; only aggregated). */
+export type MetricsJson = object[];
+
+interface RequestMessage {
+  type: typeof METRICS_REQUEST;
+  id: number;
+}
+interface ReplyMessage {
+  type: typeof METRICS_REPLY;
+  id: number;
+  metrics: MetricsJson;
+}
+
+function isRequest(m: unknown): m is RequestMessage {
+  return (m as RequestMessage | null)?.type === METRICS_REQUEST;
+}
+function isReply(m: unknown, id: number): m is ReplyMessage {
+  const r = m as ReplyMessage | null;
+  return r?.type === METRICS_REPLY && r.id === id && Array.isArray(r.metrics);
+}
+
+/**
+ * In a worker process: answer the pool's metrics requests from `registry`.
+ * Returns a function that stops answering. Does nothing without an IPC channel.
+ */
+export function answerMetricsRequests(
+  registry: Registry<RegistryContentType>,
+  proc: NodeJS.Process = process,
+): () => void {
+  if (!proc.send) return () => {};
+  const onMessage = (m: unknown) => {
+    if (!isRequest(m)) return;
+    registry.getMetricsAsJSON().then(
+      (metrics) => {
+        const reply: ReplyMessage = { type: METRICS_REPLY, id: m.id, metrics };
+        // The channel may be gone (the pool exiting): nothing to answer then.
+        if (proc.connected) proc.send?.(reply);
+      },
+      () => undefined,
+    );
+  };
+  proc.on("message", onMessage);
+  return () => proc.off("message", onMessage);
+}
+
+let nextId = 0;
+
+/**
+ * In the pool: ask one worker child for its metrics. Resolves undefined when it
+ * doesn't answer within `timeoutMs` (busy in a long synchronous batch, exiting),
+ * so one slow worker never fails a scrape of the others.
+ */
+export function requestWorkerMetrics(
+  child: ChildProcess,
+  timeoutMs = 2000,
+): Promise<MetricsJson | undefined> {
+  if (!child.connected) return Promise.resolve(undefined);
+  const id = ++nextId;
+  return new Promise((resolve) => {
+    const done = (value: MetricsJson | undefined) => {
+      clearTimeout(timer);
+      child.off("message", onMessage);
+      child.off("exit", onExit);
+      resolve(value);
+    };
+    const onMessage = (m: unknown) => {
+      if (isReply(m, id)) done(m.metrics);
+    };
+    const onExit = () => done(undefined);
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    child.on("message", onMessage);
+    child.on("exit", onExit);
+    const request: RequestMessage = { type: METRICS_REQUEST, id };
+    child.send(request, (err) => {
+      if (err) done(undefined);
+    });
+  });
+}
+
+/**
+ * The sum of several workers' metrics in the text exposition format, plus
+ * `batch_infer_pool_workers_scraped`, how many answered.
+ */
+export async function aggregateMetrics(perWorker: (MetricsJson | undefined)[]): Promise<string> {
+  const answered = perWorker.filter((m): m is MetricsJson => m !== undefined);
+  const text = answered.length > 0 ? await AggregatorRegistry.aggregate(answered).metrics() : "";
+  return (
+    `${text}# HELP batch_infer_pool_workers_scraped Worker processes that answered this scrape.\n` +
+    `# TYPE batch_infer_pool_workers_scraped gauge\n` +
+    `batch_infer_pool_workers_scraped ${answered.length}\n`
+  );
+}
