@@ -30,6 +30,8 @@ async function lineStartsIn(
   to: number,
 ): Promise<number> {
   if (to <= from) return 0;
+  // Parquet positions are row indexes: every row is a record.
+  if (job.input.format === "parquet") return to - from;
   let count = 0;
   let readFrom = from;
   if (from === job.input.dataStart) {

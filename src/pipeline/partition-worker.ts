@@ -9,8 +9,8 @@ import type { Logger } from "../core/log.ts";
 import type { Attempt, JobRecord, PartitionRecord } from "../core/records.ts";
 import type { Versioned } from "../ports/checkpoint-store.ts";
 import type { QueueMessage } from "../ports/task-queue.ts";
-import { lineSource } from "../sources/line-source.ts";
-import type { TabularSessionOptions } from "../tasks/tabular/tabular-task.ts";
+import { sourceFor } from "../sources/registry.ts";
+import type { TaskSessionOptions } from "../tasks/registry.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { EVENT_TYPES, jobEvent } from "./events.ts";
 import { finalizeIfLast, publishDone } from "./finalize.ts";
@@ -25,7 +25,7 @@ import { TaskRuntimeCache } from "./task-runtimes.ts";
 export interface WorkerOptions {
   workerId: string;
   /** onnxruntime settings: threads, execution providers in order of preference, inference thread. */
-  scorer?: TabularSessionOptions;
+  scorer?: TaskSessionOptions;
   /** Longer input lines are bad records (default 1 MiB); they are skipped without being buffered. */
   maxLineBytes?: number;
   /** Long-poll wait per receive (default 2 s). */
@@ -243,7 +243,7 @@ export class PartitionWorker {
         job,
         lease: claimed,
         runtime,
-        source: lineSource(this.deps.store, job, claimed.value, maxLineBytes),
+        source: sourceFor(this.deps.store, job, claimed.value, { maxLineBytes }),
         store: this.deps.store,
         now: this.deps.now,
         workerId: this.options.workerId,

@@ -11,7 +11,7 @@ import { objectCreatedEvent } from "../pipeline/events.ts";
 import { recoverStalledJob } from "../pipeline/recover.ts";
 import { DEFAULT_POLICY, decideReplicas, type ScalingPolicy } from "../pipeline/scaler.ts";
 import { type SplitResult, splitFromEvent } from "../pipeline/splitter.ts";
-import { openTabularSession } from "../tasks/tabular/tabular-task.ts";
+import { checkModelOpens } from "../tasks/registry.ts";
 import { stageLocalInput } from "./local-input.ts";
 import { type LocalPipeline, openLocalPipeline } from "./local-stores.ts";
 import { type PoolMember, ProcessPool, type WorkerCommand } from "./process-pool.ts";
@@ -165,17 +165,14 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
         // Fail up front, before a job exists, if onnxruntime can't run the model as
         // described on the execution providers the workers will use.
         checkModel: async (model) => {
-          const { session } = await openTabularSession(model, {
-            thread: false,
+          const fallbacks = await checkModelOpens(model, {
             executionProviders: providersFrom(process.env.ORT_EXECUTION_PROVIDERS),
           });
-          for (const f of session.fallbacks) {
-            options.log.info(
-              `execution provider ${f.provider} is unavailable here, falling back to ${session.provider}`,
-              { reason: f.reason },
-            );
+          for (const f of fallbacks) {
+            options.log.info(`execution provider ${f.provider} is unavailable here`, {
+              reason: f.reason,
+            });
           }
-          await session.close();
         },
       },
       event,
