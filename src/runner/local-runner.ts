@@ -13,6 +13,7 @@ import { DEFAULT_POLICY, decideReplicas, type ScalingPolicy } from "../pipeline/
 import { type SplitResult, splitFromEvent } from "../pipeline/splitter.ts";
 import { checkModelOpens } from "../tasks/registry.ts";
 import { stageLocalInput } from "./local-input.ts";
+import { splitLocalDirectory } from "./local-media-job.ts";
 import { type LocalPipeline, openLocalPipeline } from "./local-stores.ts";
 import { type PoolMember, ProcessPool, type WorkerCommand } from "./process-pool.ts";
 import { providersFrom } from "./worker-config.ts";
@@ -39,7 +40,10 @@ export interface JobProgress {
 /** Options of `run` on the embedded default. */
 export interface LocalRunOptions {
   dataDir: string;
-  /** A local file to score: it is "uploaded" to the input bucket, which fires the upload event. */
+  /**
+   * A local file to score: it is "uploaded" to the input bucket, which fires the upload
+   * event. A directory (a media library) becomes the objects under a prefix instead.
+   */
   inputFile: string;
   inputBucket?: string;
   descriptor: string;
@@ -145,6 +149,8 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
   const pipeline = openLocalPipeline(options.dataDir, { log: options.log });
   const bucket = options.inputBucket ?? "input";
   try {
+    const media = await splitLocalDirectory(pipeline, bucket, options);
+    if (media) return { split: media, ...(await driveLocalJob(pipeline, media.jobId, options)) };
     const staged = await stageLocalInput(pipeline, bucket, options.inputFile);
     const { etag, object: objectName } = staged;
     options.log.info("input staged", {
