@@ -23,7 +23,7 @@ import { DuckDBInstance } from "@duckdb/node-api";
 import * as ort from "onnxruntime-node";
 import { LocalObjectStore } from "../src/adapters/local/fs-object-store.ts";
 import { writeDataset } from "../src/model/datasets.ts";
-import { loadModel } from "../src/model/descriptor.ts";
+import { loadTabularModel } from "../src/model/descriptor.ts";
 import { createCsvFeaturizer } from "../src/model/featurizer.ts";
 import { KeyBatch } from "../src/model/key-batch.ts";
 import { readOwnedLines } from "../src/records/line-reader.ts";
@@ -112,6 +112,7 @@ async function images(): Promise<void> {
     });
     const d = shapesDescriptor("uint8", variant.size);
     const model = {
+      kind: "image-classification" as const,
       descriptor: d,
       descriptorPath: "bench",
       onnxPath: "bench",
@@ -202,7 +203,7 @@ async function parquet(): Promise<void> {
   const dir = join(root, "tab");
   await mkdir(dir, { recursive: true });
   const model = await writeNumericLogisticModel({ outDir: join(dir, "model"), rows: 5000 });
-  const loaded = await loadModel(model.descriptorPath);
+  const loaded = await loadTabularModel(model.descriptorPath);
   const csv = join(dir, "numeric.csv");
   await writeDataset({ kind: "numeric", rows: ROWS, seed: 3, format: "csv", out: csv });
   const pq = join(dir, "numeric.parquet");

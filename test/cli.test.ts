@@ -115,7 +115,7 @@ describe("batch-infer CLI", () => {
       [["run", "--input", input, "--model", descriptor, "--bogus"], /Unknown option '--bogus'/, 2],
       [
         ["run", "--input", path.join(root.dir, "nope.csv"), "--model", descriptor],
-        /--input: input file .*nope.csv does not exist/,
+        /--input: input .*nope.csv does not exist/,
         2,
       ],
       [

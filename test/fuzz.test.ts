@@ -828,6 +828,7 @@ const SPEC_KEYS = new Set([
   "partitionBytes",
   "checkpointEvery",
   "batchSize",
+  "partitionRecords",
   "errorThreshold",
   "keyColumns",
   "maxAttempts",
@@ -859,18 +860,27 @@ function assertWellFormedSpec(spec: ReturnType<typeof resolveJobSpec>): void {
   const json = JSON.parse(JSON.stringify(spec)) as Record<string, unknown>;
   for (const k of Object.keys(json)) assert.ok(SPEC_KEYS.has(k), `unknown key ${k}`);
   assert.match(spec.input.bucket, BUCKET);
-  assertSafeName(spec.input.object, "input.object");
-  check(spec.input.object.length > 0, "spec.input.object.length > 0");
   check(
-    spec.input.format === "csv" || spec.input.format === "jsonl",
-    'spec.input.format === "csv" || spec.input.format === "jsonl"',
+    (spec.input.object === undefined) !== (spec.input.prefix === undefined),
+    "exactly one of input.object and input.prefix",
   );
+  if (spec.input.object !== undefined) {
+    assertSafeName(spec.input.object, "input.object");
+    check(spec.input.object.length > 0, "spec.input.object.length > 0");
+    check(
+      ["csv", "jsonl", "parquet"].includes(spec.input.format),
+      'spec.input.format is "csv", "jsonl" or "parquet"',
+    );
+  } else {
+    assertSafeName(spec.input.prefix, "input.prefix");
+    check(spec.input.format === "objects", 'a prefix is read as "objects"');
+  }
   assert.match(spec.output.bucket, BUCKET);
   assertSafeName(spec.output.prefix, "output.prefix");
   check(!spec.output.prefix.endsWith("/"), '!spec.output.prefix.endsWith("/")');
   check(
-    spec.output.format === "csv" || spec.output.format === "jsonl",
-    'spec.output.format === "csv" || spec.output.format === "jsonl"',
+    ["csv", "jsonl", "parquet"].includes(spec.output.format),
+    'spec.output.format is "csv", "jsonl" or "parquet"',
   );
   assert.equal(typeof spec.model.descriptor, "string");
   check(

@@ -30,7 +30,7 @@ import {
   Rng,
   writeDataset,
 } from "../src/model/datasets.ts";
-import { loadModel } from "../src/model/descriptor.ts";
+import { loadTabularModel } from "../src/model/descriptor.ts";
 import { encodeOnnxModel } from "../src/model/onnx-writer.ts";
 import { auc } from "../src/model/train-logistic.ts";
 import { openTabularSession } from "../src/tasks/tabular/tabular-task.ts";
@@ -491,7 +491,7 @@ describe("scorer thread modes", () => {
     const dir = await mkdtemp(join(tmpdir(), "scorer-"));
     try {
       const { descriptorPath } = await writeMlpModel({ outDir: dir, seed: 3 });
-      const model = await loadModel(descriptorPath);
+      const model = await loadTabularModel(descriptorPath);
       const rows = 300;
       const x = Float32Array.from({ length: rows * model.width }, (_, i) => Math.sin(i));
       const results: Float32Array[] = [];

@@ -66,7 +66,9 @@ class CountingStore implements ObjectStore {
 }
 
 /** Scores of a fixed batch, through the project's scorer on onnxruntime. */
-async function scoresOf(model: LoadedModel): Promise<number[]> {
+async function scoresOf(loaded: LoadedModel): Promise<number[]> {
+  assert.ok(loaded.kind === "tabular");
+  const model = loaded;
   const rows = 16;
   const features = new Float32Array(rows * model.width);
   for (let i = 0; i < features.length; i++) features[i] = ((i * 7919) % 101) / 50 - 1;

@@ -14,7 +14,7 @@ import {
   featurize,
   writeDataset,
 } from "../src/model/datasets.ts";
-import { loadModel } from "../src/model/descriptor.ts";
+import { loadTabularModel } from "../src/model/descriptor.ts";
 import { openLocalPipeline } from "../src/runner/local-stores.ts";
 import type { ProcessPool } from "../src/runner/process-pool.ts";
 import {
@@ -39,7 +39,7 @@ async function independentScores(
   rows: number,
   seed: number,
 ): Promise<{ ids: string[]; scores: Float32Array }> {
-  const model = await loadModel(descriptor);
+  const model = await loadTabularModel(descriptor);
   const width = model.width;
   const x = new Float32Array(rows * width);
   const ids: string[] = [];
@@ -79,7 +79,7 @@ describe("end to end on the embedded default", () => {
     assert.equal(out.rows.length, rows);
     assert.equal(out.errorRows.length, 0);
     const expected = await independentScores(rows, 21);
-    const model = await loadModel(descriptor);
+    const model = await loadTabularModel(descriptor);
     const label = model.descriptor.label;
     assert.ok(label);
     out.rows.forEach((line, i) => {

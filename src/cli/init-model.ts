@@ -9,7 +9,7 @@ import { mkdir, open, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { InvalidArgumentError, ModelError, PipelineError } from "../core/errors.ts";
-import { loadModel } from "../model/descriptor.ts";
+import { loadTabularModel } from "../model/descriptor.ts";
 import { createCsvFeaturizer, createJsonlFeaturizer } from "../model/featurizer.ts";
 import { KeyBatch } from "../model/key-batch.ts";
 import {
@@ -180,7 +180,7 @@ interface SampleCheck {
 }
 
 async function checkOnSample(descriptorPath: string, sample: Sample): Promise<SampleCheck> {
-  const model = await loadModel(descriptorPath);
+  const model = await loadTabularModel(descriptorPath);
   const d = model.descriptor;
   const keyColumns = d.keyColumns ?? [];
   const featurizer =

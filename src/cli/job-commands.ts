@@ -13,7 +13,7 @@ import { rerunAsNewJob } from "../pipeline/rerun-job.ts";
 import type { JobProgress } from "../runner/local-runner.ts";
 import { resumeLocalJob } from "../runner/local-runner.ts";
 import { localPaths, openLocalPipeline } from "../runner/local-stores.ts";
-import { openTabularSession } from "../tasks/tabular/tabular-task.ts";
+import { checkModelOpens } from "../tasks/registry.ts";
 import { parsePositiveInt } from "./args.ts";
 import { exitCodeForState, forUser } from "./messages.ts";
 import { compactNumber, createProgressReporter, duration } from "./progress.ts";
@@ -158,8 +158,7 @@ export async function cmdRerunAsNew(
         ...pipeline,
         // As `run`: refuse before anything is written if onnxruntime can't run the model.
         checkModel: async (model) => {
-          const { session } = await openTabularSession(model, { thread: false });
-          await session.close();
+          await checkModelOpens(model, {});
         },
       },
       jobId,

@@ -46,6 +46,7 @@ import {
   isLocalModelPath,
   requireDataDir,
   requireFile,
+  requireFileOrDirectory,
   userPath,
 } from "./paths.ts";
 import { type PlacedOutputs, placeOutputs } from "./place-outputs.ts";
@@ -107,8 +108,10 @@ function objectPath(dataDir: string, bucket: string, object: string): string {
 /** The job spec fields the run/submit options set. */
 function specFromOptions(v: Values, outputBucket: string) {
   const format = v["output-format"];
-  if (format !== undefined && format !== "jsonl" && format !== "csv") {
-    throw new InvalidArgumentError(`--output-format must be jsonl or csv, got "${format}"`);
+  if (format !== undefined && format !== "jsonl" && format !== "csv" && format !== "parquet") {
+    throw new InvalidArgumentError(
+      `--output-format must be jsonl, csv or parquet, got "${format}"`,
+    );
   }
   const maxErrors = parseCount("max-errors", v["max-errors"]);
   const maxRate = parseFraction("max-error-rate", v["max-error-rate"]);
@@ -116,7 +119,10 @@ function specFromOptions(v: Values, outputBucket: string) {
     ? parseSize("partition-size", v["partition-size"])
     : undefined;
   const spec = {
-    output: { bucket: outputBucket, ...(format ? { format: format as "jsonl" | "csv" } : {}) },
+    output: {
+      bucket: outputBucket,
+      ...(format ? { format: format as "jsonl" | "csv" | "parquet" } : {}),
+    },
     ...(partitionBytes !== undefined ? { partitionBytes } : {}),
     ...(v["checkpoint-every"]
       ? { checkpointEvery: parsePositiveInt("checkpoint-every", v["checkpoint-every"]) }
@@ -148,12 +154,16 @@ async function cmdRun(v: Values): Promise<number> {
       "`run` scores a local file on this machine. On OCI, upload the file to the input bucket (the Events rule starts the job: `oci os object put -bn INPUT_BUCKET --file FILE`) or create a job from an uploaded object with `batch-infer submit --input BUCKET/OBJECT --model LOCATION --backend oci`",
     );
   }
-  if (!v.input) throw new InvalidArgumentError("run needs --input FILE (a .csv or .jsonl file)");
+  if (!v.input) {
+    throw new InvalidArgumentError(
+      "run needs --input FILE (a .csv, .jsonl or .parquet file) or --input DIRECTORY (a media library: every file is a record)",
+    );
+  }
   if (!v.model)
     throw new InvalidArgumentError(
       "run needs --model DESCRIPTOR.json (write one with `batch-infer init-model`, or see `npm run train`)",
     );
-  requireFile("input", v.input, "input file");
+  requireFileOrDirectory("input", v.input, "input");
   requireFile("model", v.model, "model descriptor");
   if (v.output) checkOutputDir(v.output);
   const dataDir = v["data-dir"] ?? ".batch-infer";
@@ -272,9 +282,9 @@ async function withPipeline<T>(v: Values, fn: (p: OpenPipeline) => Promise<T>): 
 async function cmdSubmit(v: Values): Promise<number> {
   const input = v.input ?? "";
   const slash = input.indexOf("/");
-  if (slash <= 0 || slash === input.length - 1) {
+  if (slash <= 0) {
     throw new InvalidArgumentError(
-      `submit needs --input BUCKET/OBJECT (an object already uploaded), got "${input}"`,
+      `submit needs --input BUCKET/OBJECT (an object already uploaded) or BUCKET/PREFIX/ (every object under the prefix, e.g. images), got "${input}"`,
     );
   }
   if (!v.model) {
@@ -282,9 +292,12 @@ async function cmdSubmit(v: Values): Promise<number> {
       "submit needs --model LOCATION: a descriptor path, oci://BUCKET@NAMESPACE/PATH/descriptor.json or a Data Science model OCID",
     );
   }
+  const bucket = input.slice(0, slash);
+  const name = input.slice(slash + 1);
   const spec = {
     ...specFromOptions(v, v["output-bucket"] ?? "output"),
-    input: { bucket: input.slice(0, slash), object: input.slice(slash + 1) },
+    // A trailing slash names a prefix: every object under it is one record.
+    input: name === "" || name.endsWith("/") ? { bucket, prefix: name } : { bucket, object: name },
     model: { descriptor: v.model },
   };
   return withPipeline(v, async (p) => {

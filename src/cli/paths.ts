@@ -38,6 +38,20 @@ export function requireFile(flag: string, file: string, what: string): string {
   return abs;
 }
 
+/** An existing regular file or directory named by `--flag`, or an error naming the absolute path tried. */
+export function requireFileOrDirectory(flag: string, target: string, what: string): string {
+  const abs = path.resolve(target);
+  let ok = false;
+  try {
+    const st = statSync(abs);
+    ok = st.isFile() || st.isDirectory();
+  } catch {
+    throw new InvalidArgumentError(`--${flag}: ${what} ${abs} does not exist`);
+  }
+  if (!ok) throw new InvalidArgumentError(`--${flag}: ${what} ${abs} is not a file or directory`);
+  return abs;
+}
+
 /**
  * `--output DIR`: a directory, or a path that does not exist yet (it is created).
  * An existing file there is refused before the job runs, not after.

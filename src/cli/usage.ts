@@ -12,11 +12,11 @@ const COMMON = `Common options:
   -h, --help               this help`;
 
 const RUN_OPTIONS = `  --output DIR             also place predictions, errors, manifest and report in DIR
-  --output-format F        jsonl (default) or csv
+  --output-format F        jsonl (default), csv or parquet
   --workers N              most worker processes (default 2)
   --partition-size SIZE    target partition size, e.g. 64MiB, 1GB (default 64MiB)
-  --checkpoint-every N     records per checkpoint / part object (default 50000)
-  --batch-size N           records per onnxruntime call (default 4096)
+  --checkpoint-every N     records per checkpoint / part object (default 50000; images 256)
+  --batch-size N           records per onnxruntime call (default 4096; images 32)
   --max-errors N           fail the job past N bad records
   --max-error-rate F       fail the job past this fraction of bad records (e.g. 0.01 or 1%)
   --max-attempts N         failed attempts before a partition is given up (default 3)
@@ -37,13 +37,14 @@ interface CommandHelp {
 
 const COMMANDS: Record<string, CommandHelp> = {
   run: {
-    synopsis: "run --input FILE --model DESCRIPTOR.json [options]",
-    summary: "score FILE (CSV or JSONL) end to end",
-    page: `Usage: batch-infer run --input FILE --model DESCRIPTOR.json [options]
+    synopsis: "run --input FILE|DIR --model DESCRIPTOR.json [options]",
+    summary: "score FILE (CSV, JSONL, Parquet) or DIR (images) end to end",
+    page: `Usage: batch-infer run --input FILE|DIR --model DESCRIPTOR.json [options]
 
-Score a local CSV or JSONL file end to end on this machine: upload it to the
-local input bucket, split it into partitions, score them with a pool of worker
-processes, merge, and print a summary. Running the same command again resumes
+Score a local CSV, JSONL or Parquet file end to end on this machine: upload it to
+the local input bucket, split it into partitions, score them with a pool of worker
+processes, merge, and print a summary. A directory (a media library) is scored one
+file per record, e.g. by an image model. Running the same command again resumes
 the same job (or finds it finished). Ctrl-C stops gracefully; run it again to resume.
 
 Options:
@@ -53,17 +54,19 @@ ${COMMON}
 
 Example:
   batch-infer run --input customers.csv --model models/churn/descriptor.json --output results/
+  batch-infer run --input photos/ --model models/shapes/shapes.json --output-format parquet
 
 ${EXIT_CODES}
 `,
   },
   submit: {
-    synopsis: "submit --input BUCKET/OBJECT --model LOCATION [options]",
-    summary: "create a job from an object already in a bucket",
-    page: `Usage: batch-infer submit --input BUCKET/OBJECT --model LOCATION [options]
+    synopsis: "submit --input BUCKET/OBJECT|BUCKET/PREFIX/ --model LOCATION [options]",
+    summary: "create a job from an object (or the objects under a prefix) already in a bucket",
+    page: `Usage: batch-infer submit --input BUCKET/OBJECT|BUCKET/PREFIX/ --model LOCATION [options]
 
 Create a job from an object already in a bucket (what \`fn invoke\` on the
-splitter does). LOCATION is a descriptor path, oci://BUCKET@NAMESPACE/PATH/descriptor.json
+splitter does), or from every object under a prefix (a trailing "/": one record
+per object, e.g. images). LOCATION is a descriptor path, oci://BUCKET@NAMESPACE/PATH/descriptor.json
 or a Data Science model OCID. With --backend oci the workers on OKE score it; on
 the embedded default nothing scores it until you run \`batch-infer resume JOB_ID\`.
 

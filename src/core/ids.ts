@@ -14,6 +14,17 @@ export function canonicalJson(value: unknown): string {
   });
 }
 
+/** A descriptor without its `$comment` notes: editing a note is not a new model. */
+export function withoutComments(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutComments);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([k]) => k !== "$comment")
+      .map(([k, v]) => [k, withoutComments(v)]),
+  );
+}
+
 /** Hex sha256 of a string or bytes. */
 export function sha256Hex(data: string | Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");

@@ -8,7 +8,8 @@ export type JobSpecInput = Omit<
   Partial<JobSpec>,
   "input" | "output" | "model" | "errorThreshold"
 > & {
-  input: { bucket: string; object: string; format?: InputFormat };
+  /** One object, or every object under a prefix (`prefix`; format "objects"). */
+  input: { bucket: string; object?: string; prefix?: string; format?: InputFormat };
   output: { bucket: string; prefix?: string; format?: JobSpec["output"]["format"] };
   model: { descriptor: string };
   errorThreshold?: JobSpec["errorThreshold"];
@@ -92,6 +93,7 @@ export function formatFromName(name: string): InputFormat | undefined {
   const lower = name.toLowerCase();
   if (lower.endsWith(".csv")) return "csv";
   if (lower.endsWith(".jsonl") || lower.endsWith(".ndjson")) return "jsonl";
+  if (lower.endsWith(".parquet") || lower.endsWith(".pq")) return "parquet";
   return undefined;
 }
 
@@ -138,6 +140,13 @@ function checkSpecPaths(raw: unknown): void {
     const why = unsafeNameReason(object, false);
     if (why) reject("/input/object", "#/$defs/objectName/pattern", object, why);
   }
+  const inputPrefix = field("input", "prefix");
+  if (typeof inputPrefix === "string" && inputPrefix !== "") {
+    const why = unsafeNameReason(inputPrefix, true);
+    if (why) {
+      reject("/input/prefix", "#/properties/input/properties/prefix/pattern", inputPrefix, why);
+    }
+  }
   const prefix = field("output", "prefix");
   if (typeof prefix === "string" && prefix !== "") {
     const why = unsafeNameReason(prefix, true);
@@ -167,25 +176,69 @@ function checkSpecPaths(raw: unknown): void {
   }
 }
 
+/** Defaults that depend on the model's task (an image is far more work than a row). */
+export interface TaskSpecDefaults {
+  checkpointEvery?: number;
+  batchSize?: number;
+}
+
+/** The one-object or prefix form of the input, or a ValidationError saying which to give. */
+function checkInputForm(raw: unknown): void {
+  const input = (raw as { input?: unknown } | null)?.input;
+  if (input === null || typeof input !== "object") return; // the schema says what is missing
+  const { object, prefix, format } = input as Record<string, unknown>;
+  const fail = (detail: string, at = "/input") => {
+    throw new ValidationError("INVALID_SPEC", `job spec invalid at ${at}: ${detail}`, {
+      schemaPath: "#/properties/input/oneOf",
+      instancePath: at,
+    });
+  };
+  if (object === undefined && prefix === undefined) {
+    fail(
+      'needs "object" (one CSV, JSON Lines or Parquet object) or "prefix" (every object under it is a record: images, documents)',
+    );
+  }
+  if (object !== undefined && prefix !== undefined) {
+    fail('has both "object" and "prefix": give one');
+  }
+  if (prefix !== undefined && format !== undefined && format !== "objects") {
+    fail(
+      `format "${String(format)}" reads one object; a prefix is read as "objects"`,
+      "/input/format",
+    );
+  }
+  if (object !== undefined && format === "objects") {
+    fail(
+      'format "objects" reads every object under a prefix: give "prefix", not "object"',
+      "/input/format",
+    );
+  }
+}
+
 /**
  * Validate a job spec against events/schemas/job-spec.schema.json and apply
- * defaults. Throws ValidationError (code INVALID_SPEC) naming the failing path
- * and schema path, or UnsafePathError (with the same details) for an object
- * name, prefix or bucket that would escape its bucket.
+ * defaults (`task`'s where it has its own). Throws ValidationError (code
+ * INVALID_SPEC) naming the failing path and schema path, or UnsafePathError (with
+ * the same details) for an object name, prefix or bucket that would escape its bucket.
  */
-export function resolveJobSpec(raw: unknown): JobSpec {
+export function resolveJobSpec(raw: unknown, task: TaskSpecDefaults = {}): JobSpec {
   checkJsonLimits("job spec", "INVALID_SPEC", raw, {
     maxBytes: MAX_SPEC_BYTES,
     maxDepth: MAX_SPEC_DEPTH,
   });
   checkSpecPaths(raw);
+  checkInputForm(raw);
   // Validate a copy: Ajv fills defaults in place and callers keep their object.
   const spec = validateSpec(structuredClone(raw));
-  const format = spec.input.format ?? formatFromName(spec.input.object);
+  const prefix = spec.input.prefix;
+  const format =
+    prefix !== undefined
+      ? "objects"
+      : (spec.input.format ?? formatFromName(spec.input.object ?? ""));
   if (!format) {
     throw new ValidationError(
       "INVALID_SPEC",
-      `job spec invalid at /input/format: cannot tell the input format of "${spec.input.object}": name it .csv or .jsonl, or set input.format`,
+      `job spec invalid at /input/format: cannot tell the input format of "${spec.input.object}": name it .csv, .jsonl or .parquet, or set input.format`,
       { schemaPath: "#/properties/input/properties/format", instancePath: "/input/format" },
     );
   }
@@ -198,8 +251,8 @@ export function resolveJobSpec(raw: unknown): JobSpec {
       format: spec.output.format ?? "jsonl",
     },
     partitionBytes: spec.partitionBytes ?? 67108864,
-    checkpointEvery: spec.checkpointEvery ?? 50000,
-    batchSize: spec.batchSize ?? 4096,
+    checkpointEvery: spec.checkpointEvery ?? task.checkpointEvery ?? 50000,
+    batchSize: spec.batchSize ?? task.batchSize ?? 4096,
     errorThreshold: spec.errorThreshold ?? {},
     maxAttempts: spec.maxAttempts ?? 3,
     visibilitySeconds: spec.visibilitySeconds ?? 60,

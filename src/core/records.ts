@@ -13,10 +13,16 @@
  * - **checkpoint**: the partition row: next byte offset, counts, committed parts.
  */
 
-/** Input file formats the readers understand. */
-export type InputFormat = "csv" | "jsonl";
+/** Value type of an output column (see src/tasks/task.ts OutputColumn). */
+export type OutputColumnType = "string" | "float32" | "float64" | "int" | "float32[]" | "string[]";
+
+/**
+ * What a job reads: lines of a CSV or JSON Lines object, the row groups of a Parquet
+ * object, or every object under a prefix (one record each: images, documents).
+ */
+export type InputFormat = "csv" | "jsonl" | "parquet" | "objects";
 /** Output formats the merger writes. */
-export type OutputFormat = "jsonl" | "csv";
+export type OutputFormat = "jsonl" | "csv" | "parquet";
 
 /** Where a job's outputs go. */
 export interface OutputLocation {
@@ -36,7 +42,8 @@ export interface ErrorThreshold {
 
 /** A job spec after defaults are applied (see src/core/job-spec.ts for the schema). */
 export interface JobSpec {
-  input: { bucket: string; object: string; format: InputFormat };
+  /** One object (`object`), or every object under `prefix` (format "objects"). */
+  input: { bucket: string; object?: string; prefix?: string; format: InputFormat };
   output: OutputLocation;
   /** Model descriptor location: a local path (local) or bucket object (OCI). */
   model: { descriptor: string };
@@ -44,6 +51,8 @@ export interface JobSpec {
   partitionBytes: number;
   /** Records per checkpoint (and per part object). */
   checkpointEvery: number;
+  /** Most records per partition (objects under a prefix, Parquet rows); absent = the input kind's default. */
+  partitionRecords?: number;
   /** Records per onnxruntime call. */
   batchSize: number;
   errorThreshold: ErrorThreshold;
@@ -94,6 +103,12 @@ export interface PartRef {
   sha256: string;
   /** Errors part object size (0 = none written). */
   errorBytes: number;
+  /**
+   * For output formats whose parts are merged by copying one section of each (Parquet:
+   * its column chunks; the footer is rewritten), that section's size and sha256;
+   * absent = the whole part is copied.
+   */
+  section?: { bytes: number; sha256: string };
   /** When the chunk was committed (ISO time): throughput over time in the job report. */
   committedAt?: string;
   /** Worker that committed it. */
@@ -162,14 +177,19 @@ export interface ModelIdentity {
   descriptorSha256?: string;
 }
 
-/** Identity of the input object the job was created from. */
+/**
+ * Identity of the input object the job was created from: the object whose etag must
+ * not change while the job runs. For an object list that is the manifest the
+ * splitter wrote (`objects` says what was listed); positions are byte offsets (lines,
+ * manifest lines) or row indexes (Parquet).
+ */
 export interface InputIdentity {
   bucket: string;
   object: string;
   etag: string;
   size: number;
   format: InputFormat;
-  /** Header columns (CSV), or empty (JSONL). */
+  /** Header columns (CSV), the columns read (Parquet), or empty (JSONL, objects). */
   columns: string[];
   /** Byte offset where records start (after the CSV header). */
   dataStart: number;
@@ -180,6 +200,19 @@ export interface InputIdentity {
   csvRecords?: { maxRecordBytes: number };
   /** Physical lines of the CSV header (a quoted name may span lines); absent = 1. */
   headerLines?: number;
+  /** Parquet: rows in the file, and the columns read (flat), with their types. */
+  parquet?: {
+    rows: number;
+    columns: {
+      name: string;
+      type?: string;
+      logical?: string;
+      nullable: boolean;
+      nested: boolean;
+    }[];
+  };
+  /** Object lists: where the listed objects are, how many, their bytes, and the listing's sha256. */
+  objects?: { bucket: string; prefix: string; count: number; bytes: number; sha256: string };
 }
 
 /** Counts and locations once a job has finished. */
@@ -205,6 +238,14 @@ export interface JobRecord {
   model: ModelIdentity;
   /** Columns of an output row (key columns, model outputs, label), fixed when the job is created. */
   outputColumns: string[];
+  /**
+   * Their types as known when the job was created (absent on older jobs). Typed
+   * outputs (Parquet) take each part's schema from the model as it runs; these are
+   * for an output with no part at all.
+   */
+  outputTypes?: OutputColumnType[];
+  /** The task the model does (absent = tabular, on jobs created before tasks existed). */
+  task?: string;
   /** The key columns at the front of each output row (["_offset"] when the input has none). */
   keyNames: string[];
   partitionCount: number;

@@ -22,6 +22,8 @@ export function describeAjvError(what: string, err: ErrorObject): string {
     detail = `has unknown field "${String(err.params.additionalProperty)}"`;
   } else if (err.keyword === "enum") {
     detail = `must be one of ${JSON.stringify(err.params.allowedValues)}`;
+  } else if (err.keyword === "false schema") {
+    detail = "is not allowed here";
   } else if (err.keyword === "required") {
     detail = `is missing required field "${String(err.params.missingProperty)}"`;
   }

@@ -1,9 +1,13 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { ModelError } from "../core/errors.ts";
-import { canonicalJson, sha256Hex } from "../core/ids.ts";
+import { canonicalJson, sha256Hex, withoutComments } from "../core/ids.ts";
 import type { ModelIdentity } from "../core/records.ts";
 import { compileValidator } from "../core/schema.ts";
+import {
+  type LoadedImageModel,
+  loadImageModelFrom,
+} from "../tasks/image-classification/descriptor.ts";
 import descriptorSchema from "./descriptor.schema.json" with { type: "json" };
 
 /** A numeric input column; `missing` is imputed for empty/null values. */
@@ -48,8 +52,9 @@ export interface ModelDescriptor {
   metrics?: Record<string, unknown>;
 }
 
-/** A descriptor with its ONNX bytes loaded and identity computed. */
-export interface LoadedModel {
+/** A tabular descriptor with its ONNX bytes loaded and identity computed. */
+export interface TabularModel {
+  kind: "tabular";
   descriptor: ModelDescriptor;
   descriptorPath: string;
   onnxPath: string;
@@ -58,6 +63,16 @@ export interface LoadedModel {
   /** Width of the feature vector. */
   width: number;
 }
+
+/**
+ * Any loaded model; `kind` is the task its descriptor's `task` block names (absent =
+ * tabular). A new task kind adds its loaded form here and its loader to
+ * {@link loadModel}, and its runtime to src/tasks/registry.ts.
+ */
+export type LoadedModel = TabularModel | LoadedImageModel;
+
+/** The task kinds a descriptor can name. */
+export type TaskKind = LoadedModel["kind"];
 
 const validateDescriptor = compileValidator<ModelDescriptor>(
   "model descriptor",
@@ -82,19 +97,8 @@ export function parseDescriptor(raw: unknown): ModelDescriptor {
   return d;
 }
 
-/** The descriptor without its `$comment` notes: editing a note is not a new model. */
-function withoutComments(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withoutComments);
-  if (value === null || typeof value !== "object") return value;
-  return Object.fromEntries(
-    Object.entries(value)
-      .filter(([k]) => k !== "$comment")
-      .map(([k, v]) => [k, withoutComments(v)]),
-  );
-}
-
-/** Read a descriptor file and the ONNX file it names. Throws ModelError with what to fix. */
-export async function loadModel(descriptorPath: string): Promise<LoadedModel> {
+/** The descriptor JSON at `descriptorPath`, parsed (ModelError when unreadable or not JSON). */
+export async function readDescriptorJson(descriptorPath: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(descriptorPath, "utf8");
@@ -106,9 +110,8 @@ export async function loadModel(descriptorPath: string): Promise<LoadedModel> {
       },
     );
   }
-  let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
     // Not the parser's message: it quotes the file's content, which a caller
     // naming an arbitrary file (fn invoke with a spec) must not get back.
@@ -117,6 +120,36 @@ export async function loadModel(descriptorPath: string): Promise<LoadedModel> {
       `model descriptor ${descriptorPath} is not valid JSON${at ? ` (at byte ${at})` : ""}`,
     );
   }
+}
+
+/** The task kind a parsed descriptor names (absent `task` = tabular). */
+export function taskKindOf(raw: unknown): string {
+  const task = (raw as { task?: { kind?: unknown } } | null)?.task;
+  return task && typeof task === "object" && typeof task.kind === "string" ? task.kind : "tabular";
+}
+
+/**
+ * Read a descriptor file and what it names (the ONNX file; an image model's labels),
+ * as the task its `task` block says. Throws ModelError with what to fix.
+ */
+export async function loadModel(descriptorPath: string): Promise<LoadedModel> {
+  const raw = await readDescriptorJson(descriptorPath);
+  if (taskKindOf(raw) === "image-classification") return loadImageModelFrom(raw, descriptorPath);
+  return loadTabularFrom(raw, descriptorPath);
+}
+
+/** Load a descriptor that must be tabular (tools and tests that featurize rows themselves). */
+export async function loadTabularModel(descriptorPath: string): Promise<TabularModel> {
+  const model = await loadModel(descriptorPath);
+  if (model.kind !== "tabular") {
+    throw new ModelError(
+      `model descriptor ${descriptorPath} is a ${model.kind} model; a tabular one (features and outputs) is needed here`,
+    );
+  }
+  return model;
+}
+
+async function loadTabularFrom(raw: unknown, descriptorPath: string): Promise<TabularModel> {
   const descriptor = parseDescriptor(raw);
   const onnxPath = path.resolve(path.dirname(descriptorPath), descriptor.onnx);
   let onnxBytes: Uint8Array;
@@ -129,6 +162,7 @@ export async function loadModel(descriptorPath: string): Promise<LoadedModel> {
     );
   }
   return {
+    kind: "tabular",
     descriptor,
     descriptorPath,
     onnxPath,

@@ -78,6 +78,11 @@ async function lineBases(
     base += p.lines;
     if (p.state !== "done") contiguous = false;
   }
+  if (job.input.format === "parquet") {
+    // Positions are row indexes and every row is a record (one line): no reading needed.
+    return partitions.map((p, k) => bases[k] ?? p.start);
+  }
+  if (job.input.format === "objects") return bases;
   const missing = partitions
     .map((p, k) => ({ p, k }))
     .filter(({ p, k }) => bases[k] === undefined && needs(p) && p.firstRecordStart !== undefined);

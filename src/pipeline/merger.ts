@@ -3,12 +3,13 @@ import { Readable } from "node:stream";
 import { ConflictError, type ErrorCode } from "../core/errors.ts";
 import type { JobRecord, JobResult, JobState, PartitionRecord } from "../core/records.ts";
 import { TERMINAL_JOB_STATES } from "../core/records.ts";
+import { inputLabel } from "../sources/registry.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { EVENT_TYPES, jobEvent } from "./events.ts";
 import { failedPartitionsMessage } from "./failed-partitions.ts";
-import { type JobLayout, jobLayout, partName } from "./layout.ts";
+import { type JobLayout, jobLayout } from "./layout.ts";
 import { mergedErrors } from "./merge-errors.ts";
-import { csvField } from "./output-rows.ts";
+import { mergedOutput } from "./merge-output.ts";
 import { ErrorTally, renderJobReport } from "./report.ts";
 
 /** The manifest written next to a job's output: enough to verify it without the job store. */
@@ -68,35 +69,6 @@ export interface Manifest {
       worker?: string;
     }[];
   }[];
-}
-
-async function* concatParts(
-  deps: PipelineDeps,
-  layout: JobLayout,
-  job: JobRecord,
-  partitions: PartitionRecord[],
-  header: string,
-  digest: { hash: ReturnType<typeof createHash>; bytes: number },
-): AsyncGenerator<Buffer> {
-  if (header) {
-    const b = Buffer.from(header);
-    digest.hash.update(b);
-    digest.bytes += b.length;
-    yield b;
-  }
-  for (const p of partitions) {
-    if (p.state !== "done") continue;
-    for (const ref of p.parts) {
-      if (ref.bytes === 0) continue;
-      const name = partName(layout, p.index, ref.seq, ref.epoch, job.spec.output.format);
-      for await (const chunk of await deps.store.read(layout.bucket, name)) {
-        const b = chunk as Buffer;
-        digest.hash.update(b);
-        digest.bytes += b.length;
-        yield b;
-      }
-    }
-  }
 }
 
 /**
@@ -171,7 +143,7 @@ export function completionEvent(job: JobRecord, now: Date) {
       errorsOutput: r ? `${layout.bucket}/${r.errorsOutput.object}` : undefined,
       manifest: `${layout.bucket}/${layout.manifest}`,
       model: `${job.model.name}@${job.model.version}`,
-      input: `${job.input.bucket}/${job.input.object}`,
+      input: inputLabel(job.input),
       ...(job.error ? { message: job.error } : {}),
       ...(job.state === "failed" ? { errorCode: failureCode(job) } : {}),
     },
@@ -268,7 +240,6 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
   const errors = partitions.reduce((n, p) => n + (published(p) ? p.errors : 0), 0);
   const failedPartitions = partitions.filter((p) => p.state === "failed").map((p) => p.index);
   const columns = job.outputColumns;
-  const header = job.spec.output.format === "csv" ? `${columns.map(csvField).join(",")}\n` : "";
 
   const errDigest = { hash: createHash("sha256"), bytes: 0 };
   const tally = new ErrorTally();
@@ -283,7 +254,7 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
     await deps.store.put(
       layout.bucket,
       layout.output,
-      Readable.from(concatParts(deps, layout, job, partitions, header, outDigest)),
+      Readable.from(mergedOutput(deps, layout, job, partitions, outDigest)),
     );
     output = {
       object: layout.output,

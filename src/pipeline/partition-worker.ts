@@ -10,8 +10,9 @@ import type { Attempt, JobRecord, PartitionRecord } from "../core/records.ts";
 import type { Versioned } from "../ports/checkpoint-store.ts";
 import type { QueueMessage } from "../ports/task-queue.ts";
 import { createReadStats } from "../records/line-reader.ts";
-import { lineSource, maxRecordBytes } from "../sources/line-source.ts";
-import type { TabularSessionOptions } from "../tasks/tabular/tabular-task.ts";
+import { maxRecordBytes } from "../sources/line-source.ts";
+import { sourceFor } from "../sources/registry.ts";
+import type { TaskSessionOptions } from "../tasks/registry.ts";
 import type { TaskRuntime } from "../tasks/task.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { EVENT_TYPES, jobEvent } from "./events.ts";
@@ -27,7 +28,7 @@ import { TaskRuntimeCache } from "./task-runtimes.ts";
 export interface WorkerOptions {
   workerId: string;
   /** onnxruntime settings: threads, execution providers in order of preference, inference thread. */
-  scorer?: TabularSessionOptions;
+  scorer?: TaskSessionOptions;
   /** Longer input lines are bad records (default 1 MiB); they are skipped without being buffered. */
   maxLineBytes?: number;
   /** Long-poll wait per receive (default 2 s). */
@@ -249,7 +250,7 @@ export class PartitionWorker {
         job,
         lease: claimed,
         runtime,
-        source: lineSource(this.deps.store, job, claimed.value, maxLineBytes, readStats),
+        source: sourceFor(this.deps.store, job, claimed.value, { maxLineBytes, readStats }),
         readStats,
         store: this.deps.store,
         now: this.deps.now,

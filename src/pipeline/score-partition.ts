@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { PipelineError } from "../core/errors.ts";
 import type { JobRecord, PartitionRecord, PartRef } from "../core/records.ts";
-import { TextRowSink } from "../outputs/text-sink.ts";
+import { type ChunkPart, createChunkOutput } from "../outputs/chunk-output.ts";
 import type { ObjectStore } from "../ports/object-store.ts";
 import type { ReadStats } from "../records/line-reader.ts";
 import {
@@ -21,9 +21,9 @@ import {
   SKIP,
   sourceProblem,
 } from "../sources/record-source.ts";
+import { prepareAhead } from "../tasks/prepare-ahead.ts";
 import type { Outputs, TaskRuntime, Window } from "../tasks/task.ts";
 import { errorPartName, jobLayout, partName } from "./layout.ts";
-import { ByteWriter } from "./output-rows.ts";
 import type { PartitionLease } from "./partition-lease.ts";
 
 const ERROR_RECORD_PREVIEW = 512;
@@ -79,15 +79,17 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
   const every = job.spec.checkpointEvery;
   const depth = ctx.pipelineDepth ?? 2;
   const encoder = runtime.encoder();
-  const out = new ByteWriter();
-  const sink = new TextRowSink(job.outputColumns, job.spec.output.format, out);
+  const output = createChunkOutput(job.spec.output.format, runtime.outputColumns, {
+    "batch-infer.job": job.jobId,
+    "batch-infer.model": `${job.model.name}@${job.model.version}`,
+  });
   const pending: { window: Window; outputs: Promise<Outputs[]> }[] = [];
   let chunk = newChunk(p0.offset);
 
   const drainOne = async (): Promise<void> => {
     const next = pending.shift();
     if (!next) return;
-    runtime.decoder.write(next.window, await next.outputs, sink);
+    runtime.decoder.write(next.window, await next.outputs, output.sink);
   };
   const submit = async (flush: boolean): Promise<void> => {
     for (const window of encoder.take(flush)) {
@@ -102,8 +104,8 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
   const commit = async (final: boolean): Promise<void> => {
     await submit(true);
     while (pending.length > 0) await drainOne();
-    await commitChunk(ctx, chunk, out.view(), final);
-    out.reset();
+    await commitChunk(ctx, chunk, output.finish(), final);
+    output.reset();
     chunk = newChunk(chunk.next);
   };
   const bad = (block: RecordBlock, i: number, reason: string, line: number): void => {
@@ -130,7 +132,8 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
     });
   }
   if (p0.offset < p0.end) {
-    for await (const block of ctx.source.read(p0.offset)) {
+    // Blocks are prepared ahead (images decoded) while earlier windows are scored.
+    for await (const block of prepareAhead(ctx.source.read(p0.offset), encoder)) {
       const count = recordCount(block);
       for (let i = 0; i < count; i++) {
         // A record's line is that of its first physical line (a CSV record may span several).
@@ -178,9 +181,10 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
 async function commitChunk(
   ctx: ScoreContext,
   chunk: Chunk,
-  body: Buffer,
+  part: ChunkPart,
   final: boolean,
 ): Promise<void> {
+  const body = part.body;
   const { job, lease, store } = ctx;
   const stats = ctx.readStats;
   lease.assertHeld();
@@ -218,6 +222,7 @@ async function commitChunk(
       bytes: body.length,
       sha256: createHash("sha256").update(body).digest("hex"),
       errorBytes: Buffer.byteLength(errors),
+      ...(part.section ? { section: part.section } : {}),
       committedAt: new Date(ctx.now()).toISOString(),
       worker: ctx.workerId,
     };

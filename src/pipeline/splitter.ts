@@ -1,15 +1,13 @@
-import { ConflictError, NotFoundError, PipelineError } from "../core/errors.ts";
+import { ConflictError } from "../core/errors.ts";
 import { deriveJobId } from "../core/ids.ts";
 import { type JobSpecInput, resolveJobSpec } from "../core/job-spec.ts";
-import type { InputIdentity, JobRecord, PartitionRecord } from "../core/records.ts";
+import type { JobRecord, PartitionRecord } from "../core/records.ts";
 import type { LoadedModel } from "../model/descriptor.ts";
-import { checkColumns } from "../model/featurizer.ts";
-import { parseCsvHeader } from "../records/csv-fields.ts";
-import { readFirstLine } from "../records/header.ts";
+import { inputLabel, sourceModule } from "../sources/registry.ts";
+import { taskOf } from "../tasks/registry.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { EVENT_TYPES, jobEvent, type ObjectEvent, parseObjectEvent } from "./events.ts";
 import { taskMessage } from "./messages.ts";
-import { outputColumns } from "./output-rows.ts";
 
 /** Extra checks the splitter runs on the model before creating a job (e.g. an onnxruntime dry run). */
 export type ModelCheck = (model: LoadedModel) => Promise<void>;
@@ -30,63 +28,10 @@ export interface SplitResult {
   partitions: number;
 }
 
-// Largest CSV header we read; a header longer than this is almost surely not a header.
-const MAX_HEADER_BYTES = 1024 * 1024;
 const SEND_BATCH = 100;
-/** Longest record unless the spec says otherwise. */
-const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
 
-/** Byte ranges of about `partitionBytes` covering [dataStart, size). */
-export function planPartitions(
-  dataStart: number,
-  size: number,
-  partitionBytes: number,
-): { start: number; end: number }[] {
-  const span = size - dataStart;
-  if (span <= 0) return [];
-  const n = Math.max(1, Math.ceil(span / partitionBytes));
-  const ranges: { start: number; end: number }[] = [];
-  for (let i = 0; i < n; i++) {
-    ranges.push({
-      start: dataStart + Math.floor((span * i) / n),
-      end: dataStart + Math.floor((span * (i + 1)) / n),
-    });
-  }
-  return ranges;
-}
-
-async function inspectInput(
-  deps: SplitterDeps,
-  bucket: string,
-  object: string,
-  format: InputIdentity["format"],
-  maxRecordBytes: number,
-): Promise<InputIdentity> {
-  const info = await deps.store.head(bucket, object);
-  if (!info) {
-    throw new NotFoundError(
-      `input object ${bucket}/${object} does not exist: upload it first or fix the name`,
-    );
-  }
-  const base = { bucket, object, etag: info.etag, size: info.size, format };
-  if (format === "jsonl" || info.size === 0) return { ...base, columns: [], dataStart: 0 };
-  const stream = await deps.store.read(bucket, object, {
-    start: 0,
-    end: Math.min(info.size, MAX_HEADER_BYTES),
-  });
-  // RFC 4180: a quoted header name may hold a newline too.
-  const first = await readFirstLine(stream, MAX_HEADER_BYTES, { records: "csv" });
-  if (!first) return { ...base, columns: [], dataStart: 0 };
-  return {
-    ...base,
-    columns: parseCsvHeader(first.line, 0, first.line.length),
-    dataStart: first.dataStart,
-    // Records are read as RFC 4180 records (newlines inside quotes), with one record
-    // limit for every reader of the job: it decides where an unterminated one ends.
-    csvRecords: { maxRecordBytes },
-    headerLines: first.lines,
-  };
-}
+/** Byte ranges of a CSV/JSON Lines object (kept here for callers of the splitter). */
+export { planPartitions } from "../sources/line-kind.ts";
 
 /**
  * Create the job for `rawSpec` and enqueue its partitions. Reads only the
@@ -95,41 +40,34 @@ async function inspectInput(
  * duplicate event) returns the existing job without enqueueing anything.
  */
 export async function splitJob(deps: SplitterDeps, rawSpec: unknown): Promise<SplitResult> {
-  const spec = resolveJobSpec(rawSpec);
-  const model = await deps.loadModel(spec.model.descriptor);
-  const input = await inspectInput(
-    deps,
-    spec.input.bucket,
-    spec.input.object,
-    spec.input.format,
-    spec.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES,
-  );
-  if (input.size <= input.dataStart) {
-    throw new PipelineError(
-      "INVALID_ARGUMENT",
-      `input object ${input.bucket}/${input.object} has no records (${input.size} bytes${input.dataStart > 0 ? ", a header only" : ""}): nothing to score`,
-    );
+  const model = await deps.loadModel(resolveJobSpec(rawSpec).model.descriptor);
+  const task = taskOf(model);
+  const spec = resolveJobSpec(rawSpec, task.specDefaults);
+  task.checkInput(spec.input.format);
+  // The input kind plans partitions (a header, a footer, or a listing into a manifest).
+  const planned = await sourceModule(spec.input.format).plan(deps.store, spec, {
+    columns: task.neededColumns(spec),
+  });
+  const input = planned.input;
+  let plan: ReturnType<typeof task.plan>;
+  try {
+    plan = task.plan(spec, planned);
+    await deps.checkModel?.(model);
+  } catch (err) {
+    await planned.discard().catch(() => undefined);
+    throw err;
   }
-  const keyColumns = spec.keyColumns ?? model.descriptor.keyColumns ?? [];
-  if (input.format === "csv") {
-    if (input.columns.length === 0)
-      throw new PipelineError("INVALID_ARGUMENT", "the CSV has no header line");
-    checkColumns(model.descriptor, keyColumns, input.columns);
-  }
-  await deps.checkModel?.(model);
 
   const jobId = deriveJobId({
-    bucket: input.bucket,
-    object: input.object,
-    etag: input.etag,
+    ...planned.identity,
     modelSha256: model.identity.sha256,
     ...(model.identity.descriptorSha256
       ? { descriptorSha256: model.identity.descriptorSha256 }
       : {}),
     spec,
   });
-  const keyNames = keyColumns.length > 0 ? keyColumns : ["_offset"];
-  const ranges = planPartitions(input.dataStart, input.size, spec.partitionBytes);
+  const { keyNames } = plan;
+  const ranges = planned.ranges;
   const nowIso = new Date(deps.now()).toISOString();
   const job: JobRecord = {
     jobId,
@@ -137,8 +75,10 @@ export async function splitJob(deps: SplitterDeps, rawSpec: unknown): Promise<Sp
     spec,
     input,
     model: model.identity,
-    outputColumns: outputColumns(model.descriptor, keyNames),
+    outputColumns: plan.columns.map((c) => c.name),
+    outputTypes: plan.columns.map((c) => c.type),
     keyNames,
+    task: model.kind,
     partitionCount: ranges.length,
     createdAt: nowIso,
     updatedAt: nowIso,
@@ -146,6 +86,8 @@ export async function splitJob(deps: SplitterDeps, rawSpec: unknown): Promise<Sp
   };
   const log = deps.log.child({ jobId });
   const { created, row } = await deps.checkpoints.createJob(job);
+  // A job that already existed has its own manifest (if any): this listing is a copy.
+  if (!created) await planned.discard().catch(() => undefined);
   if (!created) {
     const stale =
       row.value.state === "splitting" &&
@@ -203,7 +145,7 @@ export async function splitJob(deps: SplitterDeps, rawSpec: unknown): Promise<Sp
   }
   await deps.events.publish([
     jobEvent(EVENT_TYPES.jobCreated, job, "1", {
-      input: `${input.bucket}/${input.object}`,
+      input: inputLabel(input),
       etag: input.etag,
       bytes: input.size,
       partitions: partitions.length,

@@ -1,12 +1,7 @@
 import { ModelError } from "../core/errors.ts";
 import type { JobRecord } from "../core/records.ts";
 import type { LoadedModel } from "../model/descriptor.ts";
-import {
-  openTabularSession,
-  type TabularSession,
-  type TabularSessionOptions,
-  tabularRuntime,
-} from "../tasks/tabular/tabular-task.ts";
+import { type OpenedModel, type TaskSessionOptions, taskOf } from "../tasks/registry.ts";
 import type { TaskRuntime } from "../tasks/task.ts";
 
 /** Throw ModelError when the model loaded now is not the one the job was created with. */
@@ -25,22 +20,23 @@ export function assertSameModel(job: JobRecord, model: LoadedModel): void {
 }
 
 /**
- * One open model session per model (by content hash), and the runtime of the job
- * in hand: loading a session costs far more than a partition's bookkeeping, and
- * consecutive partitions usually share a model and a job.
+ * One open model session per model (by content hash), opened as the model's task
+ * says (src/tasks/registry.ts), and the runtime of the job in hand: loading a
+ * session costs far more than a partition's bookkeeping, and consecutive partitions
+ * usually share a model and a job.
  */
 export class TaskRuntimeCache {
   private readonly sessions = new Map<
     string,
-    Promise<{ model: LoadedModel; opened: TabularSession }>
+    Promise<{ model: LoadedModel; opened: OpenedModel }>
   >();
-  private lastJob: { jobId: string; runtime: TaskRuntime; opened: TabularSession } | undefined;
+  private lastJob: { jobId: string; runtime: TaskRuntime; opened: OpenedModel } | undefined;
 
   constructor(
     private readonly loadModel: (descriptor: string) => Promise<LoadedModel>,
-    private readonly options: TabularSessionOptions = {},
+    private readonly options: TaskSessionOptions = {},
     private readonly maxModels = 2,
-    private readonly onOpen?: (s: TabularSession) => void,
+    private readonly onOpen?: (s: OpenedModel) => void,
   ) {}
 
   /** The runtime for a job; throws ModelError if the model changed since the job was created. */
@@ -51,7 +47,7 @@ export class TaskRuntimeCache {
       entry = (async () => {
         const model = await this.loadModel(job.spec.model.descriptor);
         assertSameModel(job, model);
-        const opened = await openTabularSession(model, {
+        const opened = await taskOf(model).open({
           ...this.options,
           batchSize: job.spec.batchSize,
         });
@@ -70,7 +66,7 @@ export class TaskRuntimeCache {
     const { model, opened } = await entry;
     const cached = this.lastJob;
     if (cached && cached.jobId === job.jobId && cached.opened === opened) return cached.runtime;
-    const runtime = tabularRuntime(job, model, opened);
+    const runtime = taskOf(model).runtime(job, opened);
     this.lastJob = { jobId: job.jobId, runtime, opened };
     return runtime;
   }

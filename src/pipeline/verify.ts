@@ -1,14 +1,12 @@
 import { createHash } from "node:crypto";
 import type { JobRecord } from "../core/records.ts";
 import type { ObjectStore } from "../ports/object-store.ts";
-import { createFieldSpans, decodeField, splitCsvLine } from "../records/csv-fields.ts";
-import { parseJsonLine } from "../records/jsonl.ts";
-import { readOwnedLines } from "../records/line-reader.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { jobLayout } from "./layout.ts";
+import { outputHeader } from "./merge-output.ts";
 import type { Manifest } from "./merger.ts";
-import { csvField } from "./output-rows.ts";
 import { checkOutputAgainstParts } from "./verify-parts.ts";
+import { inputRecords, type Line, lines, outputKeys, parquetRowGroups } from "./verify-records.ts";
 
 /** One check `verify` ran. */
 export interface VerifyCheck {
@@ -30,52 +28,6 @@ export interface VerifyReport {
   inFailedPartitions: number;
 }
 
-interface Line {
-  buf: Buffer;
-  start: number;
-  end: number;
-  offset: number;
-  /** Too long to read: a bad record by itself, with no preview. */
-  oversize: boolean;
-  /** Physical lines the record spans (CSV records may hold newlines in quotes). */
-  physical: number;
-}
-
-/**
- * Every record of an object (or of [from, size)), one at a time: lines, or CSV records
- * with the limit the workers used (it decides where unterminated records end).
- */
-async function* lines(
-  store: ObjectStore,
-  bucket: string,
-  object: string,
-  from = 0,
-  csv?: { maxRecordBytes: number },
-): AsyncGenerator<Line> {
-  const info = await store.head(bucket, object);
-  if (!info || info.size <= from) return;
-  const source = await store.read(bucket, object, { start: from, end: info.size });
-  const options = {
-    from,
-    fromIsRecordStart: true,
-    end: info.size,
-    maxLineBytes: csv ? csv.maxRecordBytes : 64 * 1024 * 1024,
-    records: csv ? ("csv" as const) : ("lines" as const),
-  };
-  for await (const block of readOwnedLines(source, options)) {
-    for (let i = 0; i < block.count; i++) {
-      yield {
-        buf: block.buf,
-        start: block.starts[i] as number,
-        end: block.ends[i] as number,
-        offset: block.offsets[i] as number,
-        oversize: block.oversize[i] === 1,
-        physical: block.lines[i] as number,
-      };
-    }
-  }
-}
-
 async function sha256Of(store: ObjectStore, bucket: string, object: string) {
   const hash = createHash("sha256");
   let bytes = 0;
@@ -84,36 +36,6 @@ async function sha256Of(store: ObjectStore, bucket: string, object: string) {
     bytes += (chunk as Buffer).length;
   }
   return { sha256: hash.digest("hex"), bytes };
-}
-
-/** Key values of a record or an output row, as the pipeline writes them. */
-function keyReader(format: "csv" | "jsonl", columns: string[], keyNames: string[]) {
-  const spans = createFieldSpans(Math.max(8, columns.length + 1));
-  const index = keyNames.map((k) => columns.indexOf(k));
-  return (line: Line): string[] | undefined => {
-    try {
-      if (format === "jsonl") {
-        const obj = parseJsonLine(line.buf, line.start, line.end);
-        return keyNames.map((k) => {
-          const v = obj[k];
-          return v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v);
-        });
-      }
-      if (splitCsvLine(line.buf, line.start, line.end, spans) !== "ok") return undefined;
-      return index.map((i) =>
-        i < 0 || i >= spans.count
-          ? ""
-          : decodeField(
-              line.buf,
-              spans.starts[i] as number,
-              spans.ends[i] as number,
-              spans.kinds[i] as number,
-            ),
-      );
-    } catch {
-      return undefined;
-    }
-  };
 }
 
 /**
@@ -162,16 +84,29 @@ export async function verifyJob(deps: PipelineDeps, job: JobRecord): Promise<Ver
   // What the workers committed, from the checkpoint store: the writer of the output
   // can re-sign the manifest, not rewrite the rows each worker committed.
   const partitions = await deps.checkpoints.readPartitions(job.jobId);
-  const header =
-    job.spec.output.format === "csv" ? `${manifest.columns.map(csvField).join(",")}\n` : "";
+  const parquet = job.spec.output.format === "parquet";
   const out = await checkOutputAgainstParts(
     store,
     layout.bucket,
     layout.output,
-    header,
+    parquet ? "PAR1" : outputHeader(job, manifest.columns),
     partitions,
+    { trailer: parquet },
   );
   check("predictions as the workers committed them", out.ok, out.detail);
+  if (parquet) {
+    // The footer (written by the merger) must describe exactly the committed parts' rows.
+    const groups = await parquetRowGroups(store, layout.bucket, layout.output);
+    const parts = partitions
+      .filter((p) => p.state === "done")
+      .flatMap((p) => p.parts.map((r) => r.records))
+      .filter((n) => n > 0);
+    check(
+      "Parquet row groups are the committed parts",
+      groups.join(",") === parts.join(","),
+      `${groups.length} row groups of ${groups.reduce((a, b) => a + b, 0)} rows; the committed parts hold ${parts.length} chunks of ${parts.reduce((a, b) => a + b, 0)} rows`,
+    );
+  }
   check(
     "predictions checksum",
     manifest.output?.sha256 === out.sha256 && manifest.output.bytes === out.bytes,
@@ -212,65 +147,43 @@ export async function verifyJob(deps: PipelineDeps, job: JobRecord): Promise<Ver
     return report();
   }
   const offsetKeys = keyNames.length === 1 && keyNames[0] === "_offset";
-  const inputKeys = keyReader(job.input.format, job.input.columns, offsetKeys ? [] : keyNames);
-  const outputKeys = keyReader(job.spec.output.format, manifest.columns, keyNames);
   // Unscored ranges come from the checkpoint store too, not from the manifest.
   const failed = partitions
     .filter((p) => p.state === "failed")
     .map((p) => [p.start, p.end] as const);
-  // CSV output quotes keys that hold newlines: read it as CSV records.
-  const outIt = lines(
-    store,
-    layout.bucket,
-    layout.output,
-    0,
-    job.spec.output.format === "csv" ? { maxRecordBytes: 64 * 1024 * 1024 } : undefined,
-  );
+  const outIt = outputKeys(store, job, layout.bucket, layout.output, manifest.columns, keyNames);
   const errIt = lines(store, layout.bucket, layout.errors);
-  if (job.spec.output.format === "csv") await outIt.next(); // header
   let nextOut = await outIt.next();
   let nextErr = await errIt.next();
   type ErrorRow = { offset: number; line: number | null; record: string | null };
   const errRow = (l: Line) => JSON.parse(l.buf.toString("utf8", l.start, l.end)) as ErrorRow;
-  // The input line of the record in hand (the CSV header is line 1).
+  // The input line of the record in hand (the CSV header is line 1; a manifest line or
+  // a Parquet row counts as one).
   let lineNo =
     job.input.format === "csv" && job.input.dataStart > 0 ? (job.input.headerLines ?? 1) : 0;
-  let inputRecords = 0;
+  let inputRecordCount = 0;
   let scored = 0;
   let errors = 0;
   let inFailed = 0;
   let problem: string | undefined;
-  for await (const rec of lines(
-    store,
-    job.input.bucket,
-    job.input.object,
-    job.input.dataStart,
-    job.input.csvRecords,
-  )) {
+  for await (const rec of inputRecords(store, job, offsetKeys ? [] : keyNames)) {
     // The record's line is its first physical line.
     const recordLine = lineNo + 1;
     lineNo += rec.physical;
-    if (
-      !rec.oversize &&
-      (rec.end === rec.start || (rec.end - rec.start === 1 && rec.buf[rec.start] === 13))
-    )
-      continue;
-    inputRecords++;
-    if (failed.some(([s, e]) => rec.offset >= s && rec.offset < e)) {
+    if (rec.blank) continue;
+    inputRecordCount++;
+    if (failed.some(([s, e]) => rec.position >= s && rec.position < e)) {
       inFailed++;
       continue;
     }
     const e = nextErr.done ? undefined : errRow(nextErr.value);
-    if (e && e.offset === rec.offset) {
-      const preview = rec.oversize
-        ? null
-        : rec.buf.toString("utf8", rec.start, Math.min(rec.end, rec.start + 512));
+    if (e && e.offset === rec.position) {
       // A record too long to preview (oversize) has no `record` in the errors row.
       if (
         (e.line !== null && e.line !== recordLine) ||
-        (e.record !== null && e.record !== preview)
+        (e.record !== null && e.record !== rec.preview)
       ) {
-        problem = `the errors row for the record at offset ${rec.offset} says line ${e.line} and record ${JSON.stringify(e.record?.slice(0, 40))}; the input has line ${recordLine}: ${JSON.stringify(preview?.slice(0, 40))}`;
+        problem = `the errors row for the record at position ${rec.position} says line ${e.line} and record ${JSON.stringify(e.record?.slice(0, 40))}; the input has line ${recordLine}: ${JSON.stringify(rec.preview?.slice(0, 40))}`;
         break;
       }
       errors++;
@@ -278,13 +191,13 @@ export async function verifyJob(deps: PipelineDeps, job: JobRecord): Promise<Ver
       continue;
     }
     if (nextOut.done) {
-      problem = `input record at offset ${rec.offset} is in neither the predictions nor the errors`;
+      problem = `input record at position ${rec.position} is in neither the predictions nor the errors`;
       break;
     }
-    const want = offsetKeys ? [String(rec.offset)] : inputKeys(rec);
-    const got = outputKeys(nextOut.value);
+    const want = offsetKeys ? [String(rec.position)] : rec.keys();
+    const got = nextOut.value;
     if (!want || !got || want.join("\u0000") !== got.join("\u0000")) {
-      problem = `input record at offset ${rec.offset} (keys ${JSON.stringify(want)}) does not match the next prediction row (keys ${JSON.stringify(got)}): a record is missing, duplicated or out of order`;
+      problem = `input record at position ${rec.position} (keys ${JSON.stringify(want)}) does not match the next prediction row (keys ${JSON.stringify(got)}): a record is missing, duplicated or out of order`;
       break;
     }
     scored++;
@@ -299,7 +212,7 @@ export async function verifyJob(deps: PipelineDeps, job: JobRecord): Promise<Ver
     "every input record exactly once",
     problem === undefined,
     problem ??
-      `${inputRecords} input records: ${scored} scored, ${errors} in errors${
+      `${inputRecordCount} input records: ${scored} scored, ${errors} in errors${
         inFailed
           ? `, ${inFailed} unscored in failed partitions ${partitions
               .filter((p) => p.state === "failed")
@@ -318,5 +231,10 @@ export async function verifyJob(deps: PipelineDeps, job: JobRecord): Promise<Ver
       `found ${scored} scored and ${errors} bad; manifest: ${manifest.counts.records} and ${manifest.counts.errors}; job record: ${job.result?.records} and ${job.result?.errors}`,
     );
   }
-  return report({ inputRecords, scored, errors, inFailedPartitions: inFailed });
+  return report({
+    inputRecords: inputRecordCount,
+    scored,
+    errors,
+    inFailedPartitions: inFailed,
+  });
 }

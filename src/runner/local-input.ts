@@ -18,6 +18,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { withFileLock } from "../adapters/local/file-lock.ts";
 import { InvalidArgumentError, NotFoundError, PreconditionFailedError } from "../core/errors.ts";
 import { sha256Hex } from "../core/ids.ts";
 import type { LocalPipeline } from "./local-stores.ts";
@@ -118,6 +119,26 @@ export async function stageLocalInput(
   }
   const size = Number(st.size);
   const stagedRecord = path.join(dataDir, "state", "staged", sha);
+  await mkdir(path.dirname(stagedRecord), { recursive: true, mode: 0o700 });
+  // One command at a time stages a given content (two `run`s of one file racing):
+  // the second then finds what the first placed, etag and all.
+  return withFileLock(
+    `${stagedRecord}.lock`,
+    () => place(pipeline, bucket, absolute, sha, size, stagedRecord),
+    // Placing may copy a large file across filesystems; the holder stays alive meanwhile.
+    { timeoutMs: 30 * 60_000 },
+  );
+}
+
+async function place(
+  pipeline: LocalPipeline,
+  bucket: string,
+  absolute: string,
+  sha: string,
+  size: number,
+  stagedRecord: string,
+): Promise<StagedInput> {
+  const dataDir = pipeline.paths.dataDir;
   const known = await readRecord<{ object: string; etag: string }>(stagedRecord);
   const remember = async (object: string, etag: string) => {
     await writeRecord(stagedRecord, { object, etag });

@@ -11,8 +11,9 @@ import { objectCreatedEvent } from "../pipeline/events.ts";
 import { recoverStalledJob } from "../pipeline/recover.ts";
 import { DEFAULT_POLICY, decideReplicas, type ScalingPolicy } from "../pipeline/scaler.ts";
 import { type SplitResult, splitFromEvent } from "../pipeline/splitter.ts";
-import { openTabularSession } from "../tasks/tabular/tabular-task.ts";
+import { checkModelOpens } from "../tasks/registry.ts";
 import { stageLocalInput } from "./local-input.ts";
+import { splitLocalDirectory } from "./local-media-job.ts";
 import { type LocalPipeline, openLocalPipeline } from "./local-stores.ts";
 import { type PoolMember, ProcessPool, type WorkerCommand } from "./process-pool.ts";
 import { providersFrom } from "./worker-config.ts";
@@ -39,7 +40,10 @@ export interface JobProgress {
 /** Options of `run` on the embedded default. */
 export interface LocalRunOptions {
   dataDir: string;
-  /** A local file to score: it is "uploaded" to the input bucket, which fires the upload event. */
+  /**
+   * A local file to score: it is "uploaded" to the input bucket, which fires the upload
+   * event. A directory (a media library) becomes the objects under a prefix instead.
+   */
   inputFile: string;
   inputBucket?: string;
   descriptor: string;
@@ -145,6 +149,8 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
   const pipeline = openLocalPipeline(options.dataDir, { log: options.log });
   const bucket = options.inputBucket ?? "input";
   try {
+    const media = await splitLocalDirectory(pipeline, bucket, options);
+    if (media) return { split: media, ...(await driveLocalJob(pipeline, media.jobId, options)) };
     const staged = await stageLocalInput(pipeline, bucket, options.inputFile);
     const { etag, object: objectName } = staged;
     options.log.info("input staged", {
@@ -165,17 +171,14 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
         // Fail up front, before a job exists, if onnxruntime can't run the model as
         // described on the execution providers the workers will use.
         checkModel: async (model) => {
-          const { session } = await openTabularSession(model, {
-            thread: false,
+          const fallbacks = await checkModelOpens(model, {
             executionProviders: providersFrom(process.env.ORT_EXECUTION_PROVIDERS),
           });
-          for (const f of session.fallbacks) {
-            options.log.info(
-              `execution provider ${f.provider} is unavailable here, falling back to ${session.provider}`,
-              { reason: f.reason },
-            );
+          for (const f of fallbacks) {
+            options.log.info(`execution provider ${f.provider} is unavailable here`, {
+              reason: f.reason,
+            });
           }
-          await session.close();
         },
       },
       event,

@@ -119,7 +119,7 @@ export interface TaskDecoder<M = unknown> {
 /** One output column as the job records it. */
 export interface OutputColumn {
   name: string;
-  type: "string" | "float32" | "float64" | "int" | "float32[]" | "string[]";
+  type: import("../core/records.ts").OutputColumnType;
 }
 
 /**
@@ -130,6 +130,8 @@ export interface TaskRuntime<M = unknown> {
   /** A fresh encoder for one partition attempt. */
   encoder(): TaskEncoder<M>;
   decoder: TaskDecoder<M>;
+  /** The output row's columns and their types, in row order (a Parquet part's schema). */
+  outputColumns: OutputColumn[];
   /** Runs the batches. */
   session: import("../model/session.ts").ModelSession;
   /** Best-effort key values of a bad record, for the errors output (null when none can be read). */

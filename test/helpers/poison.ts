@@ -9,7 +9,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { ValidationError } from "../../src/core/errors.ts";
-import { loadModel } from "../../src/model/descriptor.ts";
+import { loadTabularModel } from "../../src/model/descriptor.ts";
 import { encodeOnnxModel, type OnnxNode } from "../../src/model/onnx-writer.ts";
 import type { LocalPipeline } from "../../src/runner/local-stores.ts";
 import type { WorkerCommand } from "../../src/runner/process-pool.ts";
@@ -77,7 +77,7 @@ export interface ChurnLikeModel {
  * which only ever adds 0 or throws). Returns the descriptor path.
  */
 export async function writeChurnLikeModel(options: ChurnLikeModel): Promise<string> {
-  const churn = await loadModel(options.churnDescriptor);
+  const churn = await loadTabularModel(options.churnDescriptor);
   const width = churn.width;
   const weights = new Float32Array(width);
   for (let i = 0; i < width; i++) weights[i] = 0.02 * Math.sin(i + 1);

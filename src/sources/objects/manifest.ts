@@ -9,6 +9,7 @@
  * partition looks like a CSV partition (start, end, next offset) and a checkpoint
  * needs no index to resume: the source reads the manifest from the stored offset.
  */
+import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
 import { InvalidArgumentError, PipelineError } from "../../core/errors.ts";
 import type { ObjectInfo, ObjectStore } from "../../ports/object-store.ts";
@@ -66,6 +67,8 @@ export interface ObjectManifest {
   bytes: number;
   objects: number;
   objectBytes: number;
+  /** sha256 of the manifest's bytes: the listing's identity (names, sizes, etags). */
+  sha256: string;
   partitions: ManifestPartition[];
 }
 
@@ -170,6 +173,7 @@ export async function writeManifest(
   let bytes = 0;
   let objects = 0;
   let objectBytes = 0;
+  const hash = createHash("sha256");
   async function* lines(): AsyncGenerator<Buffer> {
     let start: string | undefined;
     do {
@@ -192,7 +196,11 @@ export async function writeManifest(
         objects++;
         objectBytes += info.size;
       }
-      if (parts.length > 0) yield Buffer.concat(parts);
+      if (parts.length > 0) {
+        const chunk = Buffer.concat(parts);
+        hash.update(chunk);
+        yield chunk;
+      }
       start = page.nextStart;
     } while (start !== undefined);
   }
@@ -206,6 +214,7 @@ export async function writeManifest(
     bytes,
     objects,
     objectBytes,
+    sha256: hash.digest("hex"),
     partitions: partitioner.partitions,
   };
 }

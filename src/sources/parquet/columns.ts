@@ -9,9 +9,9 @@ import { ModelError } from "../../core/errors.ts";
 export interface ParquetColumn {
   name: string;
   /** Physical type of a flat column; undefined for a nested one. */
-  type: string | undefined;
+  type?: string | undefined;
   /** Logical or converted type when there is one (STRING, DATE, DECIMAL, LIST...). */
-  logical: string | undefined;
+  logical?: string | undefined;
   nullable: boolean;
   nested: boolean;
 }

@@ -48,18 +48,44 @@ const KERNELS = {
   lanczos3: sharp.kernel.lanczos3,
 } as const;
 
-/** A sharp error message as a short reason. */
-function reasonOf(err: unknown, format: ImageFormat, maxInputPixels: number): string {
-  const message = err instanceof Error ? err.message : String(err);
-  if (/pixel limit/i.test(message)) {
+/** True when the bytes end before the format's end marker (or declared size). */
+function endsEarly(body: Buffer, format: ImageFormat): boolean {
+  const n = body.length;
+  switch (format) {
+    case "jpeg":
+      return !(body[n - 2] === 0xff && body[n - 1] === 0xd9);
+    case "png":
+      return body.subarray(Math.max(0, n - 12)).indexOf("IEND", 0, "latin1") < 0;
+    case "gif":
+      return body[n - 1] !== 0x3b;
+    case "webp":
+      return n < 12 || body.readUInt32LE(4) + 8 > n;
+    default:
+      return false;
+  }
+}
+
+/**
+ * Why a decode failed, from the bytes rather than libvips' message: libvips keeps
+ * one error buffer per process, so with several images decoding at once its text
+ * can belong to another image or be lost ("Unknown error"). A bad record's reason
+ * must be the same on every run (a rerun's errors output is byte-identical).
+ */
+async function failureReason(
+  body: Buffer,
+  format: ImageFormat,
+  maxInputPixels: number,
+): Promise<string> {
+  const meta = await sharp(body, { limitInputPixels: false })
+    .metadata()
+    .catch(() => undefined);
+  if (meta?.width && meta.height && meta.width * meta.height > maxInputPixels) {
     return `image has more than ${maxInputPixels} pixels (maxInputPixels): refused as a possible decompression bomb`;
   }
-  if (
-    /premature end|truncated|unexpected end|end of (file|stream)|not enough data/i.test(message)
-  ) {
-    return `truncated ${format} image: ${message.split("\n")[0]}`;
+  if (endsEarly(body, format)) {
+    return `truncated ${format} image: ${body.length} bytes end before the image does`;
   }
-  return `corrupt ${format} image: ${message.split("\n")[0]}`;
+  return `corrupt ${format} image: libvips could not decode it${meta ? "" : " (nor read its header)"}`;
 }
 
 /** Decode `body` and bring it to the model's size and channels. */
@@ -125,7 +151,7 @@ export async function decodeImage(body: Buffer, p: ImagePreprocess): Promise<Dec
       };
     }
     return { image: { pixels: data, width: info.width, height: info.height, channels, format } };
-  } catch (err) {
-    return { reason: reasonOf(err, format, p.maxInputPixels) };
+  } catch {
+    return { reason: await failureReason(body, format, p.maxInputPixels) };
   }
 }

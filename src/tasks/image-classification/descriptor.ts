@@ -1,15 +1,16 @@
 /**
- * The image-classification model descriptor (descriptor.schema.json beside this
- * file) and its loader: the ONNX bytes, the labels file, and an identity that
- * covers both plus the preprocessing (they change the outputs as much as weights).
+ * The image-classification model descriptor (the `task` block of
+ * src/model/descriptor.schema.json, kind "image-classification") and its loader: the
+ * ONNX bytes, the labels (a file or inline), and an identity that covers both plus
+ * the preprocessing (they change the outputs as much as weights).
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { ModelError } from "../../core/errors.ts";
-import { canonicalJson, sha256Hex } from "../../core/ids.ts";
+import { canonicalJson, sha256Hex, withoutComments } from "../../core/ids.ts";
 import type { ModelIdentity } from "../../core/records.ts";
 import { compileValidator } from "../../core/schema.ts";
-import schema from "./descriptor.schema.json" with { type: "json" };
+import schema from "../../model/descriptor.schema.json" with { type: "json" };
 
 /** Accepted input formats (recognised by magic bytes, never by name). */
 export type ImageFormat = "jpeg" | "png" | "webp" | "gif" | "tiff" | "avif";
@@ -38,7 +39,8 @@ export interface ImageTaskBlock {
   input: string;
   output: string;
   scores: "softmax" | "sigmoid" | "none";
-  labels: string;
+  /** A labels file relative to the descriptor, or the labels inline. */
+  labels: string | string[];
   topK: number;
   includeLogits: boolean;
   preprocess: ImagePreprocess;
@@ -55,6 +57,7 @@ export interface ImageModelDescriptor {
 
 /** A loaded image model: descriptor, ONNX bytes, labels and identity. */
 export interface LoadedImageModel {
+  kind: "image-classification";
   descriptor: ImageModelDescriptor;
   descriptorPath: string;
   onnxPath: string;
@@ -74,6 +77,11 @@ const validate = compileValidator<ImageModelDescriptor>(
 /** Schema validation plus the rules a schema can't say, each with the fix. */
 export function parseImageDescriptor(raw: unknown): ImageModelDescriptor {
   const d = validate(raw);
+  if (d.task?.kind !== "image-classification") {
+    throw new ModelError(
+      'image model descriptor invalid at /task: needs a task block with kind "image-classification"',
+    );
+  }
   const p = d.task.preprocess;
   const channels = p.channels === "gray" ? 1 : 3;
   if (p.dtype === "uint8" && (p.mean || p.std || p.scale !== undefined)) {
@@ -156,21 +164,36 @@ export async function loadImageModel(descriptorPath: string): Promise<LoadedImag
   } catch {
     throw new ModelError(`model descriptor ${descriptorPath} is not valid JSON`);
   }
+  return loadImageModelFrom(raw, descriptorPath);
+}
+
+/** Load an image model from its parsed descriptor JSON (read from `descriptorPath`). */
+export async function loadImageModelFrom(
+  raw: unknown,
+  descriptorPath: string,
+): Promise<LoadedImageModel> {
   const descriptor = parseImageDescriptor(raw);
   const dir = path.dirname(descriptorPath);
   const onnxPath = path.resolve(dir, descriptor.onnx);
-  const labelsPath = path.resolve(dir, descriptor.task.labels);
   const onnxBytes = await readOrExplain(onnxPath, "ONNX file", descriptorPath);
-  const labelsText = (await readOrExplain(labelsPath, "labels file", descriptorPath)).toString(
-    "utf8",
-  );
-  const labels = parseLabels(labelsText, labelsPath);
+  const named = descriptor.task.labels;
+  let labels: string[];
+  let labelsWhere: string;
+  if (typeof named === "string") {
+    labelsWhere = path.resolve(dir, named);
+    const text = (await readOrExplain(labelsWhere, "labels file", descriptorPath)).toString("utf8");
+    labels = parseLabels(text, labelsWhere);
+  } else {
+    labelsWhere = `the labels inline in ${descriptorPath}`;
+    labels = parseLabels(JSON.stringify(named), `${descriptorPath}#/task/labels.json`);
+  }
   if (descriptor.task.topK > labels.length) {
     throw new ModelError(
-      `image model descriptor invalid at /task/topK: ${descriptor.task.topK} is more than the ${labels.length} labels in ${labelsPath}`,
+      `image model descriptor invalid at /task/topK: ${descriptor.task.topK} is more than the ${labels.length} labels in ${labelsWhere}`,
     );
   }
   return {
+    kind: "image-classification",
     descriptor,
     descriptorPath,
     onnxPath,
@@ -182,7 +205,9 @@ export async function loadImageModel(descriptorPath: string): Promise<LoadedImag
       descriptor: descriptorPath,
       sha256: sha256Hex(onnxBytes),
       // The labels name the outputs: a relabelled model is a different model.
-      descriptorSha256: sha256Hex(canonicalJson({ descriptor, labels })),
+      descriptorSha256: sha256Hex(
+        canonicalJson({ descriptor: withoutComments(descriptor), labels }),
+      ),
     },
   };
 }

@@ -1,5 +1,5 @@
 import { ModelError } from "../../core/errors.ts";
-import type { LoadedModel } from "../../model/descriptor.ts";
+import type { TabularModel } from "../../model/descriptor.ts";
 import type { ModelSession, ValueMeta } from "../../model/session.ts";
 import type { Tensor } from "../task.ts";
 import type { OutputReader } from "./decoder.ts";
@@ -23,7 +23,7 @@ function shapeText(shape: readonly (number | string)[] | undefined): string {
 }
 
 /** A zero batch of `rows` rows in the input's element type. */
-export function zeroFeeds(model: LoadedModel, inputType: string, rows: number) {
+export function zeroFeeds(model: TabularModel, inputType: string, rows: number) {
   const size = rows * model.width;
   const data = inputType === "float64" ? new Float64Array(size) : new Float32Array(size);
   return {
@@ -42,7 +42,7 @@ export function zeroFeeds(model: LoadedModel, inputType: string, rows: number) {
  * Throws ModelError saying what to fix (nothing has been written yet).
  */
 export async function checkTabularModel(
-  model: LoadedModel,
+  model: TabularModel,
   session: ModelSession,
 ): Promise<{ inputType: "float32" | "float64"; readers: OutputReader[] }> {
   const d = model.descriptor;

@@ -1,12 +1,15 @@
+import { ModelError } from "../../core/errors.ts";
 import type { JobRecord } from "../../core/records.ts";
-import type { LoadedModel } from "../../model/descriptor.ts";
+import type { LoadedModel, TabularModel } from "../../model/descriptor.ts";
 import { createCsvFeaturizer, createJsonlFeaturizer } from "../../model/featurizer.ts";
 import { type ModelSession, openModelSession, type SessionOptions } from "../../model/session.ts";
+import { createRowFeaturizer } from "../../sources/parquet/row-featurizer.ts";
 import type { RecordBlock } from "../../sources/record-source.ts";
-import type { TaskRuntime } from "../task.ts";
+import type { OutputColumn, TaskRuntime } from "../task.ts";
 import { TabularDecoder } from "./decoder.ts";
 import { TabularEncoder, type TabularMeta } from "./encoder.ts";
 import { checkTabularModel, zeroFeeds } from "./model-check.ts";
+import { TabularRowEncoder } from "./row-encoder.ts";
 
 /** Batches faster than this stay on the calling thread when the thread is left to `auto`. */
 export const INLINE_BATCH_MS = 50;
@@ -33,7 +36,7 @@ export interface TabularSession {
   readers: Awaited<ReturnType<typeof checkTabularModel>>["readers"];
 }
 
-async function openChecked(model: LoadedModel, options: SessionOptions): Promise<TabularSession> {
+async function openChecked(model: TabularModel, options: SessionOptions): Promise<TabularSession> {
   const session = await openModelSession(model.onnxBytes, model.onnxPath, options);
   try {
     return { session, ...(await checkTabularModel(model, session)) };
@@ -48,9 +51,15 @@ async function openChecked(model: LoadedModel, options: SessionOptions): Promise
  * and real output shapes (a probe batch), on the first execution provider that works.
  */
 export async function openTabularSession(
-  model: LoadedModel,
+  loaded: LoadedModel,
   options: TabularSessionOptions = {},
 ): Promise<TabularSession> {
+  if (loaded.kind !== "tabular") {
+    throw new ModelError(
+      `model ${loaded.descriptorPath} is a ${loaded.kind} model, not a tabular one (features and outputs)`,
+    );
+  }
+  const model = loaded;
   const thread = options.thread ?? "auto";
   if (thread !== "auto") return openChecked(model, { ...options, thread });
   const inline = await openChecked(model, { ...options, thread: false });
@@ -73,22 +82,58 @@ export async function openTabularSession(
   return openChecked(model, { ...options, thread: true });
 }
 
+/** The output columns of a tabular job, typed as the model's outputs really are. */
+function tabularColumns(job: JobRecord, opened: TabularSession): OutputColumn[] {
+  const keys = job.keyNames.length;
+  return job.outputColumns.map((name, j) => {
+    const reader = j >= keys ? opened.readers[j - keys] : undefined;
+    return { name, type: reader ? reader.kind : "string" };
+  });
+}
+
 /** The task runtime of a tabular job over an open session. */
 export function tabularRuntime(
   job: JobRecord,
-  model: LoadedModel,
+  model: TabularModel,
   opened: TabularSession,
 ): TaskRuntime<TabularMeta> {
   const keyColumns = job.keyNames.length === 1 && job.keyNames[0] === "_offset" ? [] : job.keyNames;
   const offsetKeys = keyColumns.length === 0;
+  const decoder = new TabularDecoder(model.descriptor, opened.readers, job.keyNames.length);
+  const base = {
+    session: opened.session,
+    decoder,
+    outputColumns: tabularColumns(job, opened),
+    close: () => opened.session.close(),
+  };
+  if (job.input.format === "parquet") {
+    const rowFeaturizer = createRowFeaturizer(
+      model.descriptor,
+      keyColumns,
+      job.input.parquet?.columns ?? [],
+    );
+    return {
+      ...base,
+      encoder: () =>
+        new TabularRowEncoder(rowFeaturizer, {
+          inputName: model.descriptor.input.name,
+          inputType: opened.inputType,
+          batchSize: job.spec.batchSize,
+          offsetKeys,
+        }),
+      keysOf(block: RecordBlock, i: number) {
+        if (offsetKeys || block.kind !== "rows") return null;
+        const values = rowFeaturizer.keys(block, i);
+        return Object.fromEntries(keyColumns.map((k, j) => [k, values[j] ?? ""]));
+      },
+    };
+  }
   const featurizer =
     job.input.format === "csv"
       ? createCsvFeaturizer(model.descriptor, keyColumns, job.input.columns)
       : createJsonlFeaturizer(model.descriptor, keyColumns);
-  const decoder = new TabularDecoder(model.descriptor, opened.readers, job.keyNames.length);
   return {
-    session: opened.session,
-    decoder,
+    ...base,
     encoder: () =>
       new TabularEncoder(featurizer, {
         inputName: model.descriptor.input.name,
@@ -107,14 +152,13 @@ export function tabularRuntime(
       const values = featurizer.keysOf(l.buf, s, e);
       return values ? Object.fromEntries(keyColumns.map((k, j) => [k, values[j] ?? ""])) : null;
     },
-    close: () => opened.session.close(),
   };
 }
 
 /** Score `rows` rows of features (row-major floats): one array of values per descriptor output. */
 export async function scoreTabular(
   opened: TabularSession,
-  model: LoadedModel,
+  model: TabularModel,
   features: Float32Array,
   rows: number,
 ): Promise<Float64Array[]> {

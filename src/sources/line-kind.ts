@@ -1,0 +1,98 @@
+/**
+ * CSV and JSON Lines as a source kind: partitions are byte ranges of the object
+ * (a partition owns the records that start in it), planned from the object's size
+ * and its header line alone.
+ */
+import { NotFoundError, PipelineError } from "../core/errors.ts";
+import type { InputFormat, InputIdentity } from "../core/records.ts";
+import type { ObjectStore } from "../ports/object-store.ts";
+import { parseCsvHeader } from "../records/csv-fields.ts";
+import { readFirstLine } from "../records/header.ts";
+import { lineSource } from "./line-source.ts";
+import type { SourceModule } from "./registry.ts";
+
+// Largest CSV header we read; a header longer than this is almost surely not a header.
+const MAX_HEADER_BYTES = 1024 * 1024;
+/** Longest record unless the spec says otherwise. */
+const DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
+
+/** Byte ranges of about `partitionBytes` covering [dataStart, size). */
+export function planPartitions(
+  dataStart: number,
+  size: number,
+  partitionBytes: number,
+): { start: number; end: number }[] {
+  const span = size - dataStart;
+  if (span <= 0) return [];
+  const n = Math.max(1, Math.ceil(span / partitionBytes));
+  const ranges: { start: number; end: number }[] = [];
+  for (let i = 0; i < n; i++) {
+    ranges.push({
+      start: dataStart + Math.floor((span * i) / n),
+      end: dataStart + Math.floor((span * (i + 1)) / n),
+    });
+  }
+  return ranges;
+}
+
+/** The object's identity and, for CSV, its header (read alone, never the whole object). */
+export async function inspectInput(
+  store: ObjectStore,
+  bucket: string,
+  object: string,
+  format: InputFormat,
+  maxRecordBytes = DEFAULT_MAX_RECORD_BYTES,
+): Promise<InputIdentity> {
+  const info = await store.head(bucket, object);
+  if (!info) {
+    throw new NotFoundError(
+      `input object ${bucket}/${object} does not exist: upload it first or fix the name`,
+    );
+  }
+  const base = { bucket, object, etag: info.etag, size: info.size, format };
+  if (format === "jsonl" || info.size === 0) return { ...base, columns: [], dataStart: 0 };
+  const stream = await store.read(bucket, object, {
+    start: 0,
+    end: Math.min(info.size, MAX_HEADER_BYTES),
+  });
+  // RFC 4180: a quoted header name may hold a newline too.
+  const first = await readFirstLine(stream, MAX_HEADER_BYTES, { records: "csv" });
+  if (!first) return { ...base, columns: [], dataStart: 0 };
+  return {
+    ...base,
+    columns: parseCsvHeader(first.line, 0, first.line.length),
+    dataStart: first.dataStart,
+    // Records are read as RFC 4180 records (newlines inside quotes), with one record
+    // limit for every reader of the job: it decides where an unterminated one ends.
+    csvRecords: { maxRecordBytes },
+    headerLines: first.lines,
+  };
+}
+
+/** CSV and JSON Lines objects. */
+export const lineSourceModule: SourceModule = {
+  formats: ["csv", "jsonl"],
+  async plan(store, spec) {
+    const input = await inspectInput(
+      store,
+      spec.input.bucket,
+      spec.input.object ?? "",
+      spec.input.format,
+      spec.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES,
+    );
+    if (input.size <= input.dataStart) {
+      throw new PipelineError(
+        "INVALID_ARGUMENT",
+        `input object ${input.bucket}/${input.object} has no records (${input.size} bytes${input.dataStart > 0 ? ", a header only" : ""}): nothing to score`,
+      );
+    }
+    return {
+      input,
+      identity: { bucket: input.bucket, object: input.object, etag: input.etag },
+      ranges: planPartitions(input.dataStart, input.size, spec.partitionBytes),
+      discard: async () => {},
+    };
+  },
+  open: (store, job, partition, options) =>
+    lineSource(store, job, partition, options.maxLineBytes, options.readStats),
+};

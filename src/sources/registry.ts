@@ -1,0 +1,84 @@
+/**
+ * Source kinds: where a job's records come from, chosen by its input format — byte
+ * ranges of CSV/JSON Lines, objects listed under a prefix, Parquet row groups. A kind
+ * plans a job's partitions at split time and opens one partition's records in a
+ * worker (see record-source.ts for positions and blocks).
+ *
+ * Adding a kind: a module exporting a {@link SourceModule}, its format in
+ * `InputFormat` (src/core/records.ts), and one entry in {@link SOURCES}.
+ */
+import type { InputFormat, InputIdentity, JobRecord, JobSpec } from "../core/records.ts";
+import type { ObjectStore } from "../ports/object-store.ts";
+import type { ReadStats } from "../records/line-reader.ts";
+import { lineSourceModule } from "./line-kind.ts";
+import { objectListSourceModule } from "./objects/kind.ts";
+import { parquetSourceModule } from "./parquet/kind.ts";
+import type { RecordSource } from "./record-source.ts";
+
+/** A job's input as the splitter planned it. */
+export interface PlannedInput {
+  /** What the job records as its input: the one object whose etag must hold still while it runs. */
+  input: InputIdentity;
+  /** What the job id derives from (a prefix: its listing's hash, not the manifest's etag). */
+  identity: { bucket: string; object: string; etag: string };
+  /** Partition ranges in the kind's positions, in input order. */
+  ranges: { start: number; end: number }[];
+  /** Undo what planning wrote (a manifest), when no job takes it over. */
+  discard(): Promise<void>;
+}
+
+/** Reader limits a worker passes to every source. */
+export interface SourceOptions {
+  /** Longer input lines are bad records. */
+  maxLineBytes: number;
+  /** Filled by a byte-range source: where the read began and ended (the CSV chaining check). */
+  readStats?: ReadStats;
+}
+
+/** One kind of record source. */
+export interface SourceModule {
+  formats: readonly InputFormat[];
+  /**
+   * Read what planning needs (a header, a footer, a listing) and cut partitions.
+   * `columns`: what the task reads from a columnar input. Throws when the input
+   * can't be read or has no records, saying what to fix.
+   */
+  plan(store: ObjectStore, spec: JobSpec, needs: { columns: string[] }): Promise<PlannedInput>;
+  /** The records of one partition of a job. */
+  open(
+    store: ObjectStore,
+    job: JobRecord,
+    partition: { start: number; end: number; startIsRecordStart?: boolean },
+    options: SourceOptions,
+  ): RecordSource;
+}
+
+const SOURCES: readonly SourceModule[] = [
+  lineSourceModule,
+  objectListSourceModule,
+  parquetSourceModule,
+];
+
+/** The source kind that reads `format`. */
+export function sourceModule(format: InputFormat): SourceModule {
+  const found = SOURCES.find((s) => s.formats.includes(format));
+  if (!found) throw new Error(`no record source reads input format "${format}"`);
+  return found;
+}
+
+/** The records of partition `partition` of `job`. */
+export function sourceFor(
+  store: ObjectStore,
+  job: JobRecord,
+  partition: { start: number; end: number; startIsRecordStart?: boolean },
+  options: SourceOptions,
+): RecordSource {
+  return sourceModule(job.input.format).open(store, job, partition, options);
+}
+
+/** The input as people name it: `bucket/object`, or `bucket/prefix` for an object list. */
+export function inputLabel(input: InputIdentity): string {
+  return input.objects
+    ? `${input.objects.bucket}/${input.objects.prefix}`
+    : `${input.bucket}/${input.object}`;
+}
