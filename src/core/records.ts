@@ -229,6 +229,13 @@ export interface JobResult {
   durationMs: number;
 }
 
+/** Which partitions finished (done or failed): a bitmap by index (base64), how many, their bad records. */
+export interface CompletionTally {
+  bitmap: string;
+  count: number;
+  errors: number;
+}
+
 /** The job row. */
 export interface JobRecord {
   jobId: string;
@@ -258,4 +265,6 @@ export interface JobRecord {
   result?: JobResult;
   /** Outbox flag: the completion event has been published. */
   completionPublished?: boolean;
+  /** Partitions finished so far (src/pipeline/completion-tally.ts); absent until the first. */
+  tally?: CompletionTally;
 }

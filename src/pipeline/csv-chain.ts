@@ -45,13 +45,14 @@ async function scanNextRecordStart(
  * right); a failed one is scanned to find where its records end. At the first
  * partition that began elsewhere (its start fell inside a quoted field), reset it to
  * read again from the right record start — its parts dropped, by compare-and-set — and
- * enqueue it. Returns true when the job must wait for that re-read.
+ * enqueue it. `waiting`: the job must wait for that re-read (or for a partition that is
+ * not finished after all); `reset`: the partition this call put back in play, as it was.
  */
 export async function rereadBrokenChain(
   deps: PipelineDeps,
   job: JobRecord,
   parts: PartitionRecord[],
-): Promise<boolean> {
+): Promise<{ waiting: boolean; reset?: PartitionRecord }> {
   const sorted = [...parts].sort((a, b) => a.index - b.index);
   let expected = job.input.dataStart;
   for (const [k, p] of sorted.entries()) {
@@ -70,29 +71,30 @@ export async function rereadBrokenChain(
       }
       continue;
     }
-    if (p.state !== "done") return false;
+    if (p.state !== "done") return { waiting: true };
     if (p.firstRecordStart === expected && p.nextRecordStart !== undefined) {
       expected = p.nextRecordStart;
       continue;
     }
     if (p.firstRecordStart === undefined || p.nextRecordStart === undefined) {
       // Done before record starts were recorded (an older job): nothing to check against.
-      return false;
+      return { waiting: false };
     }
-    await resetToRecordStart(deps, job, p.index, expected);
-    return true;
+    const reset = await resetToRecordStart(deps, job, p.index, expected);
+    return reset ? { waiting: true, reset } : { waiting: true };
   }
-  return false;
+  return { waiting: false };
 }
 
+/** Reset the partition to read again from `from`; returns it as it was, or undefined if someone else did. */
 async function resetToRecordStart(
   deps: PipelineDeps,
   job: JobRecord,
   index: number,
   from: number,
-): Promise<void> {
+): Promise<PartitionRecord | undefined> {
   const row = await deps.checkpoints.getPartition(job.jobId, index);
-  if (!row || row.value.state !== "done" || row.value.firstRecordStart === from) return;
+  if (!row || row.value.state !== "done" || row.value.firstRecordStart === from) return undefined;
   const at = new Date(deps.now()).toISOString();
   try {
     await deps.checkpoints.updatePartition(
@@ -113,7 +115,7 @@ async function resetToRecordStart(
       row.version,
     );
   } catch (err) {
-    if (err instanceof ConflictError) return; // another worker reset it
+    if (err instanceof ConflictError) return undefined; // another worker reset it
     throw err;
   }
   deps.log.info("partition started inside a quoted field; reading it again", {
@@ -122,4 +124,5 @@ async function resetToRecordStart(
     from,
   });
   await deps.queue.send([taskMessage({ kind: "partition", jobId: job.jobId, partition: index })]);
+  return row.value;
 }

@@ -1,5 +1,6 @@
 import { ConflictError } from "../core/errors.ts";
 import type { JobRecord, PartitionRecord } from "../core/records.ts";
+import { countFinished, emptyTally, uncount } from "./completion-tally.ts";
 import { rereadBrokenChain } from "./csv-chain.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { EVENT_TYPES, jobEvent } from "./events.ts";
@@ -20,27 +21,34 @@ export async function publishDone(
   ]);
 }
 
+/** Compare-and-set the job row; false when someone else wrote first (re-read and decide again). */
+async function tryUpdate(deps: PipelineDeps, next: JobRecord, version: string): Promise<boolean> {
+  try {
+    await deps.checkpoints.updateJob(next.jobId, next, version);
+    return true;
+  } catch (err) {
+    if (err instanceof ConflictError) return false;
+    throw err;
+  }
+}
+
 /**
- * After a partition becomes terminal: if every partition is, move the job to
- * "merging" by compare-and-set (exactly one worker wins, however many finish
- * together) and enqueue the merge. Also stops the job early once its bad-record
- * count passes the threshold. `redelivered`: a finish is being repeated (its worker
- * died before deleting its message), so the merge is sent again.
+ * After partition `p` became terminal (done or failed): count it on the job row (one
+ * read and one compare-and-set, whatever the job's size; counting twice is harmless).
+ * When that makes every partition terminal — or the bad records counted pass the
+ * threshold — move the job to "merging" by compare-and-set (exactly one worker wins,
+ * however many finish together) and enqueue the merge. Every partition row is read
+ * once, at the end, and only for CSV (the chaining check). `redelivered`: a finish is
+ * being repeated (its worker died before deleting its message), so the merge is sent
+ * again if the job is already merging.
  */
 export async function finalizeIfLast(
   deps: PipelineDeps,
   job: JobRecord,
+  p: PartitionRecord,
   redelivered: boolean,
 ): Promise<void> {
-  const parts = await deps.checkpoints.readPartitions(job.jobId);
-  const errors = parts.reduce((n, p) => n + p.errors, 0);
-  const maxCount = job.spec.errorThreshold.maxCount;
-  const overThreshold = maxCount !== undefined && errors > maxCount;
-  const allTerminal = parts.every((p) => p.state === "done" || p.state === "failed");
-  if (!allTerminal && !overThreshold) return;
-  // CSV partitions guessed where their first record starts: prove the guesses chain up
-  // (or re-read the one that guessed wrong) before anything is merged.
-  if (allTerminal && job.input.csvRecords && (await rereadBrokenChain(deps, job, parts))) return;
+  let chainChecked = false;
   for (;;) {
     const row = await deps.checkpoints.getJob(job.jobId);
     if (!row) return;
@@ -49,27 +57,59 @@ export async function finalizeIfLast(
       return;
     }
     if (row.value.state !== "running") return;
+    const counted = countFinished(row.value, p) ?? row.value;
+    const tally = counted.tally ?? emptyTally(counted.partitionCount);
+    const maxCount = job.spec.errorThreshold.maxCount;
+    const overThreshold = maxCount !== undefined && tally.errors > maxCount;
+    const allTerminal = tally.count >= counted.partitionCount;
+    if (!allTerminal && !overThreshold) {
+      if (counted !== row.value && !(await tryUpdate(deps, counted, row.version))) continue;
+      return;
+    }
+    if (allTerminal && job.input.csvRecords && !chainChecked) {
+      // CSV partitions guessed where their first record starts: prove the guesses
+      // chain up (or read the one that guessed wrong again) before anything is merged.
+      if (counted !== row.value && !(await tryUpdate(deps, counted, row.version))) continue;
+      const reset = await rereadBrokenChain(
+        deps,
+        job,
+        await deps.checkpoints.readPartitions(job.jobId),
+      );
+      if (reset.reset) await uncountPartition(deps, job.jobId, reset.reset);
+      if (reset.waiting) return;
+      chainChecked = true;
+      continue;
+    }
     const next: JobRecord = {
-      ...row.value,
+      ...counted,
       state: "merging",
       ...(overThreshold && !allTerminal
         ? {
-            error: `${errors} bad records exceed errorThreshold.maxCount ${maxCount}; stopped early (see the errors output)`,
+            error: `${tally.errors} bad records exceed errorThreshold.maxCount ${maxCount}; stopped early (see the errors output)`,
           }
         : {}),
       updatedAt: new Date(deps.now()).toISOString(),
     };
-    try {
-      await deps.checkpoints.updateJob(job.jobId, next, row.version);
-    } catch (err) {
-      if (err instanceof ConflictError) continue;
-      throw err;
-    }
+    if (!(await tryUpdate(deps, next, row.version))) continue;
     await deps.queue.send([taskMessage({ kind: "merge", jobId: job.jobId })]);
     deps.log.info("all partitions finished; merge enqueued", {
       jobId: job.jobId,
       early: overThreshold && !allTerminal,
     });
     return;
+  }
+}
+
+/** Take a partition that is back in play out of the job's completion tally. */
+export async function uncountPartition(
+  deps: PipelineDeps,
+  jobId: string,
+  p: PartitionRecord,
+): Promise<void> {
+  for (;;) {
+    const row = await deps.checkpoints.getJob(jobId);
+    if (!row) return;
+    const next = uncount(row.value, p);
+    if (next === row.value || (await tryUpdate(deps, next, row.version))) return;
   }
 }

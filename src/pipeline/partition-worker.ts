@@ -215,7 +215,7 @@ export class PartitionWorker {
       // A redelivery after the partition finished but before its message was deleted:
       // repeat what followed the finish (the event is deduplicated by its id).
       if (row.value.state === "done") await publishDone(this.deps, job, row.value);
-      await finalizeIfLast(this.deps, job, true);
+      await finalizeIfLast(this.deps, job, row.value, true);
       await lease.ack();
       return;
     }
@@ -268,7 +268,7 @@ export class PartitionWorker {
           parts: claimed.value.parts.length,
         });
         await publishDone(this.deps, job, claimed.value);
-        await finalizeIfLast(this.deps, job, false);
+        await finalizeIfLast(this.deps, job, claimed.value, false);
         await lease.ack();
       } else {
         log.info("stopping: checkpointed and handing the partition back", {
@@ -412,23 +412,26 @@ export class PartitionWorker {
     const last = row.value.lastError ?? "the worker died while processing it";
     const failures = failedAttempts(row.value);
     const reason = `gave up after ${failures} failed attempt${failures === 1 ? "" : "s"} (maxAttempts ${job.spec.maxAttempts}); last error: ${last}`;
+    let failed: PartitionRecord;
     try {
-      await this.deps.checkpoints.updatePartition(
-        {
-          ...row.value,
-          state: "failed",
-          owner: undefined,
-          lastError: reason,
-          attempts: endOpenAttempt(
-            row.value.attempts,
-            at,
-            "lost",
-            "worker stopped without handing back (killed or stalled)",
-          ),
-          updatedAt: at,
-        },
-        row.version,
-      );
+      failed = (
+        await this.deps.checkpoints.updatePartition(
+          {
+            ...row.value,
+            state: "failed",
+            owner: undefined,
+            lastError: reason,
+            attempts: endOpenAttempt(
+              row.value.attempts,
+              at,
+              "lost",
+              "worker stopped without handing back (killed or stalled)",
+            ),
+            updatedAt: at,
+          },
+          row.version,
+        )
+      ).value;
     } catch (err) {
       if (err instanceof ConflictError) {
         await lease.release(1);
@@ -443,7 +446,7 @@ export class PartitionWorker {
         reason,
       }),
     ]);
-    await finalizeIfLast(this.deps, job, false);
+    await finalizeIfLast(this.deps, job, failed, false);
     await lease.deadLetter(reason).catch(() => undefined);
   }
 }

@@ -1,4 +1,5 @@
 import type { JobRecord } from "../core/records.ts";
+import { isCounted } from "./completion-tally.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { taskMessage } from "./messages.ts";
 
@@ -21,14 +22,15 @@ export async function recoverStalledJob(
     return { job, partitions: [], merge: true };
   }
   if (job.state !== "running") return { job, partitions: [], merge: false };
-  const open = (await deps.checkpoints.readPartitions(jobId))
+  const partitions = await deps.checkpoints.readPartitions(jobId);
+  const open = partitions
     .filter((p) => p.state !== "done" && p.state !== "failed")
     .map((p) => p.index);
-  // Every partition finished but the job never moved on: the finalize step was lost.
-  const tasks =
-    open.length > 0
-      ? open.map((partition) => taskMessage({ kind: "partition", jobId, partition }))
-      : [taskMessage({ kind: "partition", jobId, partition: 0 })];
+  // Every partition finished but the job never moved on: a finish was never counted
+  // (its worker died in between). Repeating those finishes counts them.
+  const uncounted = partitions.filter((p) => !isCounted(job.tally, p.index)).map((p) => p.index);
+  const resend = open.length > 0 ? open : uncounted.length > 0 ? uncounted : [0];
+  const tasks = resend.map((partition) => taskMessage({ kind: "partition", jobId, partition }));
   for (let i = 0; i < tasks.length; i += 100) await deps.queue.send(tasks.slice(i, i + 100));
   deps.log.warn("job had no queue message for its unfinished partitions: re-enqueued them", {
     jobId,

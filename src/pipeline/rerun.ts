@@ -1,5 +1,6 @@
 import { ConflictError, InvalidArgumentError, NotFoundError } from "../core/errors.ts";
 import type { JobRecord } from "../core/records.ts";
+import { uncount } from "./completion-tally.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { taskMessage } from "./messages.ts";
 
@@ -22,8 +23,11 @@ export async function rerunFailedPartitions(
   }
   const at = new Date(deps.now()).toISOString();
   const failed: number[] = [];
+  let tallied = row.value;
   for (const p of await deps.checkpoints.listPartitions(jobId)) {
     if (p.value.state !== "failed") continue;
+    // Back in play: no longer counted as finished.
+    tallied = uncount(tallied, p.value);
     await deps.checkpoints.updatePartition(
       {
         ...p.value,
@@ -39,7 +43,7 @@ export async function rerunFailedPartitions(
     failed.push(p.value.index);
   }
   const next: JobRecord = {
-    ...row.value,
+    ...tallied,
     state: "running",
     runAttempt: row.value.runAttempt + 1,
     error: undefined,
