@@ -1,4 +1,3 @@
-export { type ObserverCallbacks, observerCallbacks } from "./callback-bridge.ts";
 export {
   aggregateMetrics,
   answerMetricsRequests,

@@ -94,7 +94,9 @@ async function resetToRecordStart(
   from: number,
 ): Promise<PartitionRecord | undefined> {
   const row = await deps.checkpoints.getPartition(job.jobId, index);
-  if (!row || row.value.state !== "done" || row.value.firstRecordStart === from) return undefined;
+  if (row?.value.state !== "done" || row.value.firstRecordStart === from) {
+    return undefined;
+  }
   const at = new Date(deps.now()).toISOString();
   try {
     await deps.checkpoints.updatePartition(

@@ -7,6 +7,7 @@ import {
 } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import type { Attempt, JobRecord, PartitionRecord } from "../core/records.ts";
+import { noopObserver, type WorkerObserver } from "../metrics/worker-observer.ts";
 import type { Versioned } from "../ports/checkpoint-store.ts";
 import type { QueueMessage } from "../ports/task-queue.ts";
 import { createReadStats } from "../records/line-reader.ts";
@@ -42,6 +43,8 @@ export interface WorkerOptions {
   pipelineDepth?: number;
   /** Called after each checkpoint commit and awaited (progress reporting; tests pause a worker here). */
   onCommit?: (p: PartitionRecord) => void | Promise<void>;
+  /** Told what the worker does (Prometheus metrics); default: nobody. */
+  observer?: WorkerObserver;
   /** Wraps each job's task runtime (instrumentation: metrics, or a test injecting a fault into scoring). */
   instrumentRuntime?: (runtime: TaskRuntime) => TaskRuntime;
   /** Called when this worker claims or releases a message (the local pool uses it to hand back a dead worker's partition). */
@@ -89,13 +92,16 @@ export class PartitionWorker {
   private stopping = false;
   private readonly runtimes: TaskRuntimeCache;
   private readonly log: Logger;
+  private readonly observer: WorkerObserver;
 
   constructor(
     private readonly deps: PipelineDeps,
     private readonly options: WorkerOptions,
   ) {
     this.log = deps.log.child({ worker: options.workerId });
+    this.observer = options.observer ?? noopObserver;
     this.runtimes = new TaskRuntimeCache(deps.loadModel, options.scorer, 2, (opened) => {
+      this.observer.executionProvider(opened.session.provider);
       for (const f of opened.session.fallbacks) {
         this.log.warn(
           `execution provider ${f.provider} is unavailable here, falling back to ${opened.session.provider}`,
@@ -113,6 +119,7 @@ export class PartitionWorker {
   /** Receive and handle tasks until stop() (or `untilIdle` and the queue is empty). */
   async run(options: { untilIdle?: boolean } = {}): Promise<void> {
     const visibility = this.options.receiveVisibilitySeconds ?? 30;
+    let freeSince = performance.now();
     try {
       while (!this.stopping) {
         const sentAt = this.deps.now();
@@ -133,9 +140,11 @@ export class PartitionWorker {
           if (options.untilIdle) return;
           continue;
         }
+        this.observer.queueWait(performance.now() - freeSince);
         await this.handle(
           new MessageLease(this.deps.queue, msg, sentAt, visibility, this.deps.now, this.log),
         );
+        freeSince = performance.now();
       }
     } finally {
       await this.runtimes.close();
@@ -169,6 +178,7 @@ export class PartitionWorker {
       jobId: task.jobId,
       ...(task.kind === "partition" ? { partition: task.partition } : {}),
     });
+    this.observer.claimed(task.jobId, task.kind === "partition" ? task.partition : undefined);
     try {
       if (task.kind === "merge") await this.merge(lease, task.jobId);
       else await this.partition(lease, task.jobId, task.partition);
@@ -181,6 +191,7 @@ export class PartitionWorker {
       await lease.release(5);
     } finally {
       lease.stopHeartbeat();
+      this.observer.released();
       this.options.onClaim?.(undefined);
     }
   }
@@ -259,6 +270,7 @@ export class PartitionWorker {
         ...(this.options.pipelineDepth ? { pipelineDepth: this.options.pipelineDepth } : {}),
         stopping: () => this.stopping,
         lost: () => claimed.lost ?? lease.lost,
+        observer: this.observer,
         ...(this.options.onCommit ? { onCommit: this.options.onCommit } : {}),
       });
       if (outcome === "done") {
@@ -267,6 +279,7 @@ export class PartitionWorker {
           errors: claimed.value.errors,
           parts: claimed.value.parts.length,
         });
+        this.observer.attemptEnded("done");
         await publishDone(this.deps, job, claimed.value);
         await finalizeIfLast(this.deps, job, claimed.value, false);
         await lease.ack();
@@ -274,10 +287,12 @@ export class PartitionWorker {
         log.info("stopping: checkpointed and handing the partition back", {
           offset: claimed.value.offset,
         });
+        this.observer.attemptEnded("handed_back");
         await this.handBack(claimed, lease, log);
       }
     } catch (err) {
       if (err instanceof LeaseLostError) {
+        this.observer.attemptEnded("lost");
         if (lease.lost) {
           // The message is no longer ours: never delete or change it. It returns to
           // the queue and its next holder resumes from the last checkpoint.
@@ -296,6 +311,7 @@ export class PartitionWorker {
       }
       const detail = failureDetail(err);
       log.error("partition attempt failed", { error: detail });
+      this.observer.attemptEnded("error");
       if (claimed.value.state === "done") {
         // The finish was committed; what failed came after it (finalizing). Redelivery repeats that part.
         await lease.release(1);
@@ -440,6 +456,7 @@ export class PartitionWorker {
       throw err;
     }
     log.error("partition failed; dead-lettering it", { reason });
+    this.observer.attemptEnded("failed");
     await this.deps.events.publish([
       jobEvent(EVENT_TYPES.partitionFailed, job, `p${row.value.index}.r${job.runAttempt}`, {
         partition: row.value.index,

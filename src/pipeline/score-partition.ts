@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { PipelineError } from "../core/errors.ts";
 import type { JobRecord, PartitionRecord, PartRef } from "../core/records.ts";
+import type { WorkerObserver } from "../metrics/worker-observer.ts";
 import { type ChunkPart, createChunkOutput } from "../outputs/chunk-output.ts";
 import type { ObjectStore } from "../ports/object-store.ts";
 import type { ReadStats } from "../records/line-reader.ts";
@@ -47,6 +48,8 @@ export interface ScoreContext {
   onCommit?: (p: PartitionRecord) => void | Promise<void>;
   /** Filled by a line source: where the read began and ended (the CSV chaining check). */
   readStats?: ReadStats;
+  /** Told of every batch and checkpoint (metrics). */
+  observer?: WorkerObserver;
 }
 
 /** A chunk being built: the records between two checkpoints. */
@@ -93,7 +96,15 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
   };
   const submit = async (flush: boolean): Promise<void> => {
     for (const window of encoder.take(flush)) {
-      const outputs = Promise.all(window.batches.map((b) => runtime.session.run(b.feeds)));
+      const outputs = Promise.all(
+        window.batches.map((b) => {
+          const t0 = performance.now();
+          return runtime.session.run(b.feeds).then((out) => {
+            ctx.observer?.batchScored(b.rows, performance.now() - t0);
+            return out;
+          });
+        }),
+      );
       // If an earlier window fails, the attempt ends without awaiting this one; its
       // rejection must not surface as an unhandled rejection (a crash).
       outputs.catch(() => undefined);
@@ -184,6 +195,7 @@ async function commitChunk(
   part: ChunkPart,
   final: boolean,
 ): Promise<void> {
+  const startedAt = performance.now();
   const body = part.body;
   const { job, lease, store } = ctx;
   const stats = ctx.readStats;
@@ -251,5 +263,10 @@ async function commitChunk(
       : {}),
     updatedAt: at,
   }));
+  ctx.observer?.checkpointCommitted({
+    records: chunk.records,
+    badRecords: chunk.errors,
+    ms: performance.now() - startedAt,
+  });
   await ctx.onCommit?.(committed);
 }

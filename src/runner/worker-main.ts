@@ -5,7 +5,6 @@
  * backend (embedded or OCI) from BATCH_INFER_BACKEND.
  */
 import { createLogger, type LogLevel } from "../core/log.ts";
-import { observerCallbacks } from "../metrics/callback-bridge.ts";
 import { startWorkerMetrics } from "../metrics/worker-endpoint.ts";
 import { PartitionWorker } from "../pipeline/partition-worker.ts";
 import { openPipelineFromEnv } from "./backend.ts";
@@ -59,7 +58,6 @@ const metrics = await startWorkerMetrics(
   log,
 );
 if (metrics.port !== undefined) tellPool({ type: "metrics-listening", port: metrics.port });
-const observe = observerCallbacks(metrics.observer);
 const worker = new PartitionWorker(deps, {
   workerId: config.workerId,
   scorer: {
@@ -69,12 +67,9 @@ const worker = new PartitionWorker(deps, {
   },
   receiveWaitSeconds: 1,
   receiveVisibilitySeconds: config.receiveVisibilitySeconds,
-  onClaim: (claim) => {
-    observe.onClaim(claim);
-    tellPool({ type: "claim", claim: claim ?? null });
-  },
+  observer: metrics.observer,
+  onClaim: (claim) => tellPool({ type: "claim", claim: claim ?? null }),
   onCommit: (p) => {
-    observe.onCommit(p);
     tellPool({
       type: "commit",
       partition: p.index,
