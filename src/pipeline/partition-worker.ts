@@ -90,6 +90,7 @@ function endOpenAttempt(
  */
 export class PartitionWorker {
   private stopping = false;
+  private readonly stopped = new AbortController();
   private readonly runtimes: TaskRuntimeCache;
   private readonly log: Logger;
   private readonly observer: WorkerObserver;
@@ -114,6 +115,8 @@ export class PartitionWorker {
   /** Ask the loop to stop: the partition in hand is checkpointed and handed back. */
   stop(): void {
     this.stopping = true;
+    // An idle worker waiting on the queue stops now, not when its long poll ends.
+    this.stopped.abort();
   }
 
   /** Receive and handle tasks until stop() (or `untilIdle` and the queue is empty). */
@@ -129,6 +132,7 @@ export class PartitionWorker {
             max: 1,
             visibilitySeconds: visibility,
             waitSeconds: this.options.receiveWaitSeconds ?? 2,
+            signal: this.stopped.signal,
           });
         } catch (err) {
           this.log.warn("receive failed; retrying", { error: failureDetail(err) });

@@ -26,6 +26,12 @@ export interface ReceiveOptions {
   waitSeconds?: number;
   /** Only messages of this channel (default: any channel). */
   channel?: string;
+  /**
+   * Ends a long poll early (the worker is stopping): the receive returns what it has,
+   * usually nothing. An adapter whose service can't cut a poll short (OCI Queue's
+   * long poll is one HTTP request) finishes it, at most `waitSeconds` later.
+   */
+  signal?: AbortSignal;
 }
 
 /**

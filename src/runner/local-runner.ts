@@ -249,6 +249,9 @@ export async function driveLocalJob(
     // A job that is running with no message in the queue can't finish by itself (a
     // message was lost): seen twice in a row, at least a second apart, it is re-enqueued.
     let orphanedSince: number | undefined;
+    const aborted = new Promise<void>((resolve) =>
+      options.signal?.addEventListener("abort", () => resolve(), { once: true }),
+    );
     for (;;) {
       if (options.signal?.aborted) {
         interrupted = true;
@@ -289,7 +292,21 @@ export async function driveLocalJob(
         });
         await pool.scaleTo(decision.replicas);
       }
-      await new Promise((r) => setTimeout(r, interval));
+      // Wait for the next thing a worker reports (a checkpoint, the merge task's release,
+      // an exit) or the interval, whichever comes first: the job's end is seen at once,
+      // and progress at most every 50 ms.
+      const iterationStart = Date.now();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        pool.changed(),
+        new Promise((r) => {
+          timer = setTimeout(r, interval);
+        }),
+        aborted,
+      ]);
+      clearTimeout(timer);
+      const spent = Date.now() - iterationStart;
+      if (spent < 50) await new Promise((r) => setTimeout(r, 50 - spent));
     }
     await pool.close();
     const job = (await pipeline.checkpoints.getJob(jobId))?.value as JobRecord;

@@ -57,6 +57,8 @@ export class ProcessPool implements ReplicaTarget {
   private seq = 0;
   private readonly members = new Map<string, Member>();
   private closed = false;
+  private wake: (() => void) | undefined;
+  private nextChange: Promise<void> | undefined;
 
   constructor(
     private readonly options: {
@@ -85,6 +87,25 @@ export class ProcessPool implements ReplicaTarget {
     }
     this.desired = replicas;
     this.reconcile();
+  }
+
+  /**
+   * Resolves at the next thing a worker reports (a claim, a release, a checkpoint, an
+   * exit): the runner waits on it instead of polling, so it sees a job finish (the
+   * merge task's release) the moment it happens.
+   */
+  changed(): Promise<void> {
+    this.nextChange ??= new Promise<void>((resolve) => {
+      this.wake = resolve;
+    });
+    return this.nextChange;
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    this.nextChange = undefined;
+    wake?.();
   }
 
   /** Live workers (not yet exited). */
@@ -208,10 +229,12 @@ export class ProcessPool implements ReplicaTarget {
             done: Boolean(msg.done),
           };
         }
+        this.notify();
       },
     );
     proc.on("exit", (code, signal) => {
       this.members.delete(id);
+      this.notify();
       const claim = member.claim;
       if (claim && (code !== 0 || signal)) {
         // Died holding a message: give it back now so another worker resumes from the checkpoint.

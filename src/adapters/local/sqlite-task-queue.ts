@@ -138,10 +138,17 @@ export class SqliteTaskQueue implements TaskQueue {
     // Real time for the wait: an injected clock may stand still in tests.
     const deadline = performance.now() + waitMs;
     for (;;) {
+      if (options.signal?.aborted) return [];
       const got = this.claim(max, visibilitySeconds, channel);
       const left = deadline - performance.now();
-      if (got.length > 0 || left <= 0) return got;
-      await sleep(Math.min(this.pollIntervalMs, left));
+      if (got.length > 0 || left <= 0 || options.signal?.aborted) return got;
+      try {
+        await sleep(Math.min(this.pollIntervalMs, left), undefined, {
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+      } catch {
+        return []; // aborted while waiting: nothing was claimed
+      }
     }
   }
 
