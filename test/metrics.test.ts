@@ -310,3 +310,44 @@ describe("worker processes serve /metrics (METRICS_PORT) and the pool sums them"
     }
   });
 });
+
+describe("the embedded default's pool metrics (run --metrics-port)", () => {
+  it("serve the sum of the workers' metrics while the job runs", async () => {
+    const { startCli } = await import("./helpers/cli.ts");
+    const dataDir = path.join(root.dir, `pool-${++seq}`);
+    const run = startCli([
+      "run",
+      "--input",
+      input,
+      "--model",
+      descriptor,
+      "--data-dir",
+      dataDir,
+      "--partition-size",
+      "64KiB",
+      // Small checkpoints and batches: the job runs long enough to be scraped mid-way.
+      "--checkpoint-every",
+      "100",
+      "--batch-size",
+      "16",
+      "--metrics-port",
+      "0",
+    ]);
+    const port = await pollUntil("the metrics port in the CLI's log", () => {
+      const m = /metrics on :(\d+)\/metrics/.exec(run.stderr());
+      return m ? Number(m[1]) : undefined;
+    });
+    // Scraped while the workers run: the sum moves as checkpoints commit.
+    const moving = await pollUntil(
+      "a scrape with committed records",
+      async () => {
+        const text = await scrape(port).catch(() => "");
+        return value(text, "batch_infer_records_scored_total") > 0 ? text : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    assert.ok(value(moving, "batch_infer_pool_workers_scraped") >= 1);
+    const done = await run.done;
+    assert.equal(done.code, 0, done.stderr);
+  });
+});

@@ -99,3 +99,12 @@ export function joinNegativeValues(argv: string[], valueOptions: ReadonlySet<str
   }
   return out;
 }
+
+/** A TCP port (0 = any free one) from a flag, or InvalidArgumentError naming the flag. */
+export function parsePort(flag: string, raw: string): number {
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new InvalidArgumentError(`--${flag} must be a port number 0-65535, got "${raw}"`);
+  }
+  return n;
+}

@@ -34,6 +34,7 @@ import {
   parseCount,
   parseFraction,
   parseLogLevel,
+  parsePort,
   parsePositiveInt,
   parseSize,
 } from "./args.ts";
@@ -68,6 +69,7 @@ const OPTIONS = {
   key: { type: "string" },
   threads: { type: "string" },
   visibility: { type: "string" },
+  "metrics-port": { type: "string" },
   "data-dir": { type: "string" },
   backend: { type: "string" },
   "output-bucket": { type: "string" },
@@ -199,6 +201,9 @@ async function cmdRun(v: Values): Promise<number> {
       if (!v.json) reporter.update(p);
     },
     onWorkerOutput: (line) => reporter.log(line),
+    ...(v["metrics-port"] !== undefined
+      ? { metricsPort: parsePort("metrics-port", v["metrics-port"]) }
+      : {}),
   });
   if (!v.json) reporter.done(last);
   const job = result.job;

@@ -22,7 +22,8 @@ const RUN_OPTIONS = `  --output DIR             also place predictions, errors, 
   --max-attempts N         failed attempts before a partition is given up (default 3)
   --key COL[,COL]          input columns copied into each output row (default: the model's)
   --threads N              onnxruntime intra-op threads per worker (default 1)
-  --visibility SECONDS     partition lease; heartbeats extend it (default 60)`;
+  --visibility SECONDS     partition lease; heartbeats extend it (default 60)
+  --metrics-port PORT      serve the worker pool's Prometheus metrics on PORT while it runs`;
 
 const EXIT_CODES = `Exit codes: 0 completed, 3 completed with errors (failed partitions: rerun --failed),
   1 failed (past the error threshold, or an internal error), 2 refused before anything ran

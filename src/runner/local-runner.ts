@@ -7,6 +7,7 @@ import type { JobSpecInput } from "../core/job-spec.ts";
 import type { Logger } from "../core/log.ts";
 import type { JobRecord, PartitionRecord } from "../core/records.ts";
 import { TERMINAL_JOB_STATES } from "../core/records.ts";
+import type { MetricsServer } from "../metrics/server.ts";
 import { objectCreatedEvent } from "../pipeline/events.ts";
 import { recoverStalledJob } from "../pipeline/recover.ts";
 import { DEFAULT_POLICY, decideReplicas, type ScalingPolicy } from "../pipeline/scaler.ts";
@@ -63,6 +64,8 @@ export interface LocalRunOptions {
   workerCommand?: WorkerCommand;
   scaling?: Partial<ScalingPolicy>;
   progressIntervalMs?: number;
+  /** Serve the pool's summed Prometheus metrics on this port while the job runs (0 = any free port). */
+  metricsPort?: number;
 }
 
 /** What `run` ended with. */
@@ -212,6 +215,7 @@ export async function driveLocalJob(
   options: DriveOptions,
 ): Promise<Omit<LocalRunResult, "split">> {
   let pool: ProcessPool | undefined;
+  let metrics: MetricsServer | undefined;
   try {
     const first = await pipeline.checkpoints.getJob(jobId);
     if (!first) throw new NotFoundError(`no job ${jobId} in ${pipeline.paths.dataDir}`);
@@ -231,6 +235,8 @@ export async function driveLocalJob(
         // A message a worker takes before it has read the job is leased for the job's
         // own visibility, not a fixed default (a worker that dies then holds it that long).
         BATCH_INFER_RECEIVE_VISIBILITY: String(first.value.spec.visibilitySeconds),
+        // Workers answer the pool's metrics requests over IPC (no port each).
+        ...(options.metricsPort !== undefined ? { BATCH_INFER_METRICS_IPC: "1" } : {}),
       },
       queue: pipeline.queue,
       log: options.log,
@@ -239,6 +245,20 @@ export async function driveLocalJob(
       ...(options.onWorkerOutput ? { onOutput: options.onWorkerOutput } : {}),
     });
     options.onPool?.(pool);
+    const poolOf = pool;
+    if (options.metricsPort !== undefined) {
+      // prom-client loads only when metrics are asked for.
+      const { aggregateMetrics, requestWorkerMetrics } = await import("../metrics/pool-metrics.ts");
+      const { startMetricsServer } = await import("../metrics/server.ts");
+      metrics = await startMetricsServer({
+        port: options.metricsPort,
+        render: async () =>
+          aggregateMetrics(
+            await Promise.all(poolOf.processes().map((c) => requestWorkerMetrics(c))),
+          ),
+      });
+    }
+    if (metrics) options.log.warn(`serving the worker pool's metrics on :${metrics.port}/metrics`);
 
     const startedAt = Date.now();
     let startRecords: number | undefined;
@@ -312,6 +332,7 @@ export async function driveLocalJob(
     const job = (await pipeline.checkpoints.getJob(jobId))?.value as JobRecord;
     return { job, interrupted, progress: progress as JobProgress };
   } finally {
+    await metrics?.close();
     await pool?.close();
   }
 }

@@ -108,6 +108,11 @@ export class ProcessPool implements ReplicaTarget {
     wake?.();
   }
 
+  /** The live worker processes (the pool's metrics ask each over IPC). */
+  processes(): ChildProcess[] {
+    return [...this.members.values()].map((m) => m.proc);
+  }
+
   /** Live workers (not yet exited). */
   list(): PoolMember[] {
     return [...this.members.values()].map(({ proc: _p, exited: _e, ...m }) => m);
