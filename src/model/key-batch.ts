@@ -1,3 +1,4 @@
+import { copyBytes } from "../core/bytes.ts";
 import { decodeField } from "../records/csv-fields.ts";
 
 /**
@@ -31,7 +32,7 @@ export class KeyBatch {
       const n = end - start;
       if (this.used + n > this.bytes.length) this.grow(n);
       this.marks.push(this.used);
-      buf.copy(this.bytes, this.used, start, end);
+      copyBytes(buf, start, n, this.bytes, this.used);
       this.starts.push(this.used);
       this.used += n;
       this.ends.push(this.used);

@@ -1,3 +1,4 @@
+import { copyBytes } from "../core/bytes.ts";
 import type { ModelDescriptor } from "../model/descriptor.ts";
 
 /**
@@ -65,14 +66,15 @@ export class ByteWriter {
   }
 
   range(b: Buffer, start: number, end: number): void {
-    this.reserve(end - start);
-    b.copy(this.buf, this.pos, start, end);
-    this.pos += end - start;
+    const n = end - start;
+    this.reserve(n);
+    copyBytes(b, start, n, this.buf, this.pos);
+    this.pos += n;
   }
 
   bytes(b: Buffer): void {
     this.reserve(b.length);
-    b.copy(this.buf, this.pos);
+    copyBytes(b, 0, b.length, this.buf, this.pos);
     this.pos += b.length;
   }
 

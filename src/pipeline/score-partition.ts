@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { PipelineError } from "../core/errors.ts";
 import type { JobRecord, PartitionRecord, PartRef } from "../core/records.ts";
 import type { WorkerObserver } from "../metrics/worker-observer.ts";
-import { type ChunkPart, createChunkOutput } from "../outputs/chunk-output.ts";
+import { type ChunkOutput, type ChunkPart, createChunkOutput } from "../outputs/chunk-output.ts";
 import type { ObjectStore } from "../ports/object-store.ts";
 import type { ReadStats } from "../records/line-reader.ts";
 import {
@@ -82,10 +82,16 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
   const every = job.spec.checkpointEvery;
   const depth = ctx.pipelineDepth ?? 2;
   const encoder = runtime.encoder();
-  const output = createChunkOutput(job.spec.output.format, runtime.outputColumns, {
-    "batch-infer.job": job.jobId,
-    "batch-infer.model": `${job.model.name}@${job.model.version}`,
-  });
+  const newOutput = () =>
+    createChunkOutput(job.spec.output.format, runtime.outputColumns, {
+      "batch-infer.job": job.jobId,
+      "batch-infer.model": `${job.model.name}@${job.model.version}`,
+    });
+  // Two chunk buffers: a chunk's commit (part writes, fsync, the checkpoint's
+  // compare-and-set) runs while the next chunk is read and scored in the other.
+  let output = newOutput();
+  let spare: ChunkOutput | undefined;
+  let committing: Promise<void> | undefined;
   const pending: { window: Window; outputs: Promise<Outputs[]> }[] = [];
   let chunk = newChunk(p0.offset);
 
@@ -115,9 +121,23 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
   const commit = async (final: boolean): Promise<void> => {
     await submit(true);
     while (pending.length > 0) await drainOne();
-    await commitChunk(ctx, chunk, output.finish(), final);
-    output.reset();
-    chunk = newChunk(chunk.next);
+    // Commits stay in order: each names the parts committed before it.
+    if (committing) await committing;
+    committing = undefined;
+    const done = chunk;
+    chunk = newChunk(done.next);
+    const filled = output;
+    const writing = commitChunk(ctx, done, filled.finish(), final);
+    if (final || ctx.stopping()) {
+      await writing;
+      filled.reset();
+      return;
+    }
+    output = spare ?? newOutput();
+    spare = filled;
+    committing = writing.then(() => filled.reset());
+    // Awaited before the next commit or the end; until then a failure must not crash.
+    committing.catch(() => undefined);
   };
   const bad = (block: RecordBlock, i: number, reason: string, line: number): void => {
     chunk.errors++;
