@@ -14,7 +14,7 @@ const COMMON = `Common options:
 const RUN_OPTIONS = `  --output DIR             also place predictions, errors, manifest and report in DIR
   --output-format F        jsonl (default), csv or parquet
   --workers N              most worker processes (default 2)
-  --partition-size SIZE    target partition size, e.g. 64MiB, 1GB (default 64MiB)
+  --partition-size SIZE    target partition size, e.g. 64MiB, 1GB (default: run 16MiB, submit 64MiB)
   --checkpoint-every N     records per checkpoint / part object (default 50000; images 256)
   --batch-size N           records per onnxruntime call (default 4096; images 32)
   --max-errors N           fail the job past N bad records

@@ -151,9 +151,20 @@ export async function uploadFile(
 export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunResult> {
   const pipeline = openLocalPipeline(options.dataDir, { log: options.log });
   const bucket = options.inputBucket ?? "input";
+  // Start the workers now: they load (a few hundred ms each) while the input is
+  // hashed, staged and split, and take the first partitions the moment they exist.
+  const warmPool = startPool(pipeline, options, options.spec?.visibilitySeconds ?? 60);
+  let handedOver = false;
   try {
+    await warmPool.scaleTo(Math.max(1, options.workers));
     const media = await splitLocalDirectory(pipeline, bucket, options);
-    if (media) return { split: media, ...(await driveLocalJob(pipeline, media.jobId, options)) };
+    if (media) {
+      handedOver = true;
+      return {
+        split: media,
+        ...(await driveLocalJob(pipeline, media.jobId, { ...options, warmPool })),
+      };
+    }
     const staged = await stageLocalInput(pipeline, bucket, options.inputFile);
     const { etag, object: objectName } = staged;
     options.log.info("input staged", {
@@ -191,9 +202,12 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
         model: { descriptor: path.resolve(options.descriptor) },
       },
     );
-    const driven = await driveLocalJob(pipeline, split.jobId, options);
+    handedOver = true;
+    const driven = await driveLocalJob(pipeline, split.jobId, { ...options, warmPool });
     return { split, ...driven };
   } finally {
+    // Refused before a job existed (a bad model or input): the warm workers go.
+    if (!handedOver) await warmPool.close();
     pipeline.close();
   }
 }
@@ -202,7 +216,35 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
 export type DriveOptions = Omit<
   LocalRunOptions,
   "inputFile" | "inputBucket" | "descriptor" | "spec"
->;
+> & {
+  /** Workers started while the input was staged and split (they wait on the queue). */
+  warmPool?: ProcessPool;
+};
+
+/** A pool of worker processes for the data dir (empty until scaled). */
+function startPool(
+  pipeline: LocalPipeline,
+  options: DriveOptions,
+  visibilitySeconds: number,
+): ProcessPool {
+  return new ProcessPool({
+    env: {
+      ...process.env,
+      BATCH_INFER_DATA_DIR: pipeline.paths.dataDir,
+      ORT_INTRA_OP_THREADS: String(options.intraOpThreads ?? 1),
+      // A message a worker takes before it has read the job is leased for the job's
+      // own visibility, not a fixed default (a worker that dies then holds it that long).
+      BATCH_INFER_RECEIVE_VISIBILITY: String(visibilitySeconds),
+      // Workers answer the pool's metrics requests over IPC (no port each).
+      ...(options.metricsPort !== undefined ? { BATCH_INFER_METRICS_IPC: "1" } : {}),
+    },
+    queue: pipeline.queue,
+    log: options.log,
+    ...(options.workerCommand ? { command: options.workerCommand } : {}),
+    ...(options.onWorkerExit ? { onExit: options.onWorkerExit } : {}),
+    ...(options.onWorkerOutput ? { onOutput: options.onWorkerOutput } : {}),
+  });
+}
 
 /**
  * Drive an existing job to a terminal state with a scaled pool of worker
@@ -227,23 +269,7 @@ export async function driveLocalJob(
       cooldownSeconds: 5,
       ...options.scaling,
     };
-    pool = new ProcessPool({
-      env: {
-        ...process.env,
-        BATCH_INFER_DATA_DIR: pipeline.paths.dataDir,
-        ORT_INTRA_OP_THREADS: String(options.intraOpThreads ?? 1),
-        // A message a worker takes before it has read the job is leased for the job's
-        // own visibility, not a fixed default (a worker that dies then holds it that long).
-        BATCH_INFER_RECEIVE_VISIBILITY: String(first.value.spec.visibilitySeconds),
-        // Workers answer the pool's metrics requests over IPC (no port each).
-        ...(options.metricsPort !== undefined ? { BATCH_INFER_METRICS_IPC: "1" } : {}),
-      },
-      queue: pipeline.queue,
-      log: options.log,
-      ...(options.workerCommand ? { command: options.workerCommand } : {}),
-      ...(options.onWorkerExit ? { onExit: options.onWorkerExit } : {}),
-      ...(options.onWorkerOutput ? { onOutput: options.onWorkerOutput } : {}),
-    });
+    pool = options.warmPool ?? startPool(pipeline, options, first.value.spec.visibilitySeconds);
     options.onPool?.(pool);
     const poolOf = pool;
     if (options.metricsPort !== undefined) {
