@@ -543,3 +543,55 @@ describe("an orphaned worker", () => {
     }
   });
 });
+
+describe("a job left without messages", () => {
+  it("a partition running with no live lease and no message: running the same command again completes it", async () => {
+    const { stageLocalInput } = await import("../src/runner/local-input.ts");
+    const { openLocalPipeline } = await import("../src/runner/local-stores.ts");
+    const { silentLogger } = await import("../src/core/log.ts");
+    const dir = dataDir();
+    const file = await customerCsv(root.dir, 3000, 51);
+    const partitionBytes = 64 * 1024;
+    const p = openLocalPipeline(dir, { log: silentLogger });
+    let jobId: string;
+    try {
+      const staged = await stageLocalInput(p, "input", file);
+      jobId = (
+        await splitJob(p, {
+          input: { bucket: "input", object: staged.object },
+          output: { bucket: "output" },
+          model: { descriptor: path.resolve(descriptor) },
+          partitionBytes,
+        })
+      ).jobId;
+      // What the stalled-worker bug left: partition 0 claimed ("running", a live-looking
+      // owner) and its message deleted by a worker that no longer held it.
+      const [msg] = await p.queue.receive({ max: 1, visibilitySeconds: 60 });
+      assert.ok(msg);
+      const { partition } = JSON.parse(msg.body) as { partition: number };
+      const row = await p.checkpoints.getPartition(jobId, partition);
+      assert.ok(row);
+      await p.checkpoints.updatePartition(
+        { ...row.value, state: "running", epoch: 1, owner: "ghost" },
+        row.version,
+      );
+      await p.queue.delete(msg.receipt);
+    } finally {
+      p.close();
+    }
+    const again = await runJob({
+      dataDir: dir,
+      inputFile: file,
+      descriptor,
+      spec: { partitionBytes },
+    });
+    assert.equal(again.job.jobId, jobId);
+    assert.equal(again.job.state, "completed", again.job.error);
+    const q = openLocalPipeline(dir, { log: silentLogger });
+    try {
+      assert.ok((await verifyJob(q, again.job)).ok);
+    } finally {
+      q.close();
+    }
+  });
+});
