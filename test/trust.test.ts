@@ -595,3 +595,59 @@ describe("a job left without messages", () => {
     }
   });
 });
+
+describe("line numbers in the errors output", () => {
+  it("are the input's lines even when the job stopped before earlier partitions finished", async () => {
+    const clock = { now: Date.now() };
+    const dir = dataDir();
+    const p = clockedPipeline(dir, () => clock.now);
+    try {
+      // Bad records only near the end, in the last partition.
+      const text = await readFile(await customerCsv(root.dir, 4000, 52), "utf8");
+      const lines = text.split("\n");
+      for (const i of [3990, 3995, 3998]) {
+        lines[i] = (lines[i] as string).replace(/^(C\d+),\d+,/, "$1,old,");
+      }
+      const bytes = Buffer.from(lines.join("\n"));
+      await p.store.put("input", "late.csv", bytes);
+      const { jobId, partitions } = await splitJob(p, {
+        input: { bucket: "input", object: "late.csv" },
+        output: { bucket: "output" },
+        model: { descriptor },
+        partitionBytes: 64 * 1024,
+        checkpointEvery: 500,
+        errorThreshold: { maxCount: 0 },
+      });
+      assert.ok(partitions >= 4);
+      // Take every partition's message; score only the last partition: the job stops
+      // on its threshold with the earlier ones never started.
+      const messages = await p.queue.receive({ max: 100, visibilitySeconds: 600 });
+      const last = messages.find(
+        (m) => (JSON.parse(m.body) as { partition: number }).partition === partitions - 1,
+      );
+      assert.ok(last);
+      const w = new PartitionWorker(p, {
+        workerId: "w",
+        receiveWaitSeconds: 0,
+        scorer: { thread: false },
+      });
+      await w.handle(last);
+      await w.run({ untilIdle: true }); // the merge
+      const job = (await p.checkpoints.getJob(jobId))?.value;
+      assert.equal(job?.state, "failed");
+      const errors = (
+        await readFile(objectFile(dir, "output", job?.result?.errorsOutput.object ?? ""), "utf8")
+      )
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { line: number | null; offset: number });
+      assert.equal(errors.length, 3);
+      for (const e of errors) {
+        const lineOfOffset = bytes.subarray(0, e.offset).toString("latin1").split("\n").length;
+        assert.equal(e.line, lineOfOffset, `error at offset ${e.offset}`);
+      }
+    } finally {
+      p.close();
+    }
+  });
+});
