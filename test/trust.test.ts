@@ -651,3 +651,44 @@ describe("line numbers in the errors output", () => {
     }
   });
 });
+
+describe("a job that completed_with_errors", () => {
+  it("counts what its outputs hold; verify passes and names the unscored ranges", async () => {
+    const { CRASH_MARKER, crashWorkerCommand } = await import("./helpers/poison.ts");
+    const dir = dataDir();
+    // A record deep inside one partition kills its worker every time it is scored, after
+    // that partition has checkpointed rows before it.
+    const lines = (await readFile(await customerCsv(root.dir, 6000, 53), "utf8")).split("\n");
+    const victim = 3000;
+    lines[victim] = (lines[victim] as string).replace(/,,(\d)$/, `,${CRASH_MARKER},$1`);
+    assert.ok((lines[victim] as string).includes(CRASH_MARKER));
+    const input = path.join(root.dir, "crashes.csv");
+    await writeFile(input, lines.join("\n"));
+    const { job } = await runJob({
+      dataDir: dir,
+      inputFile: input,
+      descriptor,
+      spec: { partitionBytes: 256 * 1024, checkpointEvery: 200, batchSize: 64, maxAttempts: 1 },
+      workerCommand: crashWorkerCommand(),
+    });
+    assert.equal(job.state, "completed_with_errors", job.error);
+    const r = job.result;
+    assert.ok(r);
+    const rows = (await readFile(objectFile(dir, r.output.bucket, r.output.object), "utf8"))
+      .split("\n")
+      .filter(Boolean).length;
+    assert.equal(r.records, rows, "the job's count is the rows in its output");
+    const manifest = JSON.parse(
+      await readFile(objectFile(dir, r.manifest.bucket, r.manifest.object), "utf8"),
+    ) as {
+      counts: { records: number };
+      unscored: { partition: number; start: number; end: number; checkpointedRecords: number }[];
+    };
+    assert.equal(manifest.counts.records, rows);
+    assert.equal(manifest.unscored.length, 1);
+    assert.ok((manifest.unscored[0]?.checkpointedRecords ?? 0) > 0, "it had checkpointed rows");
+    const v = cli(["verify", job.jobId, "--data-dir", dir]);
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+    assert.match(v.stdout, /unscored in failed partitions \d+ \[\d+, \d+\)/);
+  });
+});
