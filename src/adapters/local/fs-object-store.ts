@@ -9,12 +9,10 @@ import {
   mkdir,
   open,
   readdir,
-  readFile,
   realpath,
   rename,
   rmdir,
   unlink,
-  writeFile,
 } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { Readable } from "node:stream";
@@ -34,6 +32,7 @@ import type {
   PutOptions,
 } from "../../ports/object-store.ts";
 import { type FileLockOptions, withFileLock } from "./file-lock.ts";
+import { PlacedFiles, sha256OfFile } from "./placed-files.ts";
 
 /** Bucket names: what OCI allows, minus anything a filesystem would treat specially. */
 const BUCKET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -135,35 +134,6 @@ function infoOf(name: string, st: BigIntStats, etag = etagOf(st)): ObjectInfo {
   };
 }
 
-/**
- * What the store remembers of an object placed by hard link: the file's stat when
- * its content was last hashed, and that hash, which is its etag. The object is the
- * user's file, and a `touch`, `chmod` or another hard link changes its stat without
- * changing a byte: a changed stat makes the store hash the file again, and the etag
- * changes only if the bytes did (so a touched input does not abort its job).
- */
-interface PlacedRecord {
-  snapshot: string;
-  sha256: string;
-}
-
-function snapshotOf(st: BigIntStats): string {
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-}
-
-async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  const fh = await open(path, READ_NO_FOLLOW);
-  try {
-    for await (const chunk of fh.createReadStream({ highWaterMark: READ_CHUNK_BYTES })) {
-      hash.update(chunk as Buffer);
-    }
-  } finally {
-    await fh.close().catch(() => undefined);
-  }
-  return hash.digest("hex");
-}
-
 /** Code-unit order, which is what OCI and `start`/`nextStart` comparisons use. */
 function compareCodeUnits(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -225,6 +195,7 @@ async function syncDir(dir: string): Promise<void> {
 export class LocalObjectStore implements ObjectStore {
   /** Absolute root directory. */
   readonly root: string;
+  private readonly placed: PlacedFiles;
   private readonly lockOptions: FileLockOptions;
   /** realpath of `root`, once it exists. */
   private realRootPath: string | undefined;
@@ -232,6 +203,7 @@ export class LocalObjectStore implements ObjectStore {
   constructor(options: LocalObjectStoreOptions) {
     if (!options.root) throw new InvalidArgumentError("LocalObjectStore: root is required");
     this.root = resolve(options.root);
+    this.placed = new PlacedFiles(this.root);
     this.lockOptions = options.lock ?? {};
   }
 
@@ -248,11 +220,6 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
-  /** Where the record of a placed object lives (outside every bucket: no bucket name starts with "."). */
-  private placedRecordPath(bucket: string, name: string): string {
-    return join(this.root, ".placed", bucket, createHash("sha256").update(name).digest("hex"));
-  }
-
   /** The etag of an object: from its stat, or from its content if it was placed by hard link. */
   private async etagFor(
     bucket: string,
@@ -260,29 +227,9 @@ export class LocalObjectStore implements ObjectStore {
     path: string,
     st: BigIntStats,
   ): Promise<string> {
-    const recordPath = this.placedRecordPath(bucket, name);
-    let record: PlacedRecord;
-    try {
-      record = JSON.parse(await readFile(recordPath, "utf8")) as PlacedRecord;
-    } catch {
-      return etagOf(st);
-    }
-    const snapshot = snapshotOf(st);
-    if (record.snapshot === snapshot) return record.sha256.slice(0, 32);
-    // The file's stat changed: hash it again (once; the record then holds the new stat).
-    const sha256 = await sha256OfFile(path);
-    const after = await this.statFile(path);
-    if (after && snapshotOf(after) === snapshot) {
-      await this.writePlacedRecord(recordPath, { snapshot, sha256 });
-    }
-    return sha256.slice(0, 32);
-  }
-
-  private async writePlacedRecord(recordPath: string, record: PlacedRecord): Promise<void> {
-    await mkdir(dirname(recordPath), { recursive: true, mode: 0o700 });
-    const tmp = `${recordPath}.tmp-${randomBytes(8).toString("hex")}`;
-    await writeFile(tmp, JSON.stringify(record), { mode: 0o600 });
-    await rename(tmp, recordPath);
+    return (
+      (await this.placed.etag(bucket, name, path, st, () => this.statFile(path))) ?? etagOf(st)
+    );
   }
 
   /** Stream the object or `range` of it (clamped to its size); NotFoundError when missing. */
@@ -406,7 +353,7 @@ export class LocalObjectStore implements ObjectStore {
                 throw this.ifMatchFailed(bucket, name, options.ifMatch, current);
               }
             }
-            await unlink(this.placedRecordPath(bucket, name)).catch(() => undefined);
+            await this.placed.forget(bucket, name);
             await rename(tmp, path);
           },
           this.lockOptions,
@@ -480,8 +427,7 @@ export class LocalObjectStore implements ObjectStore {
       if (!st) throw new NotFoundError(`${context}: the object vanished as it was placed`);
       await syncDir(dir);
       if (!linked) return { etag: etagOf(st), linked };
-      const record = { snapshot: snapshotOf(st), sha256: sha256 ?? (await sha256OfFile(path)) };
-      await this.writePlacedRecord(this.placedRecordPath(bucket, name), record);
+      await this.placed.remember(bucket, name, st, sha256 ?? (await sha256OfFile(path)));
       return { etag: await this.etagFor(bucket, name, path, st), linked };
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
@@ -541,7 +487,7 @@ export class LocalObjectStore implements ObjectStore {
         join(dir, `.${base}.lock`),
         async () => {
           try {
-            await unlink(this.placedRecordPath(bucket, name)).catch(() => undefined);
+            await this.placed.forget(bucket, name);
             await unlink(path);
           } catch (err) {
             if (isMissing(err)) return;

@@ -1,0 +1,91 @@
+/**
+ * Objects of the local store that are hard links to a user's file (`placeFile`): the
+ * store remembers, per object, the file's stat when its content was last hashed and
+ * that hash, which is the object's etag. The object is the user's file, and a `touch`,
+ * `chmod` or another hard link changes its stat without changing a byte: a changed
+ * stat makes the store hash the file again, and the etag changes only if the bytes
+ * did (so a touched input does not abort its job, and a rewritten one always does).
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { type BigIntStats, constants } from "node:fs";
+import { mkdir, open, readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+
+interface PlacedRecord {
+  snapshot: string;
+  sha256: string;
+}
+
+/** Open for reading without following a symbolic link in the last name segment. */
+const READ_NO_FOLLOW = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
+
+function snapshotOf(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+/** sha256 (hex) of a file's content. */
+export async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  const fh = await open(path, READ_NO_FOLLOW);
+  try {
+    for await (const chunk of fh.createReadStream({ highWaterMark: 1 << 20 })) {
+      hash.update(chunk as Buffer);
+    }
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+  return hash.digest("hex");
+}
+
+/** The records, kept under `<root>/.placed/` (no bucket name starts with "."). */
+export class PlacedFiles {
+  constructor(private readonly root: string) {}
+
+  private recordPath(bucket: string, name: string): string {
+    return join(this.root, ".placed", bucket, createHash("sha256").update(name).digest("hex"));
+  }
+
+  private async write(path: string, record: PlacedRecord): Promise<void> {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    const tmp = `${path}.tmp-${randomBytes(8).toString("hex")}`;
+    await writeFile(tmp, JSON.stringify(record), { mode: 0o600 });
+    await rename(tmp, path);
+  }
+
+  /** Remember that object `name` (stat `st`) was placed by hard link and holds `sha256`. */
+  async remember(bucket: string, name: string, st: BigIntStats, sha256: string): Promise<void> {
+    await this.write(this.recordPath(bucket, name), { snapshot: snapshotOf(st), sha256 });
+  }
+
+  /** Forget an object (deleted, or replaced by a put). */
+  async forget(bucket: string, name: string): Promise<void> {
+    await unlink(this.recordPath(bucket, name)).catch(() => undefined);
+  }
+
+  /**
+   * The content etag of a placed object, or undefined for an object the store wrote
+   * itself. `restat` reads the object's stat again (to know the hash matched it).
+   */
+  async etag(
+    bucket: string,
+    name: string,
+    path: string,
+    st: BigIntStats,
+    restat: () => Promise<BigIntStats | undefined>,
+  ): Promise<string | undefined> {
+    const recordPath = this.recordPath(bucket, name);
+    let record: PlacedRecord;
+    try {
+      record = JSON.parse(await readFile(recordPath, "utf8")) as PlacedRecord;
+    } catch {
+      return undefined;
+    }
+    const snapshot = snapshotOf(st);
+    if (record.snapshot === snapshot) return record.sha256.slice(0, 32);
+    // The file's stat changed: hash it again (once; the record then holds the new stat).
+    const sha256 = await sha256OfFile(path);
+    const after = await restat();
+    if (after && snapshotOf(after) === snapshot) await this.write(recordPath, { snapshot, sha256 });
+    return sha256.slice(0, 32);
+  }
+}
