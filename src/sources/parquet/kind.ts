@@ -33,7 +33,11 @@ export const parquetSourceModule: SourceModule = {
         format: "parquet",
         columns: plan.columns.map((c) => c.name),
         dataStart: 0,
-        parquet: { rows: plan.rows, columns: plan.columns },
+        parquet: {
+          rows: plan.rows,
+          columns: plan.columns,
+          numeric: needs.numeric.filter((c) => plan.columns.some((x) => x.name === c)),
+        },
       },
       identity: { bucket: plan.bucket, object: plan.name, etag: plan.etag },
       ranges: plan.partitions.map((p) => ({ start: p.start, end: p.end })),
@@ -50,6 +54,7 @@ export const parquetSourceModule: SourceModule = {
           name: job.input.object,
           etag: job.input.etag,
           columns: job.input.columns,
+          numeric: job.input.parquet?.numeric ?? [],
           start: partition.start,
           end: partition.end,
         }).read(from);

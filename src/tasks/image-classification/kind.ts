@@ -76,7 +76,7 @@ export const imageClassificationTask: TaskModule<LoadedImageModel, OpenedImageMo
   inputHint:
     "an image model reads every image object under a prefix: give input.prefix (`submit --input BUCKET/PREFIX/`, or `run --input DIRECTORY`)",
   specDefaults: { checkpointEvery: IMAGE_CHECKPOINT_EVERY, batchSize: DEFAULT_IMAGE_BATCH },
-  neededColumns: () => [],
+  neededColumns: () => ({ columns: [], numeric: [] }),
   plan: (model) => ({ keyNames: ["object"], columns: imageOutputColumns(model.descriptor.task) }),
   async open(model, options) {
     // A batch of images blocks its thread for a long time: off the event loop, so
