@@ -30,6 +30,7 @@ import { KeyBatch } from "../src/model/key-batch.ts";
 import { readOwnedLines } from "../src/records/line-reader.ts";
 import { writeManifest } from "../src/sources/objects/manifest.ts";
 import { ObjectListSource } from "../src/sources/objects/object-list-source.ts";
+import { decodeThreadStats } from "../src/sources/parquet/decode-thread.ts";
 import { ParquetSource } from "../src/sources/parquet/parquet-source.ts";
 import { planParquet } from "../src/sources/parquet/plan.ts";
 import { createRowFeaturizer } from "../src/sources/parquet/row-featurizer.ts";
@@ -400,6 +401,7 @@ async function parquet(): Promise<void> {
     return csvRun.rows;
   });
   out.duckdbNativeAggregateRowsPerSec = Math.round(agg.wall);
+  out.decodeThreadRequests = decodeThreadStats.decoded;
   out.zstd_decoder =
     typeof (zlib as unknown as Record<string, unknown>).zstdDecompressSync === "function"
       ? "node zlib (native)"

@@ -34,7 +34,12 @@ await Promise.all([
     logLevel: "warning",
   }),
   build({
-    entryPoints: { cli: "src/cli/main.ts", worker: "src/runner/worker-main.ts" },
+    entryPoints: {
+      cli: "src/cli/main.ts",
+      worker: "src/runner/worker-main.ts",
+      // The Parquet decode thread's entry (src/sources/parquet/decode-thread.ts finds it).
+      "parquet-decode": "src/sources/parquet/decode-worker.ts",
+    },
     outdir: "dist",
     bundle: true,
     platform: "node",

@@ -7,11 +7,12 @@
  */
 import assert from "node:assert/strict";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import { LocalObjectStore } from "../src/adapters/local/fs-object-store.ts";
+import { decodeThreadStats } from "../src/sources/parquet/decode-thread.ts";
 import { decodeHybrid } from "../src/sources/parquet/fast-columns.ts";
 import { ParquetSource } from "../src/sources/parquet/parquet-source.ts";
 
@@ -129,6 +130,11 @@ describe("flat Parquet columns on the fast paths", () => {
         assert.equal(fast.d?.filter(Number.isNaN).length, nulls.length, `${options}: nulls of d`);
       }
     }
+  });
+
+  it("decodes numbers on the decode thread where there are two cores", () => {
+    if (availableParallelism() < 2) return;
+    assert.ok(decodeThreadStats.decoded > 0, "the numeric chunks above went to the thread");
   });
 
   it("decodes RLE and bit-packed runs of any width, dropping a group's padding", () => {

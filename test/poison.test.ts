@@ -870,7 +870,7 @@ describe("rejected before anything is written", () => {
         [spec({ batchSize: 0 }), "#/properties/batchSize/minimum"],
         [spec({ maxAttempts: 2.5 }), "#/properties/maxAttempts/type"],
         [{ ...spec(), priority: "high" }, "#/additionalProperties"],
-        [spec({ output: { bucket: "output", format: "parquet" as "csv" } }), /format\/enum$/],
+        [spec({ output: { bucket: "output", format: "xlsx" as "csv" } }), /format\/enum$/],
         [spec({ errorThreshold: { maxFraction: 2 } }), /maxFraction\/maximum$/],
         [
           spec({ input: { bucket: "input", object: "c.txt" } }),

@@ -10,6 +10,7 @@ import { PipelineError } from "../../core/errors.ts";
 import type { ObjectStore } from "../../ports/object-store.ts";
 import type { RecordSource, RowBlock } from "../record-source.ts";
 import { checkParquetColumns, type ParquetColumn } from "./columns.ts";
+import { decodeOffThread, decodeThreadAvailable } from "./decode-thread.ts";
 import {
   decodeNumericChunk,
   decodeStringChunk,
@@ -156,36 +157,75 @@ async function readFastColumns(
       );
     return { column: c, meta, ...chunkSpan(meta) };
   });
-  chunks.sort((a, b) => a.start - b.start);
   const out: Columns = {};
-  let i = 0;
-  while (i < chunks.length) {
-    let j = i + 1;
-    while (
-      j < chunks.length &&
-      (chunks[j]?.start ?? 0) - (chunks[j - 1]?.end ?? 0) <= MERGE_GAP_BYTES
-    )
-      j++;
-    const first = chunks[i] as (typeof chunks)[number];
-    const spanEnd = Math.max(...chunks.slice(i, j).map((c) => c.end));
-    const bytes = new Uint8Array(await file.slice(first.start, spanEnd));
-    for (const c of chunks.slice(i, j)) {
+  const sliceRows = (values: Float32Array | (string | null)[]) =>
+    slice(values, range.rowStart - range.firstRow, range.rowEnd - range.firstRow);
+  // Numeric chunks go to the decode thread where there is one (their reads apart
+  // from the text chunks', so a read's bytes can be handed over whole).
+  const offThread = chunks.some((c) => numeric.has(c.column.name)) && decodeThreadAvailable();
+  const groups = offThread
+    ? [
+        chunks.filter((c) => numeric.has(c.column.name)),
+        chunks.filter((c) => !numeric.has(c.column.name)),
+      ]
+    : [chunks];
+  const decoded: Promise<void>[] = [];
+  for (const group of groups) {
+    for (const span of mergeSpans(group)) {
+      const buffer = await file.slice(span.start, span.end);
+      if (offThread && numeric.has((span.chunks[0] as (typeof chunks)[number]).column.name)) {
+        const request = span.chunks.map((c) => ({
+          name: c.column.name,
+          meta: c.meta,
+          nullable: c.column.nullable,
+          start: c.start - span.start,
+          end: c.end - span.start,
+        }));
+        decoded.push(
+          decodeOffThread(buffer, rows, request).then(
+            (columns) => {
+              for (const [name, values] of Object.entries(columns)) out[name] = sliceRows(values);
+            },
+            // The thread failed (it is not used again): the bytes went with it, read them again.
+            async () => decodeInline(new Uint8Array(await file.slice(span.start, span.end)), span),
+          ),
+        );
+        continue;
+      }
+      decodeInline(new Uint8Array(buffer), span);
+    }
+  }
+  await Promise.all(decoded);
+  return out;
+
+  function decodeInline(bytes: Uint8Array, span: { start: number; chunks: typeof chunks }): void {
+    for (const c of span.chunks) {
       const decode = numeric.has(c.column.name) ? decodeNumericChunk : decodeStringChunk;
-      const values = decode(bytes.subarray(c.start - first.start, c.end - first.start), {
+      const values = decode(bytes.subarray(c.start - span.start, c.end - span.start), {
         meta: c.meta,
         nullable: c.column.nullable,
         rows,
         compressors: PARQUET_COMPRESSORS,
       });
-      out[c.column.name] = slice(
-        values,
-        range.rowStart - range.firstRow,
-        range.rowEnd - range.firstRow,
-      );
+      out[c.column.name] = sliceRows(values);
     }
-    i = j;
   }
-  return out;
+}
+
+/** Chunks sorted by offset and grouped into spans read at once (small gaps read through). */
+function mergeSpans<T extends { start: number; end: number }>(
+  chunks: T[],
+): { start: number; end: number; chunks: T[] }[] {
+  const sorted = [...chunks].sort((a, b) => a.start - b.start);
+  const spans: { start: number; end: number; chunks: T[] }[] = [];
+  for (const c of sorted) {
+    const last = spans.at(-1);
+    if (last && c.start - last.end <= MERGE_GAP_BYTES) {
+      last.chunks.push(c);
+      last.end = Math.max(last.end, c.end);
+    } else spans.push({ start: c.start, end: c.end, chunks: [c] });
+  }
+  return spans;
 }
 
 /**
