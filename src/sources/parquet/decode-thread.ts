@@ -9,9 +9,8 @@
  * the thread failed, callers decode inline: the thread only ever saves time.
  */
 import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { PipelineError } from "../../core/errors.ts";
 import type { DecodeRequest } from "./decode-worker.ts";
