@@ -1,6 +1,6 @@
 /**
  * Bundle the CLI, the worker and the functions with esbuild into dist/.
- * Native modules (onnxruntime-node, better-sqlite3), the FDK and the OCI SDK
+ * Native modules (onnxruntime-node, better-sqlite3, sharp), the FDK and the OCI SDK
  * stay external: they ship in node_modules next to the bundle.
  *
  * - dist/functions.cjs: every function in ONE file (the image's entrypoint;
@@ -15,7 +15,7 @@ import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { build } from "esbuild";
 
-const external = ["onnxruntime-node", "better-sqlite3", "@fnproject/fdk", "oci-*"];
+const external = ["onnxruntime-node", "better-sqlite3", "sharp", "@fnproject/fdk", "oci-*"];
 const started = Date.now();
 await Promise.all([
   build({
@@ -34,7 +34,12 @@ await Promise.all([
     logLevel: "warning",
   }),
   build({
-    entryPoints: { cli: "src/cli/main.ts", worker: "src/runner/worker-main.ts" },
+    entryPoints: {
+      cli: "src/cli/main.ts",
+      worker: "src/runner/worker-main.ts",
+      // The Parquet decode thread's entry (src/sources/parquet/decode-thread.ts finds it).
+      "parquet-decode": "src/sources/parquet/decode-worker.ts",
+    },
     outdir: "dist",
     bundle: true,
     platform: "node",

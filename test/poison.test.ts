@@ -193,9 +193,14 @@ const CSV_SPOILERS: Spoiler[] = [
     keyKept: true,
     apply: (line) => patched(line, line.length - 1, [0xe2]),
   },
-  // No "unterminated quote" spoiler: CSV is read as RFC 4180 records, so a quote left
-  // open takes the lines after it up to the next quote (one bad record spanning several
-  // lines, good rows inside it); csv-quoted.test.ts and csv-boundary.test.ts cover it.
+  {
+    kind: "unterminated quote",
+    reason: /^unterminated quoted field$/,
+    apply(line) {
+      const city = csvFields(line)[6];
+      return city?.quoted ? patched(line, city.end, [0x78]) : undefined;
+    },
+  },
   {
     kind: "text after a closing quote",
     reason: /^text after a closing quote$/,
@@ -269,8 +274,7 @@ const JSONL_SPOILERS: Spoiler[] = [
 ];
 
 const HUGE_LINE_BYTES = 10 * 1024 * 1024;
-/** "record" for CSV (records may span lines), "line" for JSON Lines. */
-const HUGE_REASON = /^(record|line) longer than 1048576 bytes$/;
+const HUGE_REASON = /^line longer than 1048576 bytes$/;
 
 interface PoisonFile {
   file: string;
@@ -866,7 +870,7 @@ describe("rejected before anything is written", () => {
         [spec({ batchSize: 0 }), "#/properties/batchSize/minimum"],
         [spec({ maxAttempts: 2.5 }), "#/properties/maxAttempts/type"],
         [{ ...spec(), priority: "high" }, "#/additionalProperties"],
-        [spec({ output: { bucket: "output", format: "xml" as "csv" } }), /format\/enum$/],
+        [spec({ output: { bucket: "output", format: "xlsx" as "csv" } }), /format\/enum$/],
         [spec({ errorThreshold: { maxFraction: 2 } }), /maxFraction\/maximum$/],
         [
           spec({ input: { bucket: "input", object: "c.txt" } }),

@@ -168,7 +168,7 @@ async function cmdRun(v: Values): Promise<number> {
     throw new InvalidArgumentError(
       "run needs --model DESCRIPTOR.json (write one with `batch-infer init-model`, or see `npm run train`)",
     );
-  requireFileOrDirectory("input", v.input, "input");
+  requireFileOrDirectory("input", v.input, "input file");
   requireFile("model", v.model, "model descriptor");
   if (v.output) checkOutputDir(v.output);
   const dataDir = v["data-dir"] ?? ".batch-infer";

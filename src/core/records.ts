@@ -210,6 +210,8 @@ export interface InputIdentity {
       nullable: boolean;
       nested: boolean;
     }[];
+    /** Columns read as plain numbers (number features), NaN for null. */
+    numeric?: string[];
   };
   /** Object lists: where the listed objects are, how many, their bytes, and the listing's sha256. */
   objects?: { bucket: string; prefix: string; count: number; bytes: number; sha256: string };

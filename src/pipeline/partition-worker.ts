@@ -215,6 +215,13 @@ export class PartitionWorker {
       return;
     }
     const job = jobRow.value;
+    if (job.state === "splitting") {
+      // Its splitter enqueues partitions before it marks the job running: a worker
+      // waiting on the queue can see one first. Not moot: try again in a moment.
+      log.info("job is still being split; handing the partition task back for now");
+      await lease.release(1);
+      return;
+    }
     if (job.state !== "running") {
       // Merging or finished (e.g. failed on its error threshold): this partition's work is moot.
       log.info("job is not running; dropping partition task", { state: job.state });

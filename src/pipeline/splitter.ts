@@ -45,9 +45,11 @@ export async function splitJob(deps: SplitterDeps, rawSpec: unknown): Promise<Sp
   const spec = resolveJobSpec(rawSpec, task.specDefaults);
   task.checkInput(spec.input.format);
   // The input kind plans partitions (a header, a footer, or a listing into a manifest).
-  const planned = await sourceModule(spec.input.format).plan(deps.store, spec, {
-    columns: task.neededColumns(spec),
-  });
+  const planned = await sourceModule(spec.input.format).plan(
+    deps.store,
+    spec,
+    task.neededColumns(spec),
+  );
   const input = planned.input;
   let plan: ReturnType<typeof task.plan>;
   try {

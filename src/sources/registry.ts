@@ -27,6 +27,13 @@ export interface PlannedInput {
   discard(): Promise<void>;
 }
 
+/** Columns a task reads from a columnar input (Parquet). */
+export interface ColumnNeeds {
+  columns: string[];
+  /** Those read as numbers only (NaN = missing): they may take a faster, typed path. */
+  numeric: string[];
+}
+
 /** Reader limits a worker passes to every source. */
 export interface SourceOptions {
   /** Longer input lines are bad records. */
@@ -40,10 +47,11 @@ export interface SourceModule {
   formats: readonly InputFormat[];
   /**
    * Read what planning needs (a header, a footer, a listing) and cut partitions.
-   * `columns`: what the task reads from a columnar input. Throws when the input
-   * can't be read or has no records, saying what to fix.
+   * `needs`: what the task reads from a columnar input, and which of those it reads
+   * as plain numbers. Throws when the input can't be read or has no records, saying
+   * what to fix.
    */
-  plan(store: ObjectStore, spec: JobSpec, needs: { columns: string[] }): Promise<PlannedInput>;
+  plan(store: ObjectStore, spec: JobSpec, needs: ColumnNeeds): Promise<PlannedInput>;
   /** The records of one partition of a job. */
   open(
     store: ObjectStore,

@@ -13,7 +13,7 @@ import type { TaskSpecDefaults } from "../core/job-spec.ts";
 import type { InputFormat, JobRecord, JobSpec } from "../core/records.ts";
 import type { LoadedModel } from "../model/descriptor.ts";
 import type { ModelSession, SessionOptions } from "../model/session.ts";
-import type { PlannedInput } from "../sources/registry.ts";
+import type { ColumnNeeds, PlannedInput } from "../sources/registry.ts";
 import { imageClassificationTask } from "./image-classification/kind.ts";
 import { tabularTask } from "./tabular/kind.ts";
 import type { OutputColumn, TaskRuntime } from "./task.ts";
@@ -49,7 +49,7 @@ export interface TaskModule<Model extends LoadedModel, Opened extends OpenedMode
   /** Values for spec fields the job leaves unset. */
   specDefaults: TaskSpecDefaults;
   /** Columns read from a columnar input (Parquet), e.g. features and keys. */
-  neededColumns(model: Model, spec: JobSpec): string[];
+  neededColumns(model: Model, spec: JobSpec): ColumnNeeds;
   /** Check the model against the planned input; throws ModelError saying what to fix. */
   plan(model: Model, spec: JobSpec, input: PlannedInput): TaskPlan;
   /** Open and check the model (once per worker and model: the expensive part). */
@@ -64,7 +64,7 @@ export interface BoundTask {
   specDefaults: TaskSpecDefaults;
   /** Throws InvalidArgumentError when the task can't read `format`. */
   checkInput(format: InputFormat): void;
-  neededColumns(spec: JobSpec): string[];
+  neededColumns(spec: JobSpec): ColumnNeeds;
   plan(spec: JobSpec, input: PlannedInput): TaskPlan;
   open(options: TaskSessionOptions): Promise<OpenedModel>;
   runtime(job: JobRecord, opened: OpenedModel): TaskRuntime;

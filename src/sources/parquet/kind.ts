@@ -1,17 +1,18 @@
 /**
  * Parquet as a source kind: the footer is read with one ranged GET at split time and
  * whole row groups are grouped into partitions (positions are row indexes); a worker
- * reads only the columns the task needs, by ranged reads.
+ * reads only the columns the task needs, by ranged reads. The Parquet reader loads
+ * on first use, so a splitter that never sees Parquet doesn't pay for it at start.
  */
 import { InvalidArgumentError } from "../../core/errors.ts";
+import type { RecordSource, RowBlock } from "../record-source.ts";
 import type { SourceModule } from "../registry.ts";
-import { ParquetSource } from "./parquet-source.ts";
-import { planParquet } from "./plan.ts";
 
 /** One Parquet object. */
 export const parquetSourceModule: SourceModule = {
   formats: ["parquet"],
   async plan(store, spec, needs) {
+    const { planParquet } = await import("./plan.ts");
     const name = spec.input.object ?? "";
     const plan = await planParquet(store, spec.input.bucket, name, {
       ...(needs.columns.length > 0 ? { columns: needs.columns } : {}),
@@ -32,21 +33,32 @@ export const parquetSourceModule: SourceModule = {
         format: "parquet",
         columns: plan.columns.map((c) => c.name),
         dataStart: 0,
-        parquet: { rows: plan.rows, columns: plan.columns },
+        parquet: {
+          rows: plan.rows,
+          columns: plan.columns,
+          numeric: needs.numeric.filter((c) => plan.columns.some((x) => x.name === c)),
+        },
       },
       identity: { bucket: plan.bucket, object: plan.name, etag: plan.etag },
       ranges: plan.partitions.map((p) => ({ start: p.start, end: p.end })),
       discard: async () => {},
     };
   },
-  open: (store, job, partition) =>
-    new ParquetSource({
-      store,
-      bucket: job.input.bucket,
-      name: job.input.object,
-      etag: job.input.etag,
-      columns: job.input.columns,
-      start: partition.start,
-      end: partition.end,
-    }),
+  open(store, job, partition): RecordSource {
+    return {
+      async *read(from: number): AsyncIterable<RowBlock> {
+        const { ParquetSource } = await import("./parquet-source.ts");
+        yield* new ParquetSource({
+          store,
+          bucket: job.input.bucket,
+          name: job.input.object,
+          etag: job.input.etag,
+          columns: job.input.columns,
+          numeric: job.input.parquet?.numeric ?? [],
+          start: partition.start,
+          end: partition.end,
+        }).read(from);
+      },
+    };
+  },
 };

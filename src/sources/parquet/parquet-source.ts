@@ -5,11 +5,19 @@
  * {@link RowBlock}s whose positions are row indexes; a null in a nullable column
  * stays null (the task applies the descriptor's missing-value rules).
  */
-import { type FileMetaData, parquetScan } from "hyparquet";
+import { type ColumnMetaData, type FileMetaData, parquetScan } from "hyparquet";
 import { PipelineError } from "../../core/errors.ts";
 import type { ObjectStore } from "../../ports/object-store.ts";
 import type { RecordSource, RowBlock } from "../record-source.ts";
-import { checkParquetColumns } from "./columns.ts";
+import { checkParquetColumns, type ParquetColumn } from "./columns.ts";
+import { decodeOffThread, decodeThreadAvailable } from "./decode-thread.ts";
+import {
+  decodeNumericChunk,
+  decodeStringChunk,
+  fastEncodings,
+  isFastNumeric,
+  isFastString,
+} from "./fast-columns.ts";
 import {
   openParquetObject,
   PARQUET_COMPRESSORS,
@@ -27,6 +35,13 @@ export interface ParquetSourceOptions {
   etag?: string;
   /** Columns to read, flat only. */
   columns: readonly string[];
+  /**
+   * Columns the consumer reads as float32 numbers (a number feature): flat numeric
+   * ones come as a Float32Array with NaN for null, by the typed-array fast path.
+   * Others keep their Parquet types (bigint for INT64, null for null), e.g. keys
+   * that must be exact.
+   */
+  numeric?: readonly string[];
   /** The partition's rows [start, end). */
   start: number;
   end: number;
@@ -62,7 +77,7 @@ export class ParquetSource implements RecordSource {
     const { file } = await openParquetObject(o.store, o.bucket, o.name, o.etag);
     this.lastStats = file.stats;
     const metadata = await readParquetFooter(file, what);
-    checkParquetColumns(metadata, o.columns, what);
+    const described = checkParquetColumns(metadata, o.columns, what);
     const groups = rowGroupSpans(metadata, o.columns);
     const total = Number(metadata.num_rows);
     if (o.end > total) {
@@ -71,14 +86,14 @@ export class ParquetSource implements RecordSource {
         `partition rows [${o.start}, ${o.end}) run past the ${total} rows of ${what}`,
       );
     }
-    const ranges: { rowStart: number; rowEnd: number }[] = [];
-    for (const g of groups) {
+    const ranges: GroupRange[] = [];
+    groups.forEach((g, group) => {
       const rowStart = Math.max(from, g.firstRow);
       const rowEnd = Math.min(o.end, g.firstRow + g.rows);
-      if (rowStart < rowEnd) ranges.push({ rowStart, rowEnd });
-    }
+      if (rowStart < rowEnd) ranges.push({ group, firstRow: g.firstRow, rowStart, rowEnd });
+    });
     const blockRows = o.blockRows ?? 8192;
-    const read = readRanges(file, metadata, o.columns, ranges);
+    const read = readRanges(file, metadata, described, ranges, new Set(o.numeric ?? []));
     for (let r = 0; r < ranges.length; r++) {
       const { rowStart, rowEnd } = ranges[r] as { rowStart: number; rowEnd: number };
       const columns = await read(r);
@@ -98,41 +113,168 @@ export class ParquetSource implements RecordSource {
   }
 }
 
+/** The rows of one row group a read wants. */
+interface GroupRange {
+  group: number;
+  firstRow: number;
+  rowStart: number;
+  rowEnd: number;
+}
+
+/** Byte range of a column chunk (from its dictionary page, if any, to its end). */
+function chunkSpan(meta: ColumnMetaData): { start: number; end: number } {
+  const data = Number(meta.data_page_offset);
+  const dict = meta.dictionary_page_offset === undefined ? 0 : Number(meta.dictionary_page_offset);
+  // Some writers put 0 for "no dictionary page".
+  const start = dict > 0 && dict < data ? dict : data;
+  return { start, end: start + Number(meta.total_compressed_size) };
+}
+
+/** Gaps up to this many bytes between needed column chunks are read rather than skipped. */
+const MERGE_GAP_BYTES = 256 * 1024;
+
+/**
+ * The fast-path columns of one row group, decoded: their chunks are fetched with as
+ * few ranged reads as the gaps between them allow, then each decodes (numbers to
+ * float32, text to strings).
+ */
+async function readFastColumns(
+  file: ParquetObject,
+  metadata: FileMetaData,
+  columns: readonly ParquetColumn[],
+  range: GroupRange,
+  numeric: ReadonlySet<string>,
+): Promise<Columns> {
+  const rg = metadata.row_groups[range.group];
+  if (!rg) throw new PipelineError("INTERNAL", `row group ${range.group} is not in the footer`);
+  const rows = Number(rg.num_rows);
+  const chunks = columns.map((c) => {
+    const meta = rg.columns.find((x) => x.meta_data?.path_in_schema[0] === c.name)?.meta_data;
+    if (!meta)
+      throw new PipelineError(
+        "INTERNAL",
+        `column ${c.name} has no chunk in row group ${range.group}`,
+      );
+    return { column: c, meta, ...chunkSpan(meta) };
+  });
+  const out: Columns = {};
+  const sliceRows = (values: Float32Array | (string | null)[]) =>
+    slice(values, range.rowStart - range.firstRow, range.rowEnd - range.firstRow);
+  // Numeric chunks go to the decode thread where there is one (their reads apart
+  // from the text chunks', so a read's bytes can be handed over whole).
+  const offThread = chunks.some((c) => numeric.has(c.column.name)) && decodeThreadAvailable();
+  const groups = offThread
+    ? [
+        chunks.filter((c) => numeric.has(c.column.name)),
+        chunks.filter((c) => !numeric.has(c.column.name)),
+      ]
+    : [chunks];
+  const decoded: Promise<void>[] = [];
+  for (const group of groups) {
+    for (const span of mergeSpans(group)) {
+      const buffer = await file.slice(span.start, span.end);
+      if (offThread && numeric.has((span.chunks[0] as (typeof chunks)[number]).column.name)) {
+        const request = span.chunks.map((c) => ({
+          name: c.column.name,
+          meta: c.meta,
+          nullable: c.column.nullable,
+          start: c.start - span.start,
+          end: c.end - span.start,
+        }));
+        decoded.push(
+          decodeOffThread(buffer, rows, request).then(
+            (columns) => {
+              for (const [name, values] of Object.entries(columns)) out[name] = sliceRows(values);
+            },
+            // The thread failed (it is not used again): the bytes went with it, read them again.
+            async () => decodeInline(new Uint8Array(await file.slice(span.start, span.end)), span),
+          ),
+        );
+        continue;
+      }
+      decodeInline(new Uint8Array(buffer), span);
+    }
+  }
+  await Promise.all(decoded);
+  return out;
+
+  function decodeInline(bytes: Uint8Array, span: { start: number; chunks: typeof chunks }): void {
+    for (const c of span.chunks) {
+      const decode = numeric.has(c.column.name) ? decodeNumericChunk : decodeStringChunk;
+      const values = decode(bytes.subarray(c.start - span.start, c.end - span.start), {
+        meta: c.meta,
+        nullable: c.column.nullable,
+        rows,
+        compressors: PARQUET_COMPRESSORS,
+      });
+      out[c.column.name] = sliceRows(values);
+    }
+  }
+}
+
+/** Chunks sorted by offset and grouped into spans read at once (small gaps read through). */
+function mergeSpans<T extends { start: number; end: number }>(
+  chunks: T[],
+): { start: number; end: number; chunks: T[] }[] {
+  const sorted = [...chunks].sort((a, b) => a.start - b.start);
+  const spans: { start: number; end: number; chunks: T[] }[] = [];
+  for (const c of sorted) {
+    const last = spans.at(-1);
+    if (last && c.start - last.end <= MERGE_GAP_BYTES) {
+      last.chunks.push(c);
+      last.end = Math.max(last.end, c.end);
+    } else spans.push({ start: c.start, end: c.end, chunks: [c] });
+  }
+  return spans;
+}
+
 /**
  * Reader of the needed columns of `ranges[r]`; asking for range r also starts range
- * r + 1, so the next row group's I/O and decoding overlap the consumer.
+ * r + 1, so the next row group's I/O and decoding overlap the consumer. Flat numeric
+ * columns read as numbers, and text columns, take the fast paths (fast-columns.ts); the rest hyparquet.
  */
 function readRanges(
   file: ParquetObject,
   metadata: FileMetaData,
-  columns: readonly string[],
-  ranges: { rowStart: number; rowEnd: number }[],
+  columns: readonly ParquetColumn[],
+  ranges: GroupRange[],
+  numeric: ReadonlySet<string>,
 ): (r: number) => Promise<Columns> {
   const started = new Map<number, Promise<Columns>>();
   let scan: ReturnType<typeof parquetScan> | undefined;
   const start = (r: number): Promise<Columns> => {
     let p = started.get(r);
     if (!p) {
-      const range = ranges[r] as { rowStart: number; rowEnd: number };
-      scan ??= parquetScan({
-        file,
-        metadata,
-        columns: [...columns],
-        compressors: PARQUET_COMPRESSORS,
-        useOffsetIndex: false,
+      const range = ranges[r] as GroupRange;
+      const rg = metadata.row_groups[range.group];
+      const fast = columns.filter((c) => {
+        const meta = rg?.columns.find((x) => x.meta_data?.path_in_schema[0] === c.name)?.meta_data;
+        const typed = numeric.has(c.name) ? isFastNumeric(c) : isFastString(c);
+        return typed && meta !== undefined && fastEncodings(meta);
       });
-      p = scan.then(async (s) => {
-        const out: Columns = {};
-        const data = await Promise.all(
-          columns.map((column) =>
-            s.readColumn({ column, rowStart: range.rowStart, rowEnd: range.rowEnd }),
-          ),
-        );
-        columns.forEach((column, k) => {
-          out[column] = data[k] as ArrayLike<unknown>;
-        });
+      const slow = columns.filter((c) => !fast.includes(c)).map((c) => c.name);
+      p = (async () => {
+        const out = await readFastColumns(file, metadata, fast, range, numeric);
+        if (slow.length > 0) {
+          scan ??= parquetScan({
+            file,
+            metadata,
+            columns: slow,
+            compressors: PARQUET_COMPRESSORS,
+            useOffsetIndex: false,
+          });
+          const s = await scan;
+          const data = await Promise.all(
+            slow.map((column) =>
+              s.readColumn({ column, rowStart: range.rowStart, rowEnd: range.rowEnd }),
+            ),
+          );
+          slow.forEach((column, k) => {
+            out[column] = data[k] as ArrayLike<unknown>;
+          });
+        }
         return out;
-      });
+      })();
       p.catch(() => {}); // surfaced when awaited
       started.set(r, p);
     }

@@ -49,7 +49,65 @@ function checkType(f: Feature, c: ParquetColumn): void {
   }
 }
 
-/** A featurizer for the descriptor's features over the given Parquet columns. */
+type PlanEntry = { f: Feature; slot: number; index: Map<string, number> | undefined };
+
+/**
+ * Value `v` of feature `e` into `out[at..]` (one slot, or one-hot for a category);
+ * the reason when it can't be used. The per-value path for untyped columns.
+ */
+function featureValue(e: PlanEntry, v: unknown, out: Float32Array, at: number): string | undefined {
+  const { f, index } = e;
+  if (f.type === "number") {
+    let n: number;
+    if (typeof v === "number") n = v;
+    else if (typeof v === "bigint") n = Number(v);
+    else if (typeof v === "boolean") n = v ? 1 : 0;
+    else if (v === null || v === undefined || v === "") {
+      if (f.missing === undefined) return `column ${f.column}: missing value`;
+      n = f.missing;
+    } else if (typeof v === "string") {
+      n = Number(v.trim());
+      if (Number.isNaN(n) || v.trim() === "")
+        return `column ${f.column}: ${JSON.stringify(v.slice(0, 40))} is not a number`;
+    } else return `column ${f.column}: ${valueToString(v)?.slice(0, 40)} is not a number`;
+    if (Number.isNaN(n)) {
+      if (f.missing === undefined) return `column ${f.column}: missing value`;
+      n = f.missing;
+    }
+    out[at] = n;
+  } else if (f.type === "boolean") {
+    if (v === null || v === undefined) {
+      if (f.missing === undefined) return `column ${f.column}: missing value`;
+      out[at] = f.missing ? 1 : 0;
+    } else if (typeof v === "boolean") out[at] = v ? 1 : 0;
+    else if (v === 0 || v === 1 || v === 0n || v === 1n) out[at] = Number(v);
+    else if (typeof v === "string" && TRUE_WORDS.has(v.toLowerCase())) out[at] = 1;
+    else if (typeof v === "string" && FALSE_WORDS.has(v.toLowerCase())) out[at] = 0;
+    else return `column ${f.column}: ${JSON.stringify(valueToString(v))} is not a boolean`;
+  } else {
+    const n = f.categories.length;
+    out.fill(0, at, at + n);
+    const k = v === null || v === undefined ? undefined : index?.get(valueToString(v) as string);
+    if (k !== undefined) out[at + k] = 1;
+    else if (f.unknown === "error") {
+      return `column ${f.column}: ${JSON.stringify(valueToString(v))} is not one of its ${n} categories`;
+    }
+  }
+  return undefined;
+}
+
+/** A typed array of plain numbers (Float64Array from the fast path, Int32Array, ...). */
+function isNumberArray(a: ArrayLike<unknown>): a is ArrayLike<number> {
+  return ArrayBuffer.isView(a) && !(a instanceof BigInt64Array) && !(a instanceof BigUint64Array);
+}
+
+/**
+ * A featurizer for the descriptor's features over the given Parquet columns. The
+ * block's column arrays are looked up once per block; a number feature over a typed
+ * column (the Float32Array of the numeric fast path, Int32Array, ...) is one load
+ * and a NaN check per value, everything else goes through the per-value rules. A
+ * row's reason is its first bad feature in descriptor order, as with CSV.
+ */
 export function createRowFeaturizer(
   descriptor: ModelDescriptor,
   keyColumns: readonly string[],
@@ -57,7 +115,7 @@ export function createRowFeaturizer(
 ): RowFeaturizer {
   const byName = new Map(columns.map((c) => [c.name, c]));
   let slot = 0;
-  const plan = descriptor.features.map((f) => {
+  const plan: PlanEntry[] = descriptor.features.map((f) => {
     const c = byName.get(f.column);
     if (!c)
       throw new ModelError(`feature column "${f.column}" was not read from the Parquet input`);
@@ -71,62 +129,46 @@ export function createRowFeaturizer(
     return entry;
   });
   const width = slot;
-  // The block's column arrays in plan order, looked up once per block, not per value.
+  const n = plan.length;
+  // Parallel arrays: the hot loop reads no object properties.
+  const slots = Int32Array.from(plan, (e) => e.slot);
+  const missing = Float32Array.from(plan, (e) =>
+    e.f.type === "number" && e.f.missing !== undefined ? e.f.missing : Number.NaN,
+  );
+  const missingReason = plan.map((e) => `column ${e.f.column}: missing value`);
+  const typed = new Uint8Array(n);
+  const arrays: ArrayLike<unknown>[] = new Array(n);
   let seen: RowBlock | undefined;
-  const arrays: ArrayLike<unknown>[] = [];
+
   return {
     width,
     featurize(block, i, out, rowOffset) {
       if (block !== seen) {
         seen = block;
-        plan.forEach((e, k) => {
-          arrays[k] = block.columns[e.f.column] as ArrayLike<unknown>;
-        });
-      }
-      for (let p = 0; p < plan.length; p++) {
-        const { f, slot: s, index } = plan[p] as (typeof plan)[number];
-        const v = (arrays[p] as ArrayLike<unknown>)[i];
-        if (f.type === "number" && typeof v === "number" && !Number.isNaN(v)) {
-          out[rowOffset + s] = v; // the common case, first
-          continue;
+        for (let p = 0; p < n; p++) {
+          const col = block.columns[(plan[p] as PlanEntry).f.column] as ArrayLike<unknown>;
+          arrays[p] = col;
+          typed[p] = (plan[p] as PlanEntry).f.type === "number" && isNumberArray(col) ? 1 : 0;
         }
-        const at = rowOffset + s;
-        if (f.type === "number") {
-          let n: number;
-          if (typeof v === "number") n = v;
-          else if (typeof v === "bigint") n = Number(v);
-          else if (typeof v === "boolean") n = v ? 1 : 0;
-          else if (v === null || v === undefined || v === "") {
-            if (f.missing === undefined) return `column ${f.column}: missing value`;
-            n = f.missing;
-          } else if (typeof v === "string") {
-            n = Number(v.trim());
-            if (Number.isNaN(n) || v.trim() === "")
-              return `column ${f.column}: ${JSON.stringify(v.slice(0, 40))} is not a number`;
-          } else return `column ${f.column}: ${valueToString(v)?.slice(0, 40)} is not a number`;
-          if (Number.isNaN(n)) {
-            if (f.missing === undefined) return `column ${f.column}: missing value`;
-            n = f.missing;
+      }
+      for (let p = 0; p < n; p++) {
+        const at = rowOffset + (slots[p] as number);
+        if (typed[p] === 1) {
+          const v = (arrays[p] as ArrayLike<number>)[i] as number;
+          if (!Number.isNaN(v)) out[at] = v;
+          else {
+            const m = missing[p] as number;
+            if (Number.isNaN(m)) return missingReason[p];
+            out[at] = m;
           }
-          out[at] = n;
-        } else if (f.type === "boolean") {
-          if (v === null || v === undefined) {
-            if (f.missing === undefined) return `column ${f.column}: missing value`;
-            out[at] = f.missing ? 1 : 0;
-          } else if (typeof v === "boolean") out[at] = v ? 1 : 0;
-          else if (v === 0 || v === 1 || v === 0n || v === 1n) out[at] = Number(v);
-          else if (typeof v === "string" && TRUE_WORDS.has(v.toLowerCase())) out[at] = 1;
-          else if (typeof v === "string" && FALSE_WORDS.has(v.toLowerCase())) out[at] = 0;
-          else return `column ${f.column}: ${JSON.stringify(valueToString(v))} is not a boolean`;
         } else {
-          const n = f.categories.length;
-          out.fill(0, at, at + n);
-          const k =
-            v === null || v === undefined ? undefined : index?.get(valueToString(v) as string);
-          if (k !== undefined) out[at + k] = 1;
-          else if (f.unknown === "error") {
-            return `column ${f.column}: ${JSON.stringify(valueToString(v))} is not one of its ${n} categories`;
-          }
+          const why = featureValue(
+            plan[p] as PlanEntry,
+            (arrays[p] as ArrayLike<unknown>)[i],
+            out,
+            at,
+          );
+          if (why !== undefined) return why;
         }
       }
       return undefined;

@@ -7,6 +7,7 @@ import { PipelineError } from "../../core/errors.ts";
 import type { ObjectBlock, RecordBlock } from "../../sources/record-source.ts";
 import type { EncodedBatch, TaskEncoder, Tensor, Window } from "../task.ts";
 import { type DecodeResult, decodeImage } from "./decode.ts";
+import { DEFAULT_DECODE_CONCURRENCY, DEFAULT_IMAGE_BATCH } from "./defaults.ts";
 import type { ImagePreprocess } from "./descriptor.ts";
 import { type PackPlan, packImage, packPlan } from "./pack.ts";
 
@@ -23,8 +24,7 @@ export interface ImageEncoderOptions {
   decodeConcurrency?: number;
 }
 
-export const DEFAULT_IMAGE_BATCH = 32;
-export const DEFAULT_DECODE_CONCURRENCY = 4;
+export { DEFAULT_DECODE_CONCURRENCY, DEFAULT_IMAGE_BATCH } from "./defaults.ts";
 
 /** Run `fn` over `items` with at most `limit` at once; results in input order. */
 async function mapLimit<T, R>(

@@ -8,10 +8,14 @@ import type { RecordBlock } from "../../sources/record-source.ts";
 import type { OpenedModel, TaskModule } from "../registry.ts";
 import type { Tensor } from "../task.ts";
 import { imageOutputColumns } from "./decoder.ts";
+import { DEFAULT_IMAGE_BATCH, IMAGE_CHECKPOINT_EVERY } from "./defaults.ts";
 import type { LoadedImageModel } from "./descriptor.ts";
-import { DEFAULT_IMAGE_BATCH } from "./encoder.ts";
 import { packPlan } from "./pack.ts";
-import { createImageTask, IMAGE_CHECKPOINT_EVERY } from "./task.ts";
+
+/** An opened image model: its session and the task builder (loaded with sharp, in workers only). */
+interface OpenedImageModel extends OpenedModel {
+  createImageTask: typeof import("./task.ts").createImageTask;
+}
 
 /** One black image in the model's input form: the probe batch. */
 function probeFeeds(model: LoadedImageModel): Record<string, Tensor> {
@@ -66,13 +70,13 @@ async function checkImageModel(model: LoadedImageModel, opened: OpenedModel): Pr
 }
 
 /** The image-classification task. */
-export const imageClassificationTask: TaskModule<LoadedImageModel, OpenedModel> = {
+export const imageClassificationTask: TaskModule<LoadedImageModel, OpenedImageModel> = {
   kind: "image-classification",
   inputs: ["objects"],
   inputHint:
     "an image model reads every image object under a prefix: give input.prefix (`submit --input BUCKET/PREFIX/`, or `run --input DIRECTORY`)",
   specDefaults: { checkpointEvery: IMAGE_CHECKPOINT_EVERY, batchSize: DEFAULT_IMAGE_BATCH },
-  neededColumns: () => [],
+  neededColumns: () => ({ columns: [], numeric: [] }),
   plan: (model) => ({ keyNames: ["object"], columns: imageOutputColumns(model.descriptor.task) }),
   async open(model, options) {
     // A batch of images blocks its thread for a long time: off the event loop, so
@@ -84,14 +88,16 @@ export const imageClassificationTask: TaskModule<LoadedImageModel, OpenedModel> 
     });
     try {
       await checkImageModel(model, { session });
+      // Decoding (sharp) loads here, not where the splitter only plans a job.
+      const { createImageTask } = await import("./task.ts");
+      return { session, createImageTask };
     } catch (err) {
       await session.close();
       throw err;
     }
-    return { session };
   },
   runtime(job, model, opened) {
-    const task = createImageTask(model, { batchSize: job.spec.batchSize });
+    const task = opened.createImageTask(model, { batchSize: job.spec.batchSize });
     return {
       session: opened.session,
       decoder: task.decoder,

@@ -5,16 +5,11 @@
  */
 import type { OutputColumn, TaskDecoder, TaskEncoder } from "../task.ts";
 import { ImageDecoder, imageOutputColumns } from "./decoder.ts";
+import { IMAGE_CHECKPOINT_EVERY } from "./defaults.ts";
 import type { LoadedImageModel } from "./descriptor.ts";
 import { ImageEncoder, type ImageEncoderOptions, type ImageWindowMeta } from "./encoder.ts";
 
-/**
- * Images per checkpoint (and per part object) unless the job says otherwise. Rows'
- * 50,000 would be minutes of decoding and inference per chunk on CPU; 256 images
- * are a second or two on the shapes model and ~30 s on a ResNet-50-sized one, so a
- * killed worker loses little and a part stays a few KB to a few MB.
- */
-export const IMAGE_CHECKPOINT_EVERY = 256;
+export { IMAGE_CHECKPOINT_EVERY } from "./defaults.ts";
 
 /** The image task for one loaded model. */
 export interface ImageClassificationTask {

@@ -23,11 +23,17 @@ export const tabularTask: TaskModule<TabularModel, TabularSession & OpenedModel>
     "a tabular model scores rows: give one .csv, .jsonl or .parquet object (input.object; `--input FILE`)",
   specDefaults: {},
   neededColumns(model, spec) {
-    const columns = [
-      ...model.descriptor.features.map((f) => f.column),
-      ...keyColumnsOf(model, spec),
-    ];
-    return [...new Set(columns)];
+    const keys = keyColumnsOf(model, spec);
+    const features = model.descriptor.features;
+    const numbers = features.filter((f) => f.type === "number").map((f) => f.column);
+    return {
+      columns: [...new Set([...features.map((f) => f.column), ...keys])],
+      // Keys stay exact (an INT64 id past 2^53), and so does a column also read as a
+      // category or boolean; the rest are only ever numbers.
+      numeric: numbers.filter(
+        (c) => !keys.includes(c) && features.every((f) => f.column !== c || f.type === "number"),
+      ),
+    };
   },
   plan(model, spec, planned) {
     const d = model.descriptor;

@@ -1,0 +1,129 @@
+/**
+ * Numeric column chunks decoded on a thread of their own, one per process: while
+ * the main thread featurizes and scores one row group, the next one's pages are
+ * decompressed and decoded beside it (with two or more cores). The bytes of a
+ * ranged read are transferred, not copied, and so are the float32 columns back.
+ *
+ * The thread's entry is decode-worker.ts under tsx, or parquet-decode.js beside the
+ * esbuild bundle (scripts/build.ts). Where neither is found, on one core, or after
+ * the thread failed, callers decode inline: the thread only ever saves time.
+ */
+import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { PipelineError } from "../../core/errors.ts";
+import type { DecodeRequest } from "./decode-worker.ts";
+
+let worker: Worker | undefined;
+let broken = false;
+let idle: NodeJS.Timeout | undefined;
+/** An idle thread ends after this long (it never holds a process open: see `thread`). */
+const IDLE_MS = 2000;
+let nextId = 1;
+const pending = new Map<
+  number,
+  { resolve: (v: Record<string, Float32Array>) => void; reject: (e: Error) => void }
+>();
+
+/** How to start the thread, or undefined when this build has no entry for it. */
+function entry(): { code: string; eval: boolean } | undefined {
+  const here = import.meta.url;
+  if (here.endsWith(".ts")) {
+    // Under tsx: a worker thread does not inherit its loader; register it, then load.
+    let api: string;
+    try {
+      api = import.meta.resolve("tsx/esm/api");
+    } catch {
+      return undefined;
+    }
+    const worker = new URL("./decode-worker.ts", here).href;
+    const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(worker)}); })`;
+    return { code, eval: true };
+  }
+  for (const url of [new URL("./parquet-decode.js", here), new URL("../parquet-decode.js", here)]) {
+    const file = fileURLToPath(url);
+    if (existsSync(file)) return { code: file, eval: false };
+  }
+  return undefined;
+}
+
+function fail(err: Error): void {
+  broken = true;
+  void worker?.terminate();
+  worker = undefined;
+  for (const p of pending.values()) p.reject(err);
+  pending.clear();
+}
+
+function thread(): Worker | undefined {
+  if (worker || broken) return worker;
+  const file = entry();
+  if (!file || availableParallelism() < 2) {
+    broken = true;
+    return undefined;
+  }
+  const w = new Worker(file.code, { eval: file.eval });
+  w.unref();
+  w.on("message", (msg: { id: number; out?: Record<string, Float32Array>; error?: string }) => {
+    const p = pending.get(msg.id);
+    if (!p) return;
+    pending.delete(msg.id);
+    if (msg.error !== undefined || !msg.out) {
+      p.reject(new PipelineError("INTERNAL", `Parquet decode thread: ${msg.error}`));
+    } else {
+      decodeThreadStats.decoded++;
+      p.resolve(msg.out);
+    }
+    if (pending.size === 0) {
+      w.unref();
+      // Ended when idle: a thread left starting or idle must not hold a process open
+      // (one loaded through tsx's hooks can, unref'd or not).
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        if (pending.size === 0 && worker === w) {
+          worker = undefined;
+          void w.terminate();
+        }
+      }, IDLE_MS);
+      idle.unref();
+    }
+  });
+  w.on("error", (err) => fail(err));
+  w.on("exit", (code) => {
+    if (worker === w && code !== 0)
+      fail(new Error(`Parquet decode thread exited with code ${code}`));
+  });
+  worker = w;
+  return w;
+}
+
+/** Requests the decode thread answered in this process (tests and the benchmark). */
+export const decodeThreadStats = { decoded: 0 };
+
+/** True when numeric chunks can go to the decode thread here. */
+export function decodeThreadAvailable(): boolean {
+  return thread() !== undefined;
+}
+
+/**
+ * Decode the numeric chunks of `buffer` (a ranged read, transferred: don't use it
+ * afterwards) on the decode thread.
+ */
+export function decodeOffThread(
+  buffer: ArrayBuffer,
+  rows: number,
+  chunks: DecodeRequest["chunks"],
+): Promise<Record<string, Float32Array>> {
+  const w = thread();
+  if (!w) return Promise.reject(new Error("no Parquet decode thread here"));
+  const id = nextId++;
+  clearTimeout(idle);
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject });
+    // Held while a request is out, so a caller awaiting it keeps the process alive.
+    w.ref();
+    const req: DecodeRequest = { id, buffer, rows, chunks };
+    w.postMessage(req, [buffer]);
+  });
+}
