@@ -188,6 +188,25 @@ describe("model source", () => {
     );
   });
 
+  it("reuses the cache for a model file of several hundred KB (the cache check reads it through)", async () => {
+    const dir = await scratch();
+    const { writeMlpModel } = await import("../scripts/train-model.ts");
+    const { descriptorPath } = await writeMlpModel({ outDir: path.join(dir, "mlp"), seed: 5 });
+    const big = await readFile(path.join(dir, "mlp", "model.onnx"));
+    assert.ok(big.length > 200_000, `model is ${big.length} bytes`);
+    const store = new CountingStore(new LocalObjectStore({ root: path.join(dir, "buckets") }));
+    await store.put("models", "mlp/descriptor.json", await readFile(descriptorPath));
+    await store.put("models", "mlp/model.onnx", big);
+    const cacheDir = path.join(dir, "cache");
+    const location = "oci://models@standin-ns/mlp/descriptor.json";
+    const first = await createModelResolver({ cacheDir, objectStore: store })(location);
+    // A second resolver (another job, another worker on the node) verifies the cached
+    // files by hashing them: before the fix that hash never finished for a file this big.
+    const again = await createModelResolver({ cacheDir, objectStore: store })(location);
+    assert.equal(again, first);
+    assert.equal(store.total(), 2, "no second download");
+  });
+
   it("downloads again when the descriptor's etag changes", async () => {
     const dir = await scratch();
     const store = new CountingStore(new LocalObjectStore({ root: path.join(dir, "buckets") }));

@@ -240,8 +240,10 @@ export class ModelCache {
       const full = path.join(root, file.path);
       try {
         if ((await stat(full)).size !== file.size) return undefined;
+        // Hash by reading the file straight through: a pass-through tap that nothing
+        // reads stalls once its buffer fills (any file over ~100 KB never finished).
         const h = createHash("sha256");
-        await pipeline(createReadStream(full), hashingTap([h], { bytes: 0 }));
+        for await (const chunk of createReadStream(full)) h.update(chunk as Buffer);
         if (h.digest("hex") !== file.sha256) return undefined;
       } catch {
         return undefined;
