@@ -221,7 +221,7 @@ describe("CLI messages and commands", () => {
     assert.equal(missing.code, 2);
     assert.match(
       missing.stderr,
-      new RegExp(`--input: input ${path.join(sub, "small.csv")} does not exist`),
+      new RegExp(`--input: input file ${path.join(sub, "small.csv")} does not exist`),
     );
   });
 

@@ -360,6 +360,47 @@ describe("SqliteTaskQueue (local only)", () => {
   });
 });
 
+describe("ProcessPool (local only)", () => {
+  it("closing does not signal a worker already stopping again (a second SIGTERM means exit without hand-back)", async () => {
+    const dir = await tempDir();
+    const queue = new SqliteTaskQueue({
+      path: join(dir, "queue.db"),
+      queue: "pool",
+      maxDeliveries: 5,
+    });
+    const said = new Map<string, () => void>();
+    const hears = (word: string) => new Promise<void>((r) => said.set(word, r));
+    const started = hears("ready");
+    const stopping = hears("stopping");
+    const exits: (number | null)[] = [];
+    const pool = new ProcessPool({
+      env: process.env,
+      queue,
+      log: silentLogger,
+      command: {
+        modulePath: join(here, "helpers", "slow-stop-worker.ts"),
+        execArgv: ["--import", "tsx"],
+      },
+      onOutput: (line) => said.get(line)?.(),
+      onExit: (_m, code) => exits.push(code),
+    });
+    try {
+      await pool.scaleTo(1);
+      await started;
+      const [member] = pool.list();
+      assert.ok(member);
+      // Preempted (chaos, scale-down) and, while it checkpoints, the whole run stops.
+      assert.ok(pool.signal(member.id, "SIGTERM"));
+      await stopping;
+      await pool.close();
+      assert.deepEqual(exits, [0], "the worker finished its graceful stop");
+    } finally {
+      await pool.close();
+      queue.close();
+    }
+  });
+});
+
 describe("JsonlEventLog (local only)", () => {
   it("dedupes across two instances on one file", async () => {
     const path = join(await tempDir(), "events.jsonl");

@@ -131,6 +131,9 @@ export class ProcessPool implements ReplicaTarget {
     this.closed = true;
     this.desired = 0;
     for (const m of this.members.values()) {
+      // One SIGTERM per worker: a worker already told to stop (chaos, scale-down) may
+      // still be checkpointing, and a second signal means "exit now" to it (no hand-back).
+      if (m.stopping) continue;
       m.stopping = true;
       m.proc.kill("SIGTERM");
     }
