@@ -175,6 +175,8 @@ export interface ModelIdentity {
    * before it was recorded.
    */
   descriptorSha256?: string;
+  /** Length of the vectors an embedding model writes (text embedding). */
+  dimension?: number;
 }
 
 /**
@@ -258,4 +260,9 @@ export interface JobRecord {
   result?: JobResult;
   /** Outbox flag: the completion event has been published. */
   completionPublished?: boolean;
+  /**
+   * Set on the embedding job of a corpus refresh (src/refresh/): the corpus head it
+   * belongs to and the generation it makes. Its merge finishes the refresh.
+   */
+  refresh?: { bucket: string; head: string; generation: number };
 }

@@ -93,7 +93,14 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
   };
   const submit = async (flush: boolean): Promise<void> => {
     for (const window of encoder.take(flush)) {
-      const outputs = Promise.all(window.batches.map((b) => runtime.session.run(b.feeds)));
+      // A decoder that reduces (text pools token vectors) shrinks each batch's outputs as
+      // they arrive, so a window never holds every batch's full outputs at once.
+      const reduce = runtime.decoder.reduce?.bind(runtime.decoder);
+      const outputs = Promise.all(
+        window.batches.map((b, k) =>
+          runtime.session.run(b.feeds).then((o) => (reduce ? reduce(window, k, o) : o)),
+        ),
+      );
       // If an earlier window fails, the attempt ends without awaiting this one; its
       // rejection must not surface as an unhandled rejection (a crash).
       outputs.catch(() => undefined);
