@@ -158,7 +158,7 @@ describe("embedding refresh", () => {
       }
       const events = await p.eventLog.read({ eventType: REFRESH_COMPLETED });
       assert.equal(events.length, 1);
-      assert.deepEqual((events[0]?.data as { counts: unknown }).counts, g1.g.counts);
+      assert.deepEqual((events[0]?.data as { counts?: unknown } | undefined)?.counts, g1.g.counts);
 
       // Change 6, add 3, delete 4, rewrite 2 with the same bytes (a new etag only).
       const changed = [
