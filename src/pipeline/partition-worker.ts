@@ -200,6 +200,12 @@ export class PartitionWorker {
       return;
     }
     const job = jobRow.value;
+    if (job.state === "splitting") {
+      // The splitter enqueues partitions before it marks the job running: come back
+      // shortly (dropping the message here would lose the partition for good).
+      await lease.release(1);
+      return;
+    }
     if (job.state !== "running") {
       // Merging or finished (e.g. failed on its error threshold): this partition's work is moot.
       log.info("job is not running; dropping partition task", { state: job.state });

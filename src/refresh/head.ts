@@ -85,8 +85,9 @@ export interface ActiveRefresh {
   planning?: { owner: string; until: number };
   /** The model the plan was made for. */
   model?: EmbeddingModelRef;
-  /** The plan (one line per document of listing ∪ previous state). */
+  /** The plan (one line per document of listing ∪ previous state), and when it was made. */
   plan?: string;
+  plannedAt?: number;
   /** The documents to embed, as an object-list manifest (absent: nothing to embed). */
   manifest?: string;
   /** What the plan decided (new/changed = to embed; failures are known at the end). */

@@ -155,7 +155,7 @@ export async function requestRefresh(
     return h;
   });
   if (head.active?.planning?.owner !== owner) {
-    await advance(deps, layout);
+    await advanceIfStalled(deps, layout, head);
     return outcome("coalesced", layout, (await readHead(deps.store, layout)).head ?? head);
   }
   return plan(deps, layout, settings, owner);
@@ -211,6 +211,7 @@ async function plan(
         ...a,
         model,
         plan: written.plan,
+        plannedAt: deps.now(),
         ...(written.manifest ? { manifest: written.manifest } : {}),
         planned: p,
       };
@@ -232,6 +233,31 @@ async function plan(
     const finished = await advance(deps, layout);
     const now = (await readHead(deps.store, layout)).head ?? after.head;
     return finished ? outcome("finished", layout, now, finished) : outcome("started", layout, now);
+  }
+}
+
+/** How long a planned refresh may wait for its job before a request creates it. */
+export const SPLIT_STALL_MS = 30_000;
+
+/**
+ * A coalesced request moves the refresh in flight on only where its owner can't: a
+ * job that finished with no one left to finish the refresh, or a plan whose planner
+ * died before creating the job. (Not on every event: a burst would split in parallel.)
+ */
+async function advanceIfStalled(
+  deps: SplitterDeps,
+  layout: CorpusLayout,
+  head: CorpusHead,
+): Promise<void> {
+  const a = head.active;
+  if (!a?.plan) return;
+  if (!a.jobId) {
+    if (deps.now() - (a.plannedAt ?? 0) >= SPLIT_STALL_MS) await advance(deps, layout);
+    return;
+  }
+  const job = (await deps.checkpoints.getJob(a.jobId))?.value;
+  if (job && TERMINAL_JOB_STATES.includes(job.state) && job.completionPublished) {
+    await advance(deps, layout);
   }
 }
 
