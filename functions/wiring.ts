@@ -3,8 +3,10 @@ import type { JobSpecInput } from "../src/core/job-spec.ts";
 import { createLogger, type Logger, type LogLevel } from "../src/core/log.ts";
 import { DEFAULT_POLICY, type ScalingPolicy } from "../src/pipeline/scaler.ts";
 import { objectStoreScalerState } from "../src/pipeline/scaler-state.ts";
+import { parseRefreshSettings } from "../src/refresh/settings.ts";
 import { openPipelineFromEnv } from "../src/runner/backend.ts";
 import { createMergerHandler } from "./merger/handler.ts";
+import { createRefreshHandler } from "./refresh/handler.ts";
 import { createScalerHandler } from "./scaler/handler.ts";
 import { createSplitterHandler } from "./splitter/handler.ts";
 
@@ -88,11 +90,11 @@ function scalingPolicy(env: NodeJS.ProcessEnv): ScalingPolicy {
   return { ...DEFAULT_POLICY, ...overrides };
 }
 
-const FUNCTIONS = ["splitter", "merger", "scaler"] as const;
+const FUNCTIONS = ["splitter", "merger", "scaler", "refresh"] as const;
 
 /**
- * The handler named by BATCH_INFER_FUNCTION (one image serves all three
- * functions), over the backend named by BATCH_INFER_BACKEND ("local" or "oci").
+ * The handler named by BATCH_INFER_FUNCTION (one image serves every
+ * function), over the backend named by BATCH_INFER_BACKEND ("local" or "oci").
  */
 export function createFunctionHandler(env: NodeJS.ProcessEnv) {
   const name = env.BATCH_INFER_FUNCTION;
@@ -119,6 +121,18 @@ export function createFunctionHandler(env: NodeJS.ProcessEnv) {
     );
   }
   if (name === "merger") return guardHandler(async () => createMergerHandler(await deps()));
+  if (name === "refresh") {
+    const example =
+      '{"corpus":{"bucket":"docs","prefix":"kb/"},"output":{"bucket":"scores"},"model":"oci://models@ns/embedder/descriptor.json"}';
+    const raw = jsonConfig<unknown>(env, "BATCH_INFER_REFRESH", example);
+    if (raw === undefined) {
+      throw new InvalidArgumentError(
+        `config BATCH_INFER_REFRESH is required by the refresh function, e.g. ${example}`,
+      );
+    }
+    const settings = parseRefreshSettings(raw);
+    return guardHandler(async () => createRefreshHandler(await deps(), settings));
+  }
   const policy = scalingPolicy(env);
   return guardHandler(async () => {
     const pipeline = await deps();

@@ -22,11 +22,14 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { describeError, InvalidArgumentError } from "../src/core/errors.ts";
 import { resolveJobSpec } from "../src/core/job-spec.ts";
+import { refreshLayout } from "../src/refresh/refresh.ts";
+import { parseRefreshSettings } from "../src/refresh/settings.ts";
 import { loadConfig } from "./oci/plan/config.ts";
 import { type PlanContext, planContext } from "./oci/plan/context.ts";
 import { ROOT } from "./oci/plan/paths.ts";
 import { fill, fillDeep, type Vars } from "./oci/plan/placeholders.ts";
 import { commandLine, display, printPlan, shellQuote } from "./oci/plan/print.ts";
+import { refreshSettingsOf } from "./oci/plan/render.ts";
 import { buildPlan } from "./oci/plan/steps.ts";
 import type { RunAction, Step } from "./oci/plan/types.ts";
 
@@ -271,12 +274,15 @@ function checkJobDefaults(ctx: PlanContext): void {
     }
   };
   check("functions.jobDefaults", c.functions.jobDefaults, c.buckets.input);
-  if (c.embeddingRefresh)
-    check(
-      "embeddingRefresh.jobDefaults",
-      c.embeddingRefresh.jobDefaults,
-      c.embeddingRefresh.bucket,
-    );
+  if (c.embeddingRefresh) {
+    // The refresh function's settings, as it will parse them (outputs outside the corpus).
+    const filled = fillDeep(refreshSettingsOf(c), (s) => fill(s, ctx.vars, "keep"));
+    try {
+      refreshLayout(parseRefreshSettings(filled));
+    } catch (err) {
+      throw new InvalidArgumentError(`config embeddingRefresh: ${describeError(err)}`);
+    }
+  }
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {

@@ -7,13 +7,14 @@
  *     [--tokenizer wordpiece|bpe] [--output last_hidden_state|sentence_embedding]
  *     [--hidden 128] [--layers 2] [--heads 4] [--intermediate 512] [--max-positions 512]
  *     [--seed S] [--layout onnx-dir|flat] [--corpus N --corpus-out FILE.jsonl --corpus-seed S]
+ *     [--corpus-dir DIR]   (the same documents as one file each: DIR/<id>.txt, for `refresh`)
  *
  * Writes config.json, tokenizer.json, tokenizer_config.json, onnx/model.onnx and a
  * descriptor.json (task: text-embedding). Nothing is downloaded.
  */
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
-import { mkdir } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { finished } from "node:stream/promises";
 import { pathToFileURL } from "node:url";
@@ -81,6 +82,7 @@ export async function main(argv: string[]): Promise<void> {
       corpus: { type: "string" },
       "corpus-out": { type: "string" },
       "corpus-seed": { type: "string" },
+      "corpus-dir": { type: "string" },
     },
     strict: true,
   });
@@ -114,8 +116,17 @@ export async function main(argv: string[]): Promise<void> {
   if (values.corpus !== undefined) {
     const file = path.resolve(values["corpus-out"] ?? path.join(values.out, "corpus.jsonl"));
     const count = intFlag("corpus", values.corpus, 1000);
-    await writeCorpusJsonl(file, count, intFlag("corpus-seed", values["corpus-seed"], 7));
+    const seed = intFlag("corpus-seed", values["corpus-seed"], 7);
+    await writeCorpusJsonl(file, count, seed);
     console.error(`wrote ${count} documents to ${file}`);
+    if (values["corpus-dir"]) {
+      const dir = path.resolve(values["corpus-dir"]);
+      await mkdir(dir, { recursive: true });
+      for (const d of generateCorpus(count, seed)) {
+        await writeFile(path.join(dir, `${d.id}.txt`), d.text);
+      }
+      console.error(`wrote the same ${count} documents as files under ${dir}`);
+    }
   }
 }
 

@@ -595,6 +595,7 @@ describe("Events rules", () => {
     const c = condition(byName("refresh-embeddings-on-corpus-change.json"));
     assert.ok(matches(c, ociUpload("corpus-bkt", "docs/a.jsonl")));
     assert.ok(matches(c, ociUpload("corpus-bkt", "docs/2024/b.jsonl", "updateobject")));
+    assert.ok(matches(c, ociUpload("corpus-bkt", "docs/c.txt", "deleteobject")), "a delete");
     assert.ok(!matches(c, ociUpload("corpus-bkt", "other/a.jsonl")), "outside the prefix");
     assert.ok(!matches(c, ociUpload("in-bkt", "docs/a.jsonl")), "wrong bucket");
   });
@@ -751,16 +752,23 @@ describe("environment contract", () => {
     assert.deepEqual(byFn, {
       "app.config.json": undefined,
       "splitter.config.json": "splitter",
-      "embed-splitter.config.json": "splitter",
+      "embed-splitter.config.json": "refresh",
       "merger.config.json": "merger",
       "scaler.config.json": "scaler",
     });
-    for (const f of ["splitter.config.json", "embed-splitter.config.json"]) {
-      const defaults = JSON.parse(
-        functions.find((x) => x.file === f)?.config.BATCH_INFER_JOB_DEFAULTS ?? "",
-      ) as object;
-      assert.ok(!("input" in defaults), "the event names the input");
-    }
+    const defaults = JSON.parse(
+      functions.find((x) => x.file === "splitter.config.json")?.config.BATCH_INFER_JOB_DEFAULTS ??
+        "",
+    ) as object;
+    assert.ok(!("input" in defaults), "the event names the input");
+    // The corpus rule's function refreshes the corpus the config names, with its model.
+    const refresh = JSON.parse(
+      functions.find((x) => x.file === "embed-splitter.config.json")?.config.BATCH_INFER_REFRESH ??
+        "",
+    ) as { corpus: { bucket: string; prefix: string }; model: string; output: { bucket: string } };
+    assert.equal(refresh.corpus.prefix, "docs/");
+    assert.match(refresh.model, /embedder\/descriptor\.json$/);
+    assert.ok(refresh.output.bucket.length > 0);
     for (const k of Object.keys(worker))
       assert.ok((WORKER_ENV as readonly string[]).includes(k), `${k} is not read by the worker`);
   });

@@ -184,6 +184,8 @@ async function splitterProbes(component: "splitter" | "embed-splitter"): Promise
     ["enqueue partitions", () => p.queue.send([{ body: `{"probe":"${component}"}` }])],
     publishes(p),
     dataScience(component),
+    // The refresh keeps its corpus head, plans and generations in the output bucket.
+    ...(component === "embed-splitter" ? [managesOutput(p, "embeddings")] : []),
   ];
 }
 

@@ -36,7 +36,7 @@ export interface CliRunResult {
   stderr: string;
 }
 
-async function vmHwm(pid: number): Promise<number | undefined> {
+export async function vmHwm(pid: number): Promise<number | undefined> {
   try {
     const status = await readFile(`/proc/${pid}/status`, "utf8");
     const m = /^VmHWM:\s+(\d+)\s+kB/m.exec(status);
@@ -47,7 +47,7 @@ async function vmHwm(pid: number): Promise<number | undefined> {
 }
 
 /** Child pids of `pid` (its worker processes), from /proc. */
-async function childrenOf(pid: number): Promise<number[]> {
+export async function childrenOf(pid: number): Promise<number[]> {
   try {
     const text = await readFile(`/proc/${pid}/task/${pid}/children`, "utf8");
     return text.split(/\s+/).filter(Boolean).map(Number);

@@ -10,8 +10,9 @@
  *   rerun   rerun a job's failed partitions (--failed) or the whole job
  *   resume  drive an existing job with local workers
  *   init-model  write a model descriptor from an ONNX file and a sample
+ *   refresh keep a corpus's embeddings fresh (only new and changed documents embedded)
  */
-import { realpathSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { InvalidArgumentError, NotFoundError, PipelineError } from "../core/errors.ts";
@@ -52,6 +53,7 @@ import {
 } from "./paths.ts";
 import { type PlacedOutputs, placeOutputs } from "./place-outputs.ts";
 import { compactNumber, createProgressReporter, duration, progressLine } from "./progress.ts";
+import { cmdRefresh } from "./refresh-command.ts";
 import { COMMAND_NAMES, commandUsage, overviewUsage } from "./usage.ts";
 
 const OPTIONS = {
@@ -86,6 +88,10 @@ const OPTIONS = {
   features: { type: "string" },
   name: { type: "string" },
   force: { type: "boolean" },
+  corpus: { type: "string" },
+  watch: { type: "boolean" },
+  "output-prefix": { type: "string" },
+  "partition-records": { type: "string" },
 } as const;
 
 /** Options that take a value (a negative number after one is its value, not a flag). */
@@ -530,6 +536,11 @@ function resolvePaths(v: Values, command: string): void {
   if (v.model !== undefined && isLocalModelPath(v.model)) v.model = userPath(v.model);
   // `submit --input` names BUCKET/OBJECT, not a file.
   if (v.input !== undefined && command !== "submit") v.input = userPath(v.input);
+  // `refresh --corpus` is a directory, or BUCKET/PREFIX/ (which is left as it is).
+  if (v.corpus !== undefined && command === "refresh" && v.backend !== "oci") {
+    const local = userPath(v.corpus);
+    if (existsSync(local) || !/^[A-Za-z0-9][A-Za-z0-9._-]*\//.test(v.corpus)) v.corpus = local;
+  }
 }
 
 function realPath(p: string): string {
@@ -592,6 +603,24 @@ export async function main(argv: string[]): Promise<number> {
         return await resume(values, arg);
       case "init-model":
         return await cmdInitModel(values);
+      case "refresh":
+        return await cmdRefresh({
+          corpus: values.corpus,
+          model: values.model,
+          watch: values.watch,
+          backend: backendOf(values),
+          dataDir: values["data-dir"] ?? ".batch-infer",
+          outputBucket: values["output-bucket"],
+          outputPrefix: values["output-prefix"],
+          workers: values.workers,
+          threads: values.threads,
+          checkpointEvery: values["checkpoint-every"],
+          partitionRecords: values["partition-records"],
+          visibility: values.visibility,
+          maxAttempts: values["max-attempts"],
+          logLevel: values["log-level"] as LogLevel | undefined,
+          json: values.json,
+        });
       default:
         process.stderr.write(
           `batch-infer: unknown command "${command}" (commands: ${COMMAND_NAMES.join(", ")})\nRun \`batch-infer --help\` for usage.\n`,

@@ -190,6 +190,37 @@ Example:
   batch-infer init-model --onnx model.onnx --sample loans.csv --out models/loans/descriptor.json
 `,
   },
+  refresh: {
+    synopsis: "refresh --corpus DIR|BUCKET/PREFIX/ --model DESCRIPTOR.json [--watch] [options]",
+    summary:
+      "embed a corpus's new and changed documents; the complete set and a delta per generation",
+    page: `Usage: batch-infer refresh --corpus DIR|BUCKET/PREFIX/ --model DESCRIPTOR.json [--watch] [options]
+
+Keep a document corpus's embeddings fresh with a text-embedding model. The corpus
+is listed and joined with its last state: only new and changed documents are
+embedded (a document whose etag changed but whose bytes did not is not), unchanged
+vectors are carried over, deleted documents are reported. Each refresh writes a
+generation: the complete embedding set, a delta (upserts, deletes) for a vector
+index, and the state; a model change embeds everything again. A document that
+fails is in failed.jsonl and is embedded again by the next refresh.
+
+--watch refreshes a directory again whenever it changes; changes during a refresh
+make one more refresh after it. With --backend oci this asks for a refresh as the
+corpus Events rule does (the workers on OKE embed; the job's merge finishes it).
+
+Options:
+  --output-bucket B        bucket of the refresh objects (default output)
+  --output-prefix P        their prefix (default embeddings): P/<corpus key>/head.json, v<N>/…
+  --partition-records N    documents per partition (default 1000)
+  --checkpoint-every N     documents per checkpoint (default 1000)
+  --workers N, --threads N, --visibility SECONDS, --max-attempts N (as for run)
+
+${COMMON}
+
+Exit codes: 0 refreshed (or up to date), 3 some documents failed (retried next time),
+  2 refused before anything ran, 130 stopped by Ctrl-C (run it again to go on).
+`,
+  },
 };
 
 /** Names of the commands, in the order the overview lists them. */

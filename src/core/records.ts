@@ -175,6 +175,8 @@ export interface ModelIdentity {
    * before it was recorded.
    */
   descriptorSha256?: string;
+  /** Length of the vectors an embedding model writes (text embedding). */
+  dimension?: number;
 }
 
 /**
@@ -269,4 +271,9 @@ export interface JobRecord {
   completionPublished?: boolean;
   /** Partitions finished so far (src/pipeline/completion-tally.ts); absent until the first. */
   tally?: CompletionTally;
+  /**
+   * Set on the embedding job of a corpus refresh (src/refresh/): the corpus head it
+   * belongs to and the generation it makes. Its merge finishes the refresh.
+   */
+  refresh?: { bucket: string; head: string; generation: number };
 }

@@ -8,6 +8,10 @@ import {
   type LoadedImageModel,
   loadImageModelFrom,
 } from "../tasks/image-classification/descriptor.ts";
+import {
+  type LoadedTextModel,
+  loadTextEmbeddingModel,
+} from "../tasks/text-embedding/loaded-model.ts";
 import descriptorSchema from "./descriptor.schema.json" with { type: "json" };
 
 /** A numeric input column; `missing` is imputed for empty/null values. */
@@ -69,7 +73,7 @@ export interface TabularModel {
  * tabular). A new task kind adds its loaded form here and its loader to
  * {@link loadModel}, and its runtime to src/tasks/registry.ts.
  */
-export type LoadedModel = TabularModel | LoadedImageModel;
+export type LoadedModel = TabularModel | LoadedImageModel | LoadedTextModel;
 
 /** The task kinds a descriptor can name. */
 export type TaskKind = LoadedModel["kind"];
@@ -135,6 +139,7 @@ export function taskKindOf(raw: unknown): string {
 export async function loadModel(descriptorPath: string): Promise<LoadedModel> {
   const raw = await readDescriptorJson(descriptorPath);
   if (taskKindOf(raw) === "image-classification") return loadImageModelFrom(raw, descriptorPath);
+  if (taskKindOf(raw) === "text-embedding") return loadTextEmbeddingModel(descriptorPath);
   return loadTabularFrom(raw, descriptorPath);
 }
 

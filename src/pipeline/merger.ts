@@ -3,6 +3,7 @@ import { Readable } from "node:stream";
 import { ConflictError, type ErrorCode } from "../core/errors.ts";
 import type { JobRecord, JobResult, JobState, PartitionRecord } from "../core/records.ts";
 import { TERMINAL_JOB_STATES } from "../core/records.ts";
+import { finishRefreshOf } from "../refresh/refresh.ts";
 import { inputLabel } from "../sources/registry.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { EVENT_TYPES, jobEvent } from "./events.ts";
@@ -226,6 +227,7 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
   const log = deps.log.child({ jobId });
   if (TERMINAL_JOB_STATES.includes(job.state)) {
     await publishCompletion(deps, jobId);
+    await afterCompletion(deps, jobId);
     return job;
   }
   if (job.state !== "merging") return job;
@@ -361,5 +363,12 @@ export async function mergeJob(deps: PipelineDeps, jobId: string): Promise<JobRe
   await publishCompletion(deps, jobId);
   if (status === "completed") await deletePrefix(deps, layout.bucket, layout.partsPrefix);
   log.info("job finished", { status, records, errors, failedPartitions, durationMs });
+  await afterCompletion(deps, jobId);
   return (await deps.checkpoints.getJob(jobId))?.value;
+}
+
+/** What follows a published completion: a corpus refresh's job finishes its refresh. */
+async function afterCompletion(deps: PipelineDeps, jobId: string): Promise<void> {
+  const job = (await deps.checkpoints.getJob(jobId))?.value;
+  if (job?.refresh) await finishRefreshOf(deps, job);
 }

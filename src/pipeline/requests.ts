@@ -20,6 +20,10 @@ export interface ManualSpecRequest {
 export interface MergeRequest {
   jobId: string;
 }
+/** `{"refresh": true}` for the refresh function: refresh its corpus now. */
+export interface RefreshRequest {
+  refresh: true;
+}
 /** Anything for the scaler; `dryRun` changes nothing. */
 export type ScaleRequest = { dryRun?: boolean } | null;
 
@@ -40,4 +44,5 @@ export const validateRequest = {
   manualSpec: validator<ManualSpecRequest>("manualSpec", "manual job request"),
   merge: validator<MergeRequest>("merge", "merge request"),
   scale: validator<ScaleRequest>("scale", "scale request"),
+  refresh: validator<RefreshRequest>("refresh", "refresh request"),
 };

@@ -102,12 +102,15 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
   };
   const submit = async (flush: boolean): Promise<void> => {
     for (const window of encoder.take(flush)) {
+      // A decoder that reduces (text pools token vectors) shrinks each batch's outputs as
+      // they arrive, so a window never holds every batch's full outputs at once.
+      const reduce = runtime.decoder.reduce?.bind(runtime.decoder);
       const outputs = Promise.all(
-        window.batches.map((b) => {
+        window.batches.map((b, k) => {
           const t0 = performance.now();
           return runtime.session.run(b.feeds).then((out) => {
             ctx.observer?.batchScored(b.rows, performance.now() - t0);
-            return out;
+            return reduce ? reduce(window, k, out) : out;
           });
         }),
       );

@@ -1,9 +1,9 @@
 import { ConflictError } from "../core/errors.ts";
 import { deriveJobId } from "../core/ids.ts";
 import { type JobSpecInput, resolveJobSpec } from "../core/job-spec.ts";
-import type { JobRecord, PartitionRecord } from "../core/records.ts";
+import type { JobRecord, JobSpec, PartitionRecord } from "../core/records.ts";
 import type { LoadedModel } from "../model/descriptor.ts";
-import { inputLabel, sourceModule } from "../sources/registry.ts";
+import { inputLabel, type PlannedInput, sourceModule } from "../sources/registry.ts";
 import { taskOf } from "../tasks/registry.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { EVENT_TYPES, jobEvent, type ObjectEvent, parseObjectEvent } from "./events.ts";
@@ -30,6 +30,17 @@ export interface SplitResult {
 
 const SEND_BATCH = 100;
 
+/** What a caller that planned the input itself gives {@link splitJob}. */
+export interface SplitOptions {
+  /**
+   * The input, planned by the caller instead of the input kind (a corpus refresh lists
+   * the prefix itself and writes the manifest of only the documents to embed).
+   */
+  planned?: (spec: JobSpec) => Promise<PlannedInput>;
+  /** The corpus refresh the job belongs to (JobRecord.refresh). */
+  refresh?: JobRecord["refresh"];
+}
+
 /** Byte ranges of a CSV/JSON Lines object (kept here for callers of the splitter). */
 export { planPartitions } from "../sources/line-kind.ts";
 
@@ -39,17 +50,19 @@ export { planPartitions } from "../sources/line-kind.ts";
  * from the input's etag, the model hash and the spec, so a repeated call (a
  * duplicate event) returns the existing job without enqueueing anything.
  */
-export async function splitJob(deps: SplitterDeps, rawSpec: unknown): Promise<SplitResult> {
+export async function splitJob(
+  deps: SplitterDeps,
+  rawSpec: unknown,
+  options: SplitOptions = {},
+): Promise<SplitResult> {
   const model = await deps.loadModel(resolveJobSpec(rawSpec).model.descriptor);
   const task = taskOf(model);
   const spec = resolveJobSpec(rawSpec, task.specDefaults);
   task.checkInput(spec.input.format);
   // The input kind plans partitions (a header, a footer, or a listing into a manifest).
-  const planned = await sourceModule(spec.input.format).plan(
-    deps.store,
-    spec,
-    task.neededColumns(spec),
-  );
+  const planned = options.planned
+    ? await options.planned(spec)
+    : await sourceModule(spec.input.format).plan(deps.store, spec, task.neededColumns(spec));
   const input = planned.input;
   let plan: ReturnType<typeof task.plan>;
   try {
@@ -85,6 +98,7 @@ export async function splitJob(deps: SplitterDeps, rawSpec: unknown): Promise<Sp
     createdAt: nowIso,
     updatedAt: nowIso,
     runAttempt: 1,
+    ...(options.refresh ? { refresh: options.refresh } : {}),
   };
   const log = deps.log.child({ jobId });
   const { created, row } = await deps.checkpoints.createJob(job);

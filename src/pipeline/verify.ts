@@ -151,7 +151,17 @@ export async function verifyJob(deps: PipelineDeps, job: JobRecord): Promise<Ver
   const failed = partitions
     .filter((p) => p.state === "failed")
     .map((p) => [p.start, p.end] as const);
-  const outIt = outputKeys(store, job, layout.bucket, layout.output, manifest.columns, keyNames);
+  // Chunked text embeddings write a row per chunk: a record's rows carry chunk 0, 1, ….
+  const chunked = job.task === "text-embedding" && job.outputColumns.includes("chunk");
+  const outIt = outputKeys(
+    store,
+    job,
+    layout.bucket,
+    layout.output,
+    manifest.columns,
+    chunked ? [...keyNames, "chunk"] : keyNames,
+  );
+  let chunkRows = 0;
   const errIt = lines(store, layout.bucket, layout.errors);
   let nextOut = await outIt.next();
   let nextErr = await errIt.next();
@@ -195,13 +205,31 @@ export async function verifyJob(deps: PipelineDeps, job: JobRecord): Promise<Ver
       break;
     }
     const want = offsetKeys ? [String(rec.position)] : rec.keys();
-    const got = nextOut.value;
+    const row = nextOut.value;
+    const got = chunked ? row?.slice(0, -1) : row;
     if (!want || !got || want.join("\u0000") !== got.join("\u0000")) {
       problem = `input record at position ${rec.position} (keys ${JSON.stringify(want)}) does not match the next prediction row (keys ${JSON.stringify(got)}): a record is missing, duplicated or out of order`;
       break;
     }
+    if (chunked && row?.at(-1) !== "0") {
+      problem = `input record at position ${rec.position} (keys ${JSON.stringify(want)}): its first row is chunk ${row?.at(-1)}, not 0`;
+      break;
+    }
     scored++;
     nextOut = await outIt.next();
+    // The record's further chunks follow it, numbered on; a repeat or a gap is a problem.
+    for (let c = 1; chunked && !nextOut.done; c++) {
+      const more = nextOut.value;
+      if (!more || more.slice(0, -1).join("\u0000") !== want.join("\u0000")) break;
+      if (more.at(-1) === "0") break; // the next record, with the same id
+      if (more.at(-1) !== String(c)) {
+        problem = `input record at position ${rec.position} (keys ${JSON.stringify(want)}): chunk ${more.at(-1)} where chunk ${c} was due`;
+        break;
+      }
+      chunkRows++;
+      nextOut = await outIt.next();
+    }
+    if (problem) break;
   }
   if (!problem && !nextOut.done)
     problem = "the predictions have rows that match no input record (duplicates or extras)";
@@ -212,7 +240,7 @@ export async function verifyJob(deps: PipelineDeps, job: JobRecord): Promise<Ver
     "every input record exactly once",
     problem === undefined,
     problem ??
-      `${inputRecordCount} input records: ${scored} scored, ${errors} in errors${
+      `${inputRecordCount} input records: ${scored} scored${chunked ? ` (${scored + chunkRows} chunk rows)` : ""}, ${errors} in errors${
         inFailed
           ? `, ${inFailed} unscored in failed partitions ${partitions
               .filter((p) => p.state === "failed")

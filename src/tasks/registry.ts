@@ -17,6 +17,7 @@ import type { ColumnNeeds, PlannedInput } from "../sources/registry.ts";
 import { imageClassificationTask } from "./image-classification/kind.ts";
 import { tabularTask } from "./tabular/kind.ts";
 import type { OutputColumn, TaskRuntime } from "./task.ts";
+import { textEmbeddingTask } from "./text-embedding/kind.ts";
 
 /** onnxruntime settings a worker passes to every task; each task decides its thread. */
 export interface TaskSessionOptions extends Omit<SessionOptions, "thread"> {
@@ -99,6 +100,8 @@ export function taskOf(model: LoadedModel): BoundTask {
       return bind(tabularTask, model);
     case "image-classification":
       return bind(imageClassificationTask, model);
+    case "text-embedding":
+      return bind(textEmbeddingTask, model);
   }
 }
 

@@ -92,10 +92,10 @@ export function functionConfig(name: FunctionName, ctx: PlanContext): Record<str
         BATCH_INFER_INPUT_BUCKETS: c.buckets.input,
       };
     case "embed-splitter":
+      // The corpus rule's function runs the refresh handler (src/refresh/).
       return {
-        BATCH_INFER_FUNCTION: "splitter",
-        BATCH_INFER_JOB_DEFAULTS: defaults(c.embeddingRefresh?.jobDefaults ?? {}),
-        BATCH_INFER_INPUT_BUCKETS: c.embeddingRefresh?.bucket ?? "",
+        BATCH_INFER_FUNCTION: "refresh",
+        BATCH_INFER_REFRESH: JSON.stringify(refreshSettingsOf(c)),
       };
     case "merger":
       return { BATCH_INFER_FUNCTION: "merger" };
@@ -197,4 +197,27 @@ subjects:
     apiGroup: rbac.authorization.k8s.io
     name: "\${SCALER_DG_OCID}"
 `;
+}
+
+/**
+ * The refresh function's settings (BATCH_INFER_REFRESH) from `embeddingRefresh`: the
+ * corpus, and from its jobDefaults the model, the output location and job sizes.
+ */
+export function refreshSettingsOf(c: DeployConfig): Record<string, unknown> {
+  const e = c.embeddingRefresh;
+  const jd = (e?.jobDefaults ?? {}) as {
+    model?: { descriptor?: string };
+    output?: { bucket?: string; prefix?: string };
+  } & Record<string, unknown>;
+  const job = Object.fromEntries(
+    ["partitionRecords", "checkpointEvery", "visibilitySeconds", "maxAttempts"]
+      .filter((k) => jd[k] !== undefined)
+      .map((k) => [k, jd[k]]),
+  );
+  return {
+    corpus: { bucket: e?.bucket ?? "", prefix: e?.prefix ?? "" },
+    output: { bucket: jd.output?.bucket ?? "", prefix: jd.output?.prefix ?? "embeddings" },
+    model: jd.model?.descriptor ?? "",
+    ...(Object.keys(job).length > 0 ? { job } : {}),
+  };
 }

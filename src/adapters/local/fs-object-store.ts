@@ -55,6 +55,19 @@ const READ_CHUNK_BYTES = 1024 * 1024;
 /** OCI's page size limit. */
 const MAX_LIST_LIMIT = 1000;
 
+/** One entry of a folder as a listing walks it. */
+interface FolderEntry {
+  key: string;
+  folder: boolean;
+  path: string;
+}
+/** Folders with fewer entries are read afresh for every page (cheap enough). */
+const FOLDER_CACHE_MIN_ENTRIES = 2000;
+/** A folder's entries are cached only once its mtime is this old (coarse timestamps). */
+const FOLDER_CACHE_QUIET_MS = 2000;
+/** Folders cached per store. */
+const FOLDER_CACHE_SIZE = 8;
+
 const TRANSIENT_FS_CODES = new Set([
   "EIO",
   "ENOSPC",
@@ -226,7 +239,9 @@ export class LocalObjectStore implements ObjectStore {
     name: string,
     path: string,
     st: BigIntStats,
+    mayBePlaced = true,
   ): Promise<string> {
+    if (!mayBePlaced) return etagOf(st);
     return (
       (await this.placed.etag(bucket, name, path, st, () => this.statFile(path))) ?? etagOf(st)
     );
@@ -457,20 +472,44 @@ export class LocalObjectStore implements ObjectStore {
     try {
       const folderDir = join(bucketDir, folder);
       await this.assertNoLinks({ bucketDir, dir: folderDir }, prefix);
-      for await (const [name, path] of this.walk(folderDir, folder, prefix, start)) {
-        let st: BigIntStats | undefined;
-        try {
-          st = await this.statFile(path);
-        } catch (err) {
-          throw mapFsError(err, `list ${bucket}`);
+      // Names come from the walk in order; their stats and etags are read a run at a
+      // time, concurrently (one at a time, a page of a large folder took seconds).
+      const walk = this.walk(folderDir, folder, prefix, start);
+      // A bucket with no placed object at all needs no look for a record per object.
+      const mayBePlaced = await this.placed.anyIn(bucket);
+      let done = false;
+      while (!done && nextStart === undefined) {
+        const run: [string, string][] = [];
+        while (run.length < limit + 1 - objects.length) {
+          const next = await walk.next();
+          if (next.done) {
+            done = true;
+            break;
+          }
+          run.push(next.value);
         }
-        if (!st) continue; // deleted while we walked
-        if (objects.length === limit) {
-          nextStart = name;
-          break;
+        const infos = await Promise.all(
+          run.map(async ([name, path]) => {
+            let st: BigIntStats | undefined;
+            try {
+              st = await this.statFile(path);
+            } catch (err) {
+              throw mapFsError(err, `list ${bucket}`);
+            }
+            // Undefined: deleted while we walked.
+            return st && infoOf(name, st, await this.etagFor(bucket, name, path, st, mayBePlaced));
+          }),
+        );
+        for (const info of infos) {
+          if (!info) continue;
+          if (objects.length === limit) {
+            nextStart = info.name;
+            break;
+          }
+          objects.push(info);
         }
-        objects.push(infoOf(name, st, await this.etagFor(bucket, name, path, st)));
       }
+      await walk.return(undefined);
     } catch (err) {
       throw mapFsError(err, `list ${bucket}`);
     }
@@ -677,6 +716,57 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
+  /** Sorted entries of large, quiet folders, so a paged listing reads and sorts them once. */
+  private readonly folderCache = new Map<string, { stamp: string; entries: FolderEntry[] }>();
+
+  /**
+   * The entries of folder `dir` (object names starting `rel`), sorted by key; undefined
+   * when it is gone. Reading and sorting a folder of 100,000 documents for each page of
+   * 1,000 made listing it quadratic (a minute), so a large folder's sorted entries are
+   * kept while its stat says it is unchanged — and only once it has been quiet for a
+   * few seconds: a change within the same clock tick as the cached stat would not
+   * change it (timestamps are coarse), a later one does.
+   */
+  private async sortedEntries(dir: string, rel: string): Promise<FolderEntry[] | undefined> {
+    let st: BigIntStats;
+    try {
+      st = await lstat(dir, { bigint: true });
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+    const stamp = `${rel}\0${st.dev}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}`;
+    const cached = this.folderCache.get(dir);
+    if (cached?.stamp === stamp) return cached.entries;
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+    const keyed: FolderEntry[] = [];
+    for (const entry of entries) {
+      if (INTERNAL_SEGMENT.test(entry.name)) continue;
+      // Symlinks are not followed: they could point outside the bucket.
+      if (entry.isDirectory()) {
+        keyed.push({ key: `${rel}${entry.name}/`, folder: true, path: join(dir, entry.name) });
+      } else if (entry.isFile()) {
+        keyed.push({ key: `${rel}${entry.name}`, folder: false, path: join(dir, entry.name) });
+      }
+    }
+    keyed.sort((a, b) => compareCodeUnits(a.key, b.key));
+    const quietMs = Date.now() - Number(st.mtimeNs / 1_000_000n);
+    if (keyed.length >= FOLDER_CACHE_MIN_ENTRIES && quietMs > FOLDER_CACHE_QUIET_MS) {
+      this.folderCache.delete(dir);
+      this.folderCache.set(dir, { stamp, entries: keyed });
+      while (this.folderCache.size > FOLDER_CACHE_SIZE) {
+        this.folderCache.delete(this.folderCache.keys().next().value as string);
+      }
+    }
+    return keyed;
+  }
+
   /**
    * Files under `dir` in global name order. Siblings sort by their key (folders with
    * a trailing '/'), and every name under a folder starts with its key, so a
@@ -688,24 +778,8 @@ export class LocalObjectStore implements ObjectStore {
     prefix: string,
     start: string | undefined,
   ): AsyncGenerator<[name: string, path: string]> {
-    let entries: Dirent[];
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch (err) {
-      if (isMissing(err)) return;
-      throw err;
-    }
-    const keyed: { key: string; folder: boolean; path: string }[] = [];
-    for (const entry of entries) {
-      if (INTERNAL_SEGMENT.test(entry.name)) continue;
-      // Symlinks are not followed: they could point outside the bucket.
-      if (entry.isDirectory()) {
-        keyed.push({ key: `${rel}${entry.name}/`, folder: true, path: join(dir, entry.name) });
-      } else if (entry.isFile()) {
-        keyed.push({ key: `${rel}${entry.name}`, folder: false, path: join(dir, entry.name) });
-      }
-    }
-    keyed.sort((a, b) => compareCodeUnits(a.key, b.key));
+    const keyed = await this.sortedEntries(dir, rel);
+    if (!keyed) return;
     for (const { key, folder, path } of keyed) {
       if (folder) {
         if (!key.startsWith(prefix) && !prefix.startsWith(key)) continue;

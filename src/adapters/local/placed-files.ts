@@ -8,7 +8,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { type BigIntStats, constants } from "node:fs";
-import { mkdir, open, readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { lstat, mkdir, open, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 
 interface PlacedRecord {
@@ -50,6 +50,11 @@ export class PlacedFiles {
     const tmp = `${path}.tmp-${randomBytes(8).toString("hex")}`;
     await writeFile(tmp, JSON.stringify(record), { mode: 0o600 });
     await rename(tmp, path);
+  }
+
+  /** Whether any object of `bucket` is placed: a listing of a bucket with none looks up no records. */
+  async anyIn(bucket: string): Promise<boolean> {
+    return (await lstat(join(this.root, ".placed", bucket)).catch(() => undefined)) !== undefined;
   }
 
   /** Remember that object `name` (stat `st`) was placed by hard link and holds `sha256`. */

@@ -110,8 +110,8 @@ function defaultInclude(info: ObjectInfo): boolean {
   return !info.name.endsWith("/");
 }
 
-/** Cuts manifest lines into partitions as they stream past. */
-class Partitioner {
+/** Cuts manifest lines into partitions as they stream past (also used by a corpus refresh). */
+export class Partitioner {
   readonly partitions: ManifestPartition[] = [];
   private open: ManifestPartition | undefined;
   private readonly maxObjects: number;

@@ -9,12 +9,19 @@ import type { TextWindowMeta } from "./encoder.ts";
 import type { TextModel } from "./model-dir.ts";
 import { l2Normalize, poolTokens } from "./pooling.ts";
 
-/** Output columns of a text-embedding job: id, chunk (when chunking), embedding. */
-export function textOutputColumns(model: Pick<TextModel, "settings">): OutputColumn[] {
+/**
+ * Output columns of a text-embedding job: id, chunk (when chunking), embedding, and
+ * with `contentHash` the sha256 of the document object the vector was made from.
+ */
+export function textOutputColumns(
+  model: Pick<TextModel, "settings">,
+  contentHash = false,
+): OutputColumn[] {
   return [
     { name: "id", type: "string" },
     ...(model.settings.chunkOverlap !== undefined ? [{ name: "chunk", type: "int" } as const] : []),
     { name: "embedding", type: "float32[]" },
+    ...(contentHash ? [{ name: "sha256", type: "string" } as const] : []),
   ];
 }
 
@@ -23,7 +30,11 @@ export const POOLED = "text-embedding:pooled";
 
 /** Decoder for a model's windows (stateless: one may serve every attempt). */
 export class TextEmbeddingDecoder implements TaskDecoder<TextWindowMeta> {
-  constructor(private readonly model: Pick<TextModel, "output" | "dimension" | "settings">) {}
+  /** `contentHash`: write each record's object sha256 after the vector (see textOutputColumns). */
+  constructor(
+    private readonly model: Pick<TextModel, "output" | "dimension" | "settings">,
+    private readonly contentHash = false,
+  ) {}
 
   /** Pool (and normalise) batch `batch`'s rows into a [rows, dim] tensor. */
   reduce(window: Window<TextWindowMeta>, batch: number, outputs: Outputs): Outputs {
@@ -85,6 +96,7 @@ export class TextEmbeddingDecoder implements TaskDecoder<TextWindowMeta> {
         sink.string(meta.ids[r] as string);
         if (chunked) sink.int(s - first);
         sink.float32s(data.slice(row * dim, (row + 1) * dim));
+        if (this.contentHash) sink.string(meta.hashes?.[r] ?? null);
         sink.endRow();
       }
     }

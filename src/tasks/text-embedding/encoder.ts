@@ -8,6 +8,7 @@
  * are then sorted by length and batched (batcher.ts). The decoder writes the window's
  * rows back in input order.
  */
+import { createHash } from "node:crypto";
 import type { RecordBlock } from "../../sources/record-source.ts";
 import type { TaskEncoder, Window } from "../task.ts";
 import { planBatches } from "./batcher.ts";
@@ -20,6 +21,8 @@ import { truncateChars } from "./tokenizer.ts";
 export interface TextWindowMeta {
   /** Ids of the window's accepted records, in input order. */
   ids: string[];
+  /** sha256 of each record's object body (one-object-per-document inputs with `hashContent`). */
+  hashes?: string[];
   /** Record r's sequences are firstSeq[r] … firstSeq[r+1]-1 (length records + 1). */
   firstSeq: Int32Array;
   /** Per sequence: its batch, its row there, and its real (unpadded) length. */
@@ -48,6 +51,12 @@ export interface TextEncoderStats {
 export interface TextEncoderInput {
   /** Header and delimiter of a CSV input. */
   csv?: CsvLayout;
+  /**
+   * Record the sha256 of each object's bytes (documents under a prefix): the output
+   * then says which version of a document a vector is of, which is what a refresh
+   * compares against (a document may change between listing and reading).
+   */
+  hashContent?: boolean;
 }
 
 /** Encoder for one partition attempt (never shared). */
@@ -63,6 +72,8 @@ export class TextEmbeddingEncoder implements TaskEncoder<TextWindowMeta> {
   private readonly reader: TextRecordReader;
   private readonly typeIds: (length: number) => Int32Array;
   private ids: string[] = [];
+  private hashes: string[] = [];
+  private readonly hashContent: boolean;
   private firstSeq: number[] = [0];
   private sequences: Int32Array[] = [];
   private openTokens = 0;
@@ -73,6 +84,7 @@ export class TextEmbeddingEncoder implements TaskEncoder<TextWindowMeta> {
     input: TextEncoderInput = {},
   ) {
     this.reader = new TextRecordReader(model.settings.idField, model.settings.text, input.csv);
+    this.hashContent = input.hashContent === true;
     const tok = model.tokenizer;
     const cache = new Map<number, Int32Array>();
     this.typeIds = (length) => {
@@ -109,6 +121,7 @@ export class TextEmbeddingEncoder implements TaskEncoder<TextWindowMeta> {
       settings.chunkOverlap,
     );
     this.ids.push(record.id);
+    if (this.hashContent) this.hashes.push(contentHash(block, i));
     for (const s of sequences) {
       this.sequences.push(s);
       this.openTokens += s.length;
@@ -144,6 +157,7 @@ export class TextEmbeddingEncoder implements TaskEncoder<TextWindowMeta> {
       records: this.ids.length,
       meta: {
         ids: this.ids,
+        ...(this.hashContent ? { hashes: this.hashes } : {}),
         firstSeq: Int32Array.from(this.firstSeq),
         seqBatch: plan.seqBatch,
         seqRow: plan.seqRow,
@@ -154,8 +168,15 @@ export class TextEmbeddingEncoder implements TaskEncoder<TextWindowMeta> {
       },
     });
     this.ids = [];
+    this.hashes = [];
     this.firstSeq = [0];
     this.sequences = [];
     this.openTokens = 0;
   }
+}
+
+/** sha256 of record `i`'s object bytes (the whole body, BOM included); "" for a line record. */
+function contentHash(block: RecordBlock, i: number): string {
+  const body = block.kind === "objects" ? block.bodies[i] : undefined;
+  return body ? createHash("sha256").update(body).digest("hex") : "";
 }

@@ -62,6 +62,8 @@ export interface TextModel {
   tokenizer: TextTokenizer;
   settings: TextEmbeddingSettings;
   batching: BatchingOptions;
+  /** The descriptor's `task` block as validated (defaults filled in). */
+  task: TextTaskConfig;
   /**
    * Identity in the pipeline's terms: sha256 = the ONNX file; descriptorSha256 = the
    * tokenizer files, config.json and the settings above (so a job or a refresh sees any
@@ -331,6 +333,7 @@ export async function loadTextModel(source: TextModelSource): Promise<TextModel>
     tokenizer,
     settings,
     batching: batchingOf(task),
+    task,
     identity: { name, version, descriptor: descriptorPath, sha256: onnxSha256, descriptorSha256 },
     embeddingIdentity: sha256Hex(`${onnxSha256}:${descriptorSha256}`),
   };
