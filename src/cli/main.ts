@@ -11,7 +11,7 @@
  *   resume  drive an existing job with local workers
  *   init-model  write a model descriptor from an ONNX file and a sample
  */
-import { realpathSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { InvalidArgumentError, NotFoundError, PipelineError } from "../core/errors.ts";
@@ -32,7 +32,9 @@ import { localPaths } from "../runner/local-stores.ts";
 import {
   joinNegativeValues,
   parseCount,
+  parseDelimiter,
   parseFraction,
+  parseInputFormat,
   parseLogLevel,
   parsePositiveInt,
   parseSize,
@@ -55,6 +57,8 @@ import { COMMAND_NAMES, commandUsage, overviewUsage } from "./usage.ts";
 
 const OPTIONS = {
   input: { type: "string" },
+  format: { type: "string" },
+  delimiter: { type: "string" },
   model: { type: "string" },
   output: { type: "string" },
   "output-format": { type: "string" },
@@ -103,6 +107,16 @@ function out(line = ""): void {
 
 function objectPath(dataDir: string, bucket: string, object: string): string {
   return path.join(localPaths(dataDir).buckets, bucket, object);
+}
+
+/** How to read the input, from `--format` and `--delimiter` (run and submit). */
+function inputHints(v: Values) {
+  const format = parseInputFormat(v.format);
+  const delimiter = parseDelimiter(v.delimiter);
+  return {
+    ...(format !== undefined ? { format } : {}),
+    ...(delimiter !== undefined ? { delimiter } : {}),
+  };
 }
 
 /** The job spec fields the run/submit options set. */
@@ -163,9 +177,15 @@ async function cmdRun(v: Values): Promise<number> {
     throw new InvalidArgumentError(
       "run needs --model DESCRIPTOR.json (write one with `batch-infer init-model`, or see `npm run train`)",
     );
-  requireFileOrDirectory("input", v.input, "input");
+  requireFileOrDirectory("input", v.input, "input file");
   requireFile("model", v.model, "model descriptor");
   if (v.output) checkOutputDir(v.output);
+  const hints = inputHints(v);
+  if (Object.keys(hints).length > 0 && statSync(v.input).isDirectory()) {
+    throw new InvalidArgumentError(
+      "--format and --delimiter say how to read one file; a directory's files are read one per record",
+    );
+  }
   const dataDir = v["data-dir"] ?? ".batch-infer";
   // Log lines (this process's and the workers') go above the progress bar, not through it.
   const reporter = createProgressReporter(process.stderr);
@@ -173,7 +193,10 @@ async function cmdRun(v: Values): Promise<number> {
     level: (v["log-level"] as LogLevel | undefined) ?? "warn",
     write: (line) => reporter.log(line.trimEnd()),
   });
-  const spec = specFromOptions(v, "output");
+  const spec = {
+    ...specFromOptions(v, "output"),
+    ...(Object.keys(hints).length > 0 ? { input: hints } : {}),
+  };
   const controller = new AbortController();
   const onSignal = () => {
     if (controller.signal.aborted) process.exit(130);
@@ -297,7 +320,10 @@ async function cmdSubmit(v: Values): Promise<number> {
   const spec = {
     ...specFromOptions(v, v["output-bucket"] ?? "output"),
     // A trailing slash names a prefix: every object under it is one record.
-    input: name === "" || name.endsWith("/") ? { bucket, prefix: name } : { bucket, object: name },
+    input:
+      name === "" || name.endsWith("/")
+        ? { bucket, prefix: name, ...inputHints(v) }
+        : { bucket, object: name, ...inputHints(v) },
     model: { descriptor: v.model },
   };
   return withPipeline(v, async (p) => {
