@@ -202,8 +202,10 @@ describe("the delimiter in the job spec", () => {
     rejects(
       { object: "a.txt" },
       "/input/format",
-      /name it \.csv, \.tsv, \.jsonl or \.parquet, or set input\.format/,
+      /name it \.csv, \.tsv, \.jsonl or \.parquet, or say it \(--format csv\|tsv\|jsonl\|parquet; input\.format in a job spec\)/,
     );
+    // A delimiter alone says CSV.
+    assert.equal(resolveJobSpec(spec({ object: "a.txt", delimiter: "|" })).input.format, "csv");
     // At the CLI the field is named by its flag.
     assert.match(
       forUser('job spec invalid at /input/format: cannot tell the input format of "a.txt"'),

@@ -13,7 +13,7 @@ const COMMON = `Common options:
 
 const READ_OPTIONS = `  --format F               read the input as csv, tsv, jsonl or parquet (default: from its
                            name: .csv, .tsv/.tab, .jsonl/.ndjson, .parquet; a .gz name
-                           is read without .gz, e.g. .csv.gz is CSV)
+                           is read without .gz, e.g. .csv.gz is CSV; a --delimiter says CSV)
   --delimiter D            CSV field delimiter: , (default) ; | : ^ ~, tab (default for
                            .tsv), space, '\\x01'; quote it for the shell: --delimiter ';'`;
 

@@ -268,14 +268,15 @@ function resolveInput(input: JobSpecInput["input"]): JobSpec["input"] {
       ? "objects"
       : givenFormat === "tsv"
         ? "csv"
-        : (givenFormat ?? formatFromName(object));
+        : // A delimiter says CSV when the name doesn't say anything (a .txt export).
+          (givenFormat ?? formatFromName(object) ?? (given !== undefined ? "csv" : undefined));
   if (!format) {
     if (isGzipName(object)) {
       throw new InvalidArgumentError(gzipInputRefusal(input.bucket, object));
     }
     fail(
       "format",
-      `cannot tell the input format of "${object}": name it .csv, .tsv, .jsonl or .parquet, or set input.format (csv, tsv, jsonl or parquet)`,
+      `cannot tell the input format of "${object}": name it .csv, .tsv, .jsonl or .parquet, or say it (--format csv|tsv|jsonl|parquet; input.format in a job spec)`,
     );
   }
   format = format as InputFormat;
