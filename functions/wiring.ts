@@ -1,8 +1,8 @@
 import { describeError, InvalidArgumentError, PipelineError } from "../src/core/errors.ts";
-import type { JobSpecInput } from "../src/core/job-spec.ts";
 import { createLogger, type Logger, type LogLevel } from "../src/core/log.ts";
 import { DEFAULT_POLICY, type ScalingPolicy } from "../src/pipeline/scaler.ts";
 import { objectStoreScalerState } from "../src/pipeline/scaler-state.ts";
+import type { EventJobDefaults } from "../src/pipeline/splitter.ts";
 import { parseRefreshSettings } from "../src/refresh/settings.ts";
 import { openPipelineFromEnv } from "../src/runner/backend.ts";
 import { createMergerHandler } from "./merger/handler.ts";
@@ -66,13 +66,9 @@ function jsonConfig<T>(env: NodeJS.ProcessEnv, key: string, example: string): T 
   }
 }
 
-function jobDefaults(env: NodeJS.ProcessEnv): Omit<JobSpecInput, "input"> {
+function jobDefaults(env: NodeJS.ProcessEnv): EventJobDefaults {
   const example = '{"model":{"descriptor":"..."},"output":{"bucket":"scores"}}';
-  const defaults = jsonConfig<Omit<JobSpecInput, "input">>(
-    env,
-    "BATCH_INFER_JOB_DEFAULTS",
-    example,
-  );
+  const defaults = jsonConfig<EventJobDefaults>(env, "BATCH_INFER_JOB_DEFAULTS", example);
   if (!defaults) {
     throw new InvalidArgumentError(
       `config BATCH_INFER_JOB_DEFAULTS is required: a job spec without "input", e.g. ${example}`,

@@ -182,10 +182,32 @@ describe("CLI messages and commands", () => {
     assert.match(help.stdout, /--run-tag TAG/);
     assert.match(cli(["help", "init-model"]).stdout, /--sample DATA.csv/);
 
+    const runHelp = cli(["run", "--help"]).stdout;
+    assert.match(runHelp, /--format F +read the input as csv, tsv, jsonl or parquet/);
+    assert.match(runHelp, /--delimiter D +CSV field delimiter/);
+
     const dataDir = path.join(root.dir, "never");
     const file = path.join(root.dir, "a-file");
     await writeFile(file, "x");
+    const semicolons = path.join(root.dir, "semicolons.csv");
+    await writeFile(semicolons, (await readFile(input, "utf8")).replaceAll(",", ";"));
     const cases: [string[], RegExp][] = [
+      [
+        ["run", "--input", input, "--model", descriptor, "--delimiter", "ab"],
+        /--delimiter must be one character of , ; \| : \^ ~ \(quote it: --delimiter ';'\)/,
+      ],
+      [
+        ["run", "--input", input, "--model", descriptor, "--format", "xml"],
+        /--format must be one of csv, tsv, jsonl, parquet/,
+      ],
+      [
+        ["run", "--input", file, "--model", descriptor],
+        /--format: job spec invalid at \/input\/format: cannot tell the input format of "a-file"/,
+      ],
+      [
+        ["run", "--input", semicolons, "--model", descriptor],
+        /feature column "age" is not in the input; .*probably separated by ';', not ','; set --delimiter ';'/,
+      ],
       [
         ["run", "--input", input, "--model", descriptor, "--workers", "-1"],
         /--workers must be a positive whole number, got "-1"/,

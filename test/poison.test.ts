@@ -955,7 +955,7 @@ describe("rejected before anything is written", () => {
     }
   });
 
-  it("through the real entry point (upload, event, split): a model that isn't ONNX leaves no job, task or output", async () => {
+  it("through the real entry point (run): a model that isn't ONNX is refused before the upload; nothing at all is written", async () => {
     const dataDir = path.join(root.dir, "reject-run");
     const dir = unfit.dir;
     await assert.rejects(
@@ -969,12 +969,9 @@ describe("rejected before anything is written", () => {
     const p = openLocalPipeline(dataDir, { log: silentLogger });
     try {
       await assertNothingWritten(p, "run with a non-ONNX model");
-      // The upload itself happened, and its object event is the only event.
-      assert.equal((await p.store.list("input")).objects.length, 1);
-      assert.deepEqual(
-        (await p.eventLog.read()).map((e) => e.eventType),
-        ["com.oraclecloud.objectstorage.createobject"],
-      );
+      // `run` checks the model and the header before it stages the file: no upload, no event.
+      assert.deepEqual((await p.store.list("input")).objects, []);
+      assert.deepEqual(await p.eventLog.read(), []);
     } finally {
       p.close();
     }

@@ -669,7 +669,7 @@ describe("decodeField", () => {
 describe("the featurizer's one-pass CSV path", () => {
   // The featurizer parses plain decimals while it scans for commas and falls back to
   // splitCsvLine + parseNumber otherwise; both must give the same values and verdicts.
-  test("matches splitCsvLine + parseNumber on random lines", async () => {
+  test("matches splitCsvLine + parseNumber on random lines, at every delimiter", async () => {
     const columns = Array.from({ length: 12 }, (_, i) => `c${i}`);
     const descriptor: ModelDescriptor = {
       name: "t",
@@ -679,22 +679,33 @@ describe("the featurizer's one-pass CSV path", () => {
       features: columns.slice(1).map((column) => ({ column, type: "number" as const })),
       outputs: [{ name: "y", column: "y" }],
     };
-    const featurizer = createCsvFeaturizer(descriptor, ["c0"], columns);
+    const delimiters = [",", ";", "\t", "|"] as const;
+    const featurizers = delimiters.map((d) => createCsvFeaturizer(descriptor, ["c0"], columns, d));
     const spans = createFieldSpans(2);
-    const out = new Float32Array(featurizer.width);
+    const out = new Float32Array(descriptor.features.length);
     for (let round = 0; round < 3000; round++) {
       await withSeed("featurizer", 4000 + round, (rng) => {
+        const d = round % delimiters.length;
+        const delimiter = delimiters[d] as string;
+        const featurizer = featurizers[d] as (typeof featurizers)[number];
         const n = rng.chance(0.95) ? columns.length : rng.int(1, columns.length + 2);
         const fields = Array.from({ length: n }, (_, i) =>
-          i === 0 ? `id${round}` : rng.chance(0.85) ? randomNumberText(rng) : randomField(rng),
+          i === 0
+            ? `id${round}`
+            : rng.chance(0.85)
+              ? randomNumberText(rng)
+              : rng.chance(0.1)
+                ? rng.pick(["inf", "-Infinity", "NaN", "1e999", "-1e39", "3.4028236e38"])
+                : randomField(rng).replaceAll(",", delimiter),
         );
-        const line = fields.join(",");
+        const line = fields.join(delimiter);
         const buf = Buffer.from(`#${line}#`);
         const end = buf.length - 1;
         const keys = new KeyBatch();
         const verdict = featurizer.featurize(buf, 1, end, out, 0, keys);
-        // The reference: split, then parseNumber each field.
-        const status = splitCsvLine(buf, 1, end, spans);
+        // The reference: split, then parseNumber each field; a value a float32 can't
+        // hold as a finite number (NaN, ±Infinity, past its range) is a bad record.
+        const status = splitCsvLine(buf, 1, end, spans, delimiter.charCodeAt(0));
         let expected: string | undefined;
         const values: number[] = [];
         if (status !== "ok" || spans.count !== columns.length) expected = "bad";
@@ -703,7 +714,7 @@ describe("the featurizer's one-pass CSV path", () => {
             const s0 = spans.starts[i] as number;
             const e0 = spans.ends[i] as number;
             const v = s0 === e0 ? Number.NaN : parseNumber(buf, s0, e0);
-            if (Number.isNaN(v)) expected = "bad";
+            if (!Number.isFinite(Math.fround(v))) expected = "bad";
             values.push(v);
           }
         }

@@ -184,6 +184,23 @@ describe("text embeddings on the embedded default", () => {
     );
     await verified(csvDir, c.job);
 
+    // The same documents tab-separated (.tsv): every reader splits at the job's delimiter.
+    const tsv = path.join(root.dir, "docs.tsv");
+    await writeFile(
+      tsv,
+      `id\ttitle\ttext\n${picked.map(([id, t], i) => `${id}\t"T${i}, ""quoted"""\t${JSON.stringify(t)}`).join("\n")}\n`,
+    );
+    const tsvDir = path.join(root.dir, "tsv");
+    const tj = await runJob({ dataDir: tsvDir, inputFile: tsv, descriptor: chunked });
+    assert.equal(tj.job.state, "completed", tj.job.error);
+    assert.equal(tj.job.input.delimiter, "\t");
+    assert.deepEqual(
+      jsonRows((await readOutputs(tsvDir, tj.job)).predictions),
+      csvRows,
+      "a .tsv embeds exactly as the same .csv",
+    );
+    await verified(tsvDir, tj.job);
+
     const folder = path.join(root.dir, "folder");
     await mkdir(path.join(folder, "sub"), { recursive: true });
     for (const [id, t] of picked) await writeFile(path.join(folder, "sub", `${id}.txt`), t);

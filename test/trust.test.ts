@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { copyFile, mkdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -229,7 +230,8 @@ describe("the descriptor is checked against the model", () => {
     assert.equal(bad.code, 2, bad.stdout + bad.stderr);
     assert.match(bad.stderr, /output "probabilities".*index 5.*width 2/);
     assert.doesNotMatch(bad.stderr, /\n\s+at /, "no stack trace");
-    assert.equal(JSON.parse(cli(["jobs", "--json", "--data-dir", state]).stdout).length, 0);
+    // Refused before anything was staged: not even the data directory was made.
+    assert.equal(existsSync(state), false, "a refused run writes nothing");
     const good = cli(["run", "--input", input, "--model", await write(1), "--data-dir", state]);
     assert.equal(good.code, 0, good.stderr);
     void model;

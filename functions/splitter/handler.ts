@@ -1,11 +1,11 @@
 import { InvalidArgumentError, PipelineError } from "../../src/core/errors.ts";
-import type { JobSpecInput } from "../../src/core/job-spec.ts";
 import type { PipelineDeps } from "../../src/pipeline/deps.ts";
 import { parseObjectEvent } from "../../src/pipeline/events.ts";
 import { validateRequest } from "../../src/pipeline/requests.ts";
 import { rerunFailedPartitions } from "../../src/pipeline/rerun.ts";
 import { rerunAsNewJob } from "../../src/pipeline/rerun-job.ts";
 import {
+  type EventJobDefaults,
   type SplitResult,
   type SplitterDeps,
   splitFromEvent,
@@ -14,7 +14,8 @@ import {
 
 /** Function configuration: the job spec fields an upload event doesn't carry. */
 export interface SplitterConfig {
-  defaults: Omit<JobSpecInput, "input">;
+  /** A job spec without input bucket and object (`input.format`/`delimiter` may be set). */
+  defaults: EventJobDefaults;
   /** Buckets whose uploads this function scores (BATCH_INFER_INPUT_BUCKETS); unset = any but the output bucket. */
   inputBuckets?: string[];
 }

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from "../core/errors.ts";
+import { CSV_DELIMITERS, type CsvDelimiter } from "../core/records.ts";
 
 const UNITS: Record<string, number> = {
   "": 1,
@@ -107,4 +108,51 @@ export function parsePort(flag: string, raw: string): number {
     throw new InvalidArgumentError(`--${flag} must be a port number 0-65535, got "${raw}"`);
   }
   return n;
+}
+
+/** Input formats `--format` takes ("tsv" is CSV with tabs). */
+export const INPUT_FORMATS = ["csv", "tsv", "jsonl", "parquet"] as const;
+
+/** `--format`: how to read the input when its name doesn't say (e.g. a .txt file). */
+export function parseInputFormat(
+  text: string | undefined,
+): (typeof INPUT_FORMATS)[number] | undefined {
+  if (text === undefined) return undefined;
+  const format = INPUT_FORMATS.find((f) => f === text.toLowerCase());
+  if (!format) {
+    throw new InvalidArgumentError(
+      `--format must be one of ${INPUT_FORMATS.join(", ")} (tsv: CSV separated by tabs), got "${text}"`,
+    );
+  }
+  return format;
+}
+
+/** Names `--delimiter` takes for delimiters that are awkward to type in a shell. */
+const DELIMITER_NAMES: Record<string, CsvDelimiter> = {
+  tab: "\t",
+  comma: ",",
+  semicolon: ";",
+  pipe: "|",
+  colon: ":",
+  space: " ",
+};
+
+/**
+ * `--delimiter`: one of {@link CSV_DELIMITERS} as the character itself, a name (`tab`,
+ * `semicolon`, …) or an escape as typed in a shell without `$'…'` (`\t`, `\x01`).
+ */
+export function parseDelimiter(text: string | undefined): CsvDelimiter | undefined {
+  if (text === undefined) return undefined;
+  const escaped = /^\\(?:t|x([0-9a-f]{2})|u00([0-9a-f]{2}))$/i.exec(text);
+  const hex = escaped?.[1] ?? escaped?.[2];
+  const char =
+    DELIMITER_NAMES[text.toLowerCase()] ??
+    (escaped ? (hex ? String.fromCharCode(Number.parseInt(hex, 16)) : "\t") : text);
+  const found = CSV_DELIMITERS.find((d) => d === char);
+  if (found === undefined) {
+    throw new InvalidArgumentError(
+      `--delimiter must be one character of , ; | : ^ ~ (quote it: --delimiter ';'), or tab, space, '\\x01', '\\x1f'; got ${JSON.stringify(text)}`,
+    );
+  }
+  return found;
 }

@@ -9,16 +9,22 @@ import { mkdir, open, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { InvalidArgumentError, ModelError, PipelineError } from "../core/errors.ts";
+import { delimiterFromName, formatFromName, withoutGzipSuffix } from "../core/job-spec.ts";
+import type { CsvDelimiter } from "../core/records.ts";
 import { loadTabularModel } from "../model/descriptor.ts";
-import { createCsvFeaturizer, createJsonlFeaturizer } from "../model/featurizer.ts";
+import { createCsvFeaturizer, createJsonlFeaturizer, delimiterHint } from "../model/featurizer.ts";
 import { KeyBatch } from "../model/key-batch.ts";
 import {
   createFieldSpans,
   decodeField,
+  delimiterByte,
+  delimiterFlag,
   parseCsvHeader,
   splitCsvLine,
 } from "../records/csv-fields.ts";
+import { gunzipHead, isGzipFile } from "../runner/gunzip-input.ts";
 import { openTabularSession, scoreTabular } from "../tasks/tabular/tabular-task.ts";
+import { parseDelimiter, parseInputFormat } from "./args.ts";
 import {
   buildSkeleton,
   type ModelSignature,
@@ -42,6 +48,8 @@ export interface InitModelFlags {
   name?: string | undefined;
   force?: boolean | undefined;
   json?: boolean | undefined;
+  format?: string | undefined;
+  delimiter?: string | undefined;
 }
 
 function out(line = ""): void {
@@ -79,6 +87,8 @@ export async function readModelSignature(onnxPath: string): Promise<ModelSignatu
 /** A sample of the input: its columns and the first rows as text, plus the raw lines. */
 export interface Sample {
   format: "csv" | "jsonl";
+  /** CSV: the field delimiter. */
+  delimiter: CsvDelimiter;
   header: string[];
   rows: string[][];
   /** Each sampled data line's bytes (for the featurizer check). */
@@ -90,18 +100,42 @@ function jsonText(v: unknown): string {
   return typeof v === "string" ? v : JSON.stringify(v);
 }
 
-/** Read the head of a CSV or JSONL file: header and up to SAMPLE_ROWS rows. */
-export async function readSample(file: string): Promise<Sample> {
+/** How to read a sample, when its name doesn't say (the `run` flags of the same names). */
+export interface SampleOptions {
+  format?: "csv" | "tsv" | "jsonl" | "parquet" | undefined;
+  delimiter?: CsvDelimiter | undefined;
+}
+
+/** The first SAMPLE_BYTES of a file (decompressed when it is gzip), and whether that is all of it. */
+async function sampleBytes(file: string): Promise<{ buf: Buffer; full: boolean }> {
+  if (await isGzipFile(file)) {
+    const head = await gunzipHead(file, SAMPLE_BYTES);
+    return { buf: head.bytes, full: head.complete };
+  }
   const handle = await open(file, "r");
-  let buf: Buffer;
   try {
     const chunk = Buffer.alloc(SAMPLE_BYTES);
     const { bytesRead } = await handle.read(chunk, 0, SAMPLE_BYTES, 0);
-    buf = chunk.subarray(0, bytesRead);
+    return { buf: chunk.subarray(0, bytesRead), full: bytesRead < SAMPLE_BYTES };
   } finally {
     await handle.close();
   }
-  const full = buf.length < SAMPLE_BYTES;
+}
+
+/**
+ * Read the head of a CSV or JSONL file (gzipped or not): header and up to SAMPLE_ROWS
+ * rows. The format and delimiter come from `options`, else from the name as `run`
+ * reads it (.tsv is tab-separated), else JSON Lines when it starts with "{".
+ */
+export async function readSample(file: string, options: SampleOptions = {}): Promise<Sample> {
+  const name = withoutGzipSuffix(path.basename(file));
+  const named = formatFromName(name);
+  if (options.format === "parquet" || (options.format === undefined && named === "parquet")) {
+    throw new InvalidArgumentError(
+      `--sample ${file}: init-model reads a CSV or JSON Lines sample; give it the first rows of the Parquet file as CSV (e.g. pandas: pd.read_parquet(f).head(2000).to_csv("sample.csv", index=False))`,
+    );
+  }
+  const { buf, full } = await sampleBytes(file);
   // Drop a line cut by the read limit.
   const end = full ? buf.length : buf.lastIndexOf(0x0a) + 1;
   const spans: { s: number; e: number }[] = [];
@@ -114,7 +148,12 @@ export async function readSample(file: string): Promise<Sample> {
     if (stop > s) spans.push({ s, e: stop });
     s = next;
   }
-  const jsonl = /\.jsonl?$/i.test(file) || buf[0] === 0x7b;
+  const jsonl =
+    options.format === "jsonl" ||
+    (options.format === undefined &&
+      (named === "jsonl" || /\.json$/i.test(name) || buf[0] === 0x7b));
+  const delimiter: CsvDelimiter =
+    options.format === "tsv" ? "\t" : (options.delimiter ?? delimiterFromName(name) ?? ",");
   if (jsonl) {
     const header: string[] = [];
     const objects: Record<string, unknown>[] = [];
@@ -132,6 +171,7 @@ export async function readSample(file: string): Promise<Sample> {
     }
     return {
       format: "jsonl",
+      delimiter,
       header,
       rows: objects.map((o) => header.map((k) => jsonText(o[k]))),
       lines,
@@ -139,12 +179,13 @@ export async function readSample(file: string): Promise<Sample> {
   }
   const first = spans[0];
   if (!first) throw new InvalidArgumentError(`--sample ${file} has no header line`);
-  const header = parseCsvHeader(buf, first.s, first.e);
+  const byte = delimiterByte(delimiter);
+  const header = parseCsvHeader(buf, first.s, first.e, byte);
   const fields = createFieldSpans(header.length + 1);
   const rows: string[][] = [];
   const lines: Buffer[] = [];
   for (const { s, e } of spans.slice(1, SAMPLE_ROWS + 1)) {
-    if (splitCsvLine(buf, s, e, fields) !== "ok") continue;
+    if (splitCsvLine(buf, s, e, fields, byte) !== "ok") continue;
     const row: string[] = [];
     try {
       for (let f = 0; f < fields.count; f++) {
@@ -163,12 +204,13 @@ export async function readSample(file: string): Promise<Sample> {
     rows.push(row);
     lines.push(buf.subarray(s, e));
   }
-  if (header.length === 1 && /[;\t|]/.test(header[0] ?? "")) {
+  const hint = header.length === 1 ? delimiterHint(header, delimiter) : "";
+  if (hint) {
     throw new InvalidArgumentError(
-      `--sample ${file}: the header "${(header[0] ?? "").slice(0, 60)}" is one column; the file looks separated by something other than commas`,
+      `--sample ${file}: the header "${(header[0] ?? "").slice(0, 60)}" is one column${hint.replace(" (input.delimiter in a job spec)", "")}`,
     );
   }
-  return { format: "csv", header, rows, lines };
+  return { format: "csv", delimiter, header, rows, lines };
 }
 
 /** What the sample check found: rows scored, bad rows and the first reasons, first scores. */
@@ -185,7 +227,7 @@ async function checkOnSample(descriptorPath: string, sample: Sample): Promise<Sa
   const keyColumns = d.keyColumns ?? [];
   const featurizer =
     sample.format === "csv"
-      ? createCsvFeaturizer(d, keyColumns, sample.header)
+      ? createCsvFeaturizer(d, keyColumns, sample.header, sample.delimiter)
       : createJsonlFeaturizer(d, keyColumns);
   const width = featurizer.width;
   const features = new Float32Array(Math.max(1, sample.lines.length) * width);
@@ -270,8 +312,12 @@ export async function cmdInitModel(v: InitModelFlags): Promise<number> {
       `--out ${target} exists; pass --force to overwrite it, or name another file`,
     );
   }
+  const sampleOptions = {
+    format: parseInputFormat(v.format),
+    delimiter: parseDelimiter(v.delimiter),
+  };
   const sig = await readModelSignature(onnx);
-  const sample = await readSample(sampleFile);
+  const sample = await readSample(sampleFile, sampleOptions);
   if (sample.rows.length === 0)
     throw new InvalidArgumentError(`--sample ${sampleFile} has no rows to learn the columns from`);
   const features = list(v.features);
@@ -328,8 +374,13 @@ export async function cmdInitModel(v: InitModelFlags): Promise<number> {
       out(`  first ${s.column}: ${s.values.map((x) => Number(x.toPrecision(4))).join(", ")}`);
     }
   }
+  // The flags that read the sample read the input the same way.
+  const readFlags = [
+    sampleOptions.format ? ` --format ${sampleOptions.format}` : "",
+    sampleOptions.delimiter ? ` --delimiter ${delimiterFlag(sampleOptions.delimiter)}` : "",
+  ].join("");
   out(
-    `next: batch-infer run --input ${shown(sampleFile)} --model ${shown(target)} --output results/`,
+    `next: batch-infer run --input ${shown(sampleFile)}${readFlags} --model ${shown(target)} --output results/`,
   );
   return 0;
 }

@@ -12,7 +12,7 @@
  *   init-model  write a model descriptor from an ONNX file and a sample
  *   refresh keep a corpus's embeddings fresh (only new and changed documents embedded)
  */
-import { existsSync, realpathSync } from "node:fs";
+import { existsSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { InvalidArgumentError, NotFoundError, PipelineError } from "../core/errors.ts";
@@ -33,7 +33,9 @@ import { localPaths } from "../runner/local-stores.ts";
 import {
   joinNegativeValues,
   parseCount,
+  parseDelimiter,
   parseFraction,
+  parseInputFormat,
   parseLogLevel,
   parsePort,
   parsePositiveInt,
@@ -58,6 +60,8 @@ import { COMMAND_NAMES, commandUsage, overviewUsage } from "./usage.ts";
 
 const OPTIONS = {
   input: { type: "string" },
+  format: { type: "string" },
+  delimiter: { type: "string" },
   model: { type: "string" },
   output: { type: "string" },
   "output-format": { type: "string" },
@@ -115,6 +119,16 @@ function objectPath(dataDir: string, bucket: string, object: string): string {
 
 /** `run`'s default partition size (16 MiB). */
 const LOCAL_PARTITION_BYTES = 16 * 1024 * 1024;
+
+/** How to read the input, from `--format` and `--delimiter` (run and submit). */
+function inputHints(v: Values) {
+  const format = parseInputFormat(v.format);
+  const delimiter = parseDelimiter(v.delimiter);
+  return {
+    ...(format !== undefined ? { format } : {}),
+    ...(delimiter !== undefined ? { delimiter } : {}),
+  };
+}
 
 /** The job spec fields the run/submit options set. */
 function specFromOptions(v: Values, outputBucket: string) {
@@ -177,6 +191,12 @@ async function cmdRun(v: Values): Promise<number> {
   requireFileOrDirectory("input", v.input, "input file");
   requireFile("model", v.model, "model descriptor");
   if (v.output) checkOutputDir(v.output);
+  const hints = inputHints(v);
+  if (Object.keys(hints).length > 0 && statSync(v.input).isDirectory()) {
+    throw new InvalidArgumentError(
+      "--format and --delimiter say how to read one file; a directory's files are read one per record",
+    );
+  }
   const dataDir = v["data-dir"] ?? ".batch-infer";
   // Log lines (this process's and the workers') go above the progress bar, not through it.
   const reporter = createProgressReporter(process.stderr);
@@ -186,7 +206,11 @@ async function cmdRun(v: Values): Promise<number> {
   });
   // On one machine, smaller partitions than OCI's 64 MiB keep the workers busy to the
   // end (the last partition doesn't run alone for long); each costs a few store calls.
-  const spec = { partitionBytes: LOCAL_PARTITION_BYTES, ...specFromOptions(v, "output") };
+  const spec = {
+    partitionBytes: LOCAL_PARTITION_BYTES,
+    ...specFromOptions(v, "output"),
+    ...(Object.keys(hints).length > 0 ? { input: hints } : {}),
+  };
   const controller = new AbortController();
   const onSignal = () => {
     if (controller.signal.aborted) process.exit(130);
@@ -313,7 +337,10 @@ async function cmdSubmit(v: Values): Promise<number> {
   const spec = {
     ...specFromOptions(v, v["output-bucket"] ?? "output"),
     // A trailing slash names a prefix: every object under it is one record.
-    input: name === "" || name.endsWith("/") ? { bucket, prefix: name } : { bucket, object: name },
+    input:
+      name === "" || name.endsWith("/")
+        ? { bucket, prefix: name, ...inputHints(v) }
+        : { bucket, object: name, ...inputHints(v) },
     model: { descriptor: v.model },
   };
   return withPipeline(v, async (p) => {

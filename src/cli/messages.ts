@@ -27,6 +27,8 @@ const FIELD_FLAGS: Record<string, string> = {
   "/errorThreshold/maxFraction": "--max-error-rate",
   "/keyColumns": "--key",
   "/output/format": "--output-format",
+  "/input/format": "--format",
+  "/input/delimiter": "--delimiter",
 };
 
 /** A pipeline message as the CLI prints it: spec fields named by their flags. */

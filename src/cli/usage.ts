@@ -11,7 +11,14 @@ const COMMON = `Common options:
   --json                   machine-readable output
   -h, --help               this help`;
 
-const RUN_OPTIONS = `  --output DIR             also place predictions, errors, manifest and report in DIR
+const READ_OPTIONS = `  --format F               read the input as csv, tsv, jsonl or parquet (default: from its
+                           name: .csv, .tsv/.tab, .jsonl/.ndjson, .parquet; a .gz name
+                           is read without .gz, e.g. .csv.gz is CSV; a --delimiter says CSV)
+  --delimiter D            CSV field delimiter: , (default) ; | : ^ ~, tab (default for
+                           .tsv), space, '\\x01'; quote it for the shell: --delimiter ';'`;
+
+const RUN_OPTIONS = `${READ_OPTIONS}
+  --output DIR             also place predictions, errors, manifest and report in DIR
   --output-format F        jsonl (default), csv or parquet
   --workers N              most worker processes (default 2)
   --partition-size SIZE    target partition size, e.g. 64MiB, 1GB (default: run 16MiB, submit 64MiB)
@@ -44,9 +51,12 @@ const COMMANDS: Record<string, CommandHelp> = {
 
 Score a local CSV, JSONL or Parquet file end to end on this machine: upload it to
 the local input bucket, split it into partitions, score them with a pool of worker
-processes, merge, and print a summary. A directory (a media library) is scored one
-file per record, e.g. by an image model. Running the same command again resumes
-the same job (or finds it finished). Ctrl-C stops gracefully; run it again to resume.
+processes, merge, and print a summary. Options, model and the file's header are
+checked before anything is written. A gzip file (.csv.gz, .tsv.gz, .jsonl.gz) is
+decompressed once into the input bucket (a real copy: its uncompressed size on
+disk). A directory (a media library) is scored one file per record, e.g. by an
+image model. Running the same command again resumes the same job (or finds it
+finished). Ctrl-C stops gracefully; run it again to resume.
 
 Options:
 ${RUN_OPTIONS}
@@ -55,6 +65,7 @@ ${COMMON}
 
 Example:
   batch-infer run --input customers.csv --model models/churn/descriptor.json --output results/
+  batch-infer run --input export.txt --format csv --delimiter ';' --model models/churn/descriptor.json
   batch-infer run --input photos/ --model models/shapes/shapes.json --output-format parquet
 
 ${EXIT_CODES}
@@ -73,8 +84,10 @@ the embedded default nothing scores it until you run \`batch-infer resume JOB_ID
 
 Options:
   --output-bucket B        bucket for the outputs (default output)
-  and the run options: --output-format, --partition-size, --checkpoint-every,
-  --batch-size, --max-errors, --max-error-rate, --max-attempts, --key, --visibility
+  and the run options: --format, --delimiter, --output-format, --partition-size,
+  --checkpoint-every, --batch-size, --max-errors, --max-error-rate, --max-attempts,
+  --key, --visibility. A gzip object (.gz) is refused: it can't be split by byte
+  ranges; upload it decompressed, or score the file with \`run\`.
 
 ${COMMON}
 `,
@@ -185,6 +198,7 @@ Options:
   --key COL[,COL]          key columns copied into each output row (default: guessed)
   --name NAME              model name (default: the ONNX file's name)
   --force                  overwrite --out if it exists
+${READ_OPTIONS}
 
 Example:
   batch-infer init-model --onnx model.onnx --sample loans.csv --out models/loans/descriptor.json

@@ -1,6 +1,6 @@
 import jobSpecSchema from "../../events/schemas/job-spec.schema.json" with { type: "json" };
-import { UnsafePathError, ValidationError } from "./errors.ts";
-import type { InputFormat, JobSpec } from "./records.ts";
+import { InvalidArgumentError, UnsafePathError, ValidationError } from "./errors.ts";
+import type { CsvDelimiter, InputFormat, JobSpec } from "./records.ts";
 import { compileValidator } from "./schema.ts";
 
 /** A job spec as a user writes it: everything but input, output bucket and model is optional. */
@@ -8,8 +8,17 @@ export type JobSpecInput = Omit<
   Partial<JobSpec>,
   "input" | "output" | "model" | "errorThreshold"
 > & {
-  /** One object, or every object under a prefix (`prefix`; format "objects"). */
-  input: { bucket: string; object?: string; prefix?: string; format?: InputFormat };
+  /**
+   * One object, or every object under a prefix (`prefix`; format "objects"). Format
+   * "tsv" is CSV with a tab delimiter; `delimiter` is a CSV's field delimiter.
+   */
+  input: {
+    bucket: string;
+    object?: string;
+    prefix?: string;
+    format?: InputFormat | "tsv";
+    delimiter?: CsvDelimiter;
+  };
   output: { bucket: string; prefix?: string; format?: JobSpec["output"]["format"] };
   model: { descriptor: string };
   errorThreshold?: JobSpec["errorThreshold"];
@@ -88,13 +97,38 @@ export function checkJsonLimits(
   }
 }
 
-/** The input format implied by an object name, or undefined. */
+/** The input format implied by an object name, or undefined (.tsv and .tab are CSV). */
 export function formatFromName(name: string): InputFormat | undefined {
   const lower = name.toLowerCase();
-  if (lower.endsWith(".csv")) return "csv";
+  if (lower.endsWith(".csv") || lower.endsWith(".tsv") || lower.endsWith(".tab")) return "csv";
   if (lower.endsWith(".jsonl") || lower.endsWith(".ndjson")) return "jsonl";
   if (lower.endsWith(".parquet") || lower.endsWith(".pq")) return "parquet";
   return undefined;
+}
+
+/** The CSV delimiter an object name implies: a tab for .tsv and .tab, else undefined. */
+export function delimiterFromName(name: string): CsvDelimiter | undefined {
+  const lower = name.toLowerCase();
+  return lower.endsWith(".tsv") || lower.endsWith(".tab") ? "\t" : undefined;
+}
+
+/** True for a gzip-compressed object's name (`.gz`). */
+export function isGzipName(name: string): boolean {
+  return name.toLowerCase().endsWith(".gz");
+}
+
+/**
+ * Why a gzip object can't be a job's input here, and what to do instead: a gzip
+ * stream can't be split by byte ranges, and the splitter can't decompress a large
+ * object within a function's time limit (README, "Compressed input").
+ */
+export function gzipInputRefusal(bucket: string, object: string): string {
+  return `input object ${bucket}/${object} is gzip-compressed: a gzip stream can't be split into byte ranges, and the splitter can't decompress a large object within its time limit. Upload it decompressed (\`gunzip -k\`, then upload the .csv/.jsonl), or score the file with \`batch-infer run --input FILE.gz\`, which decompresses it once while staging`;
+}
+
+/** The name a reader sees for a format hint: `.gz` taken off (`x.csv.gz` reads as `x.csv`). */
+export function withoutGzipSuffix(name: string): string {
+  return isGzipName(name) ? name.slice(0, -3) : name;
 }
 
 /** Why `name` could address something outside its bucket, or undefined when it can't. */
@@ -216,6 +250,57 @@ function checkInputForm(raw: unknown): void {
 }
 
 /**
+ * The input's format and CSV delimiter: set, or implied by the object's name (a
+ * tab for .tsv). The delimiter is kept only when it is not a comma, so a spec that
+ * spells out the default is the same job as one that doesn't.
+ */
+function resolveInput(input: JobSpecInput["input"]): JobSpec["input"] {
+  const { delimiter: given, format: givenFormat, ...where } = input;
+  const object = input.object ?? "";
+  const fail = (at: "format" | "delimiter", detail: string): never => {
+    throw new ValidationError("INVALID_SPEC", `job spec invalid at /input/${at}: ${detail}`, {
+      schemaPath: `#/properties/input/properties/${at}`,
+      instancePath: `/input/${at}`,
+    });
+  };
+  let format: InputFormat | undefined =
+    input.prefix !== undefined
+      ? "objects"
+      : givenFormat === "tsv"
+        ? "csv"
+        : // A delimiter says CSV when the name doesn't say anything (a .txt export).
+          (givenFormat ?? formatFromName(object) ?? (given !== undefined ? "csv" : undefined));
+  if (!format) {
+    if (isGzipName(object)) {
+      throw new InvalidArgumentError(gzipInputRefusal(input.bucket, object));
+    }
+    fail(
+      "format",
+      `cannot tell the input format of "${object}": name it .csv, .tsv, .jsonl or .parquet, or say it (--format csv|tsv|jsonl|parquet; input.format in a job spec)`,
+    );
+  }
+  format = format as InputFormat;
+  if (givenFormat === "tsv" && given !== undefined && given !== "\t") {
+    fail(
+      "delimiter",
+      `format "tsv" is tab-separated; use format "csv" with delimiter ${JSON.stringify(given)}`,
+    );
+  }
+  const delimiter =
+    givenFormat === "tsv"
+      ? "\t"
+      : (given ?? (format === "csv" ? delimiterFromName(object) : undefined));
+  if (given !== undefined && format !== "csv") {
+    fail("delimiter", `a delimiter is for CSV input, and this input is ${format}`);
+  }
+  return {
+    ...where,
+    format,
+    ...(delimiter !== undefined && delimiter !== "," ? { delimiter } : {}),
+  };
+}
+
+/**
  * Validate a job spec against events/schemas/job-spec.schema.json and apply
  * defaults (`task`'s where it has its own). Throws ValidationError (code
  * INVALID_SPEC) naming the failing path and schema path, or UnsafePathError (with
@@ -230,21 +315,10 @@ export function resolveJobSpec(raw: unknown, task: TaskSpecDefaults = {}): JobSp
   checkInputForm(raw);
   // Validate a copy: Ajv fills defaults in place and callers keep their object.
   const spec = validateSpec(structuredClone(raw));
-  const prefix = spec.input.prefix;
-  const format =
-    prefix !== undefined
-      ? "objects"
-      : (spec.input.format ?? formatFromName(spec.input.object ?? ""));
-  if (!format) {
-    throw new ValidationError(
-      "INVALID_SPEC",
-      `job spec invalid at /input/format: cannot tell the input format of "${spec.input.object}": name it .csv, .jsonl or .parquet, or set input.format`,
-      { schemaPath: "#/properties/input/properties/format", instancePath: "/input/format" },
-    );
-  }
+  const input = resolveInput(spec.input);
   return {
     ...spec,
-    input: { ...spec.input, format },
+    input,
     output: {
       bucket: spec.output.bucket,
       prefix: (spec.output.prefix ?? "jobs").replace(/\/+$/, ""),

@@ -21,6 +21,26 @@ export type OutputColumnType = "string" | "float32" | "float64" | "int" | "float
  * object, or every object under a prefix (one record each: images, documents).
  */
 export type InputFormat = "csv" | "jsonl" | "parquet" | "objects";
+/**
+ * Field delimiters a CSV input may use (one character; the job spec schema lists
+ * the same): comma, semicolon, tab, pipe, colon, space, caret, tilde, and the
+ * control characters Hive (\u0001) and others (\u001f, unit separator) export with.
+ */
+export const CSV_DELIMITERS = [
+  ",",
+  ";",
+  "\t",
+  "|",
+  ":",
+  " ",
+  "^",
+  "~",
+  "\u0001",
+  "\u001f",
+] as const;
+/** One of {@link CSV_DELIMITERS}. */
+export type CsvDelimiter = (typeof CSV_DELIMITERS)[number];
+
 /** Output formats the merger writes. */
 export type OutputFormat = "jsonl" | "csv" | "parquet";
 
@@ -42,8 +62,17 @@ export interface ErrorThreshold {
 
 /** A job spec after defaults are applied (see src/core/job-spec.ts for the schema). */
 export interface JobSpec {
-  /** One object (`object`), or every object under `prefix` (format "objects"). */
-  input: { bucket: string; object?: string; prefix?: string; format: InputFormat };
+  /**
+   * One object (`object`), or every object under `prefix` (format "objects").
+   * `delimiter`: a CSV's field delimiter when it is not a comma (absent = ",").
+   */
+  input: {
+    bucket: string;
+    object?: string;
+    prefix?: string;
+    format: InputFormat;
+    delimiter?: CsvDelimiter;
+  };
   output: OutputLocation;
   /** Model descriptor location: a local path (local) or bucket object (OCI). */
   model: { descriptor: string };
@@ -200,6 +229,11 @@ export interface InputIdentity {
    * reader of the object. Absent on jobs created before: those read lines.
    */
   csvRecords?: { maxRecordBytes: number };
+  /**
+   * CSV: the field delimiter every reader of the job uses (header, records, fields,
+   * verify). Absent on jobs created before it was recorded: ",".
+   */
+  delimiter?: CsvDelimiter;
   /** Physical lines of the CSV header (a quoted name may span lines); absent = 1. */
   headerLines?: number;
   /** Parquet: rows in the file, and the columns read (flat), with their types. */

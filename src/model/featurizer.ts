@@ -2,6 +2,8 @@ import { ModelError } from "../core/errors.ts";
 import {
   createFieldSpans,
   decodeField,
+  delimiterByte,
+  delimiterFlag,
   type FieldSpans,
   parseNumber,
   splitCsvLine,
@@ -57,7 +59,6 @@ function bytesEqual(buf: Buffer, start: number, end: number, word: Buffer): bool
 }
 
 const QUOTE = 0x22;
-const COMMA = 0x2c;
 const MINUS = 0x2d;
 const PLUS = 0x2b;
 const DOT = 0x2e;
@@ -69,25 +70,83 @@ function preview(buf: Buffer, start: number, end: number): string {
   return JSON.stringify(buf.toString("utf8", start, Math.min(end, start + 40)));
 }
 
+/** True when `v` is a value a float32 tensor holds as a finite number. */
+function finiteAsFloat32(v: number): boolean {
+  const f = Math.fround(v);
+  return f - f === 0;
+}
+
+const NON_FINITE_WORD = /^\s*[+-]?(nan|inf|infinity)\s*$/i;
+
+/**
+ * Why a number feature's value can't be scored, for a value that parsed as NaN, as
+ * ±Infinity, or beyond float32's range (which the model would read as ±Infinity).
+ * Non-finite values are all bad records, in CSV and JSON Lines alike (README,
+ * "Your own model"): imputing them would hide a broken export.
+ */
+function numberProblem(what: string, text: string, value: number): string {
+  const shown = JSON.stringify(text.length > 40 ? text.slice(0, 40) : text);
+  if (Number.isNaN(value) && !NON_FINITE_WORD.test(text))
+    return `${what}: ${shown} is not a number`;
+  if (Number.isNaN(value) || !Number.isFinite(value)) {
+    return `${what}: ${shown} is not a finite number (NaN and ±Infinity are bad records; an empty value takes the feature's "missing")`;
+  }
+  return `${what}: ${shown} is beyond float32's range (±3.4e38), which the model reads`;
+}
+
+/** numberProblem for CSV field `field`, buf[s, e) (kept out of the fast path's body). */
+function badCsvNumber(
+  columns: readonly string[],
+  field: number,
+  buf: Buffer,
+  s: number,
+  e: number,
+  value: number,
+): string {
+  return numberProblem(`column ${columns[field]}`, buf.toString("utf8", s, e), value);
+}
+
+/** Delimiters a header may hold when the job splits it at another one. */
+const LIKELY_DELIMITERS = [",", ";", "\t", "|"];
+
+/**
+ * When the header's names hold another common delimiter (`loan_id;income;…` split at
+ * commas is one name), the sentence that says so and how to set the right one.
+ */
+export function delimiterHint(columns: readonly string[], delimiter: string): string {
+  const found = LIKELY_DELIMITERS.find(
+    (d) =>
+      d !== delimiter &&
+      columns.filter((c) => c.includes(d)).length >= Math.max(1, columns.length / 2),
+  );
+  if (found === undefined) return "";
+  const name = (d: string) => (d === "\t" ? "tabs" : `'${d}'`);
+  return `. The header holds ${name(found)}: the file is probably separated by ${name(found)}, not ${name(delimiter)}; set --delimiter ${delimiterFlag(found)} (input.delimiter in a job spec)`;
+}
+
 /** Where each feature and key column sits in the input header. */
-function columnIndex(columns: string[], column: string, role: string): number {
+function columnIndex(columns: string[], column: string, role: string, delimiter: string): number {
   const i = columns.indexOf(column);
   if (i < 0) {
     throw new ModelError(
-      `${role} column "${column}" is not in the input; its columns are: ${columns.slice(0, 40).join(", ")}${columns.length > 40 ? ", ..." : ""}`,
+      `${role} column "${column}" is not in the input; its columns are: ${columns.slice(0, 40).join(", ")}${columns.length > 40 ? ", ..." : ""}${delimiterHint(columns, delimiter)}`,
     );
   }
   return i;
 }
 
-/** Check a descriptor and key columns against a CSV header before any record is read. */
+/**
+ * Check a descriptor and key columns against a CSV header (split at `delimiter`)
+ * before any record is read.
+ */
 export function checkColumns(
   descriptor: ModelDescriptor,
   keyColumns: string[],
   columns: string[],
+  delimiter = ",",
 ): void {
-  for (const f of descriptor.features) columnIndex(columns, f.column, "feature");
-  for (const k of keyColumns) columnIndex(columns, k, "key");
+  for (const f of descriptor.features) columnIndex(columns, f.column, "feature", delimiter);
+  for (const k of keyColumns) columnIndex(columns, k, "key", delimiter);
 }
 
 interface CsvPlanEntry {
@@ -97,17 +156,22 @@ interface CsvPlanEntry {
   categoryBytes?: Buffer[];
 }
 
-/** A featurizer for CSV lines over a known header; parses bytes in place. */
+/**
+ * A featurizer for CSV lines over a known header, fields split at `delimiter` (one
+ * character, default ","); parses bytes in place.
+ */
 export function createCsvFeaturizer(
   descriptor: ModelDescriptor,
   keyColumns: string[],
   columns: string[],
+  delimiter = ",",
 ): RecordFeaturizer {
+  const delim = delimiterByte(delimiter);
   let slot = 0;
   const plan: CsvPlanEntry[] = descriptor.features.map((feature) => {
     const entry: CsvPlanEntry = {
       feature,
-      field: columnIndex(columns, feature.column, "feature"),
+      field: columnIndex(columns, feature.column, "feature", delimiter),
       slot,
       ...(feature.type === "category"
         ? { categoryBytes: feature.categories.map((c) => Buffer.from(c, "utf8")) }
@@ -117,12 +181,12 @@ export function createCsvFeaturizer(
     return entry;
   });
   const width = slot;
-  const keyFields = keyColumns.map((k) => columnIndex(columns, k, "key"));
+  const keyFields = keyColumns.map((k) => columnIndex(columns, k, "key", delimiter));
   const expected = columns.length;
   const spans: FieldSpans = createFieldSpans(Math.max(8, expected + 1));
 
   const split = (buf: Buffer, start: number, end: number): string | undefined => {
-    const status = splitCsvLine(buf, start, end, spans);
+    const status = splitCsvLine(buf, start, end, spans, delim);
     if (status === "unterminated_quote") return "unterminated quoted field";
     if (status === "text_after_quote") return "text after a closing quote";
     if (spans.count !== expected) return `expected ${expected} fields, got ${spans.count}`;
@@ -202,7 +266,9 @@ export function createCsvFeaturizer(
         continue;
       }
       const v = parseNumber(buf, s, t);
-      if (Number.isNaN(v)) return `column ${f.column}: ${preview(buf, s, t)} is not a number`;
+      if (!finiteAsFloat32(v)) {
+        return numberProblem(`column ${f.column}`, buf.toString("utf8", s, t), v);
+      }
       out[rowOffset + e.slot] = v;
     }
     const spanBad = featurizeSpans(buf, out, rowOffset);
@@ -237,6 +303,9 @@ export function createCsvFeaturizer(
     width,
     keyCount: keyFields.length,
     featurize(buf, start, end, out, rowOffset, keys) {
+      // Compared with every byte: a local copy stays in a register, where a closure
+      // variable would be loaded from the context.
+      const sep = delim;
       let i = start;
       let field = 0;
       for (;;) {
@@ -245,7 +314,7 @@ export function createCsvFeaturizer(
         if (i < end && buf[i] === QUOTE) return general(buf, start, end, out, rowOffset, keys);
         const act = fieldAction[field];
         if (act === 1) {
-          const c = i < end ? (buf[i] as number) : COMMA;
+          const c = i < end ? (buf[i] as number) : sep;
           const negative = c === MINUS;
           if (negative || c === PLUS) i++;
           // Integer digits, then fraction digits: two tight loops, no per-digit state checks.
@@ -271,26 +340,31 @@ export function createCsvFeaturizer(
             digits += frac;
           }
           let value: number;
-          if (i < end && buf[i] !== COMMA) {
+          if (i < end && buf[i] !== sep) {
             // Not a plain decimal: find the field's end and let parseNumber decide.
-            while (i < end && buf[i] !== COMMA) {
+            while (i < end && buf[i] !== sep) {
               if (buf[i] === QUOTE) return general(buf, start, end, out, rowOffset, keys);
               i++;
             }
             value = parseNumber(buf, fs, i);
+            // Only parseNumber's texts can be non-finite ("inf", "1e999", "nan").
+            if (!finiteAsFloat32(value)) return badCsvNumber(columns, field, buf, fs, i, value);
           } else if (digits === 0) {
             value = i === fs ? (fieldMissing[field] as number) : Number.NaN;
             if (i === fs && Number.isNaN(value)) return `column ${columns[field]}: missing value`;
           } else if (m < TWO_POW_53 && frac <= 22) {
             value = frac > 0 ? m / (POW10[frac] as number) : m;
             if (negative) value = -value;
-          } else value = parseNumber(buf, fs, i);
+          } else {
+            value = parseNumber(buf, fs, i);
+            if (!finiteAsFloat32(value)) return badCsvNumber(columns, field, buf, fs, i, value);
+          }
           if (Number.isNaN(value)) {
             return `column ${columns[field]}: ${preview(buf, fs, i)} is not a number`;
           }
           out[rowOffset + (fieldSlot[field] as number)] = value;
         } else {
-          while (i < end && buf[i] !== COMMA) {
+          while (i < end && buf[i] !== sep) {
             if (buf[i] === QUOTE) return general(buf, start, end, out, rowOffset, keys);
             i++;
           }
@@ -312,7 +386,7 @@ export function createCsvFeaturizer(
       return keysFromSpans(buf, keys);
     },
     keysOf(buf, start, end) {
-      if (splitCsvLine(buf, start, end, spans) !== "ok") return undefined;
+      if (splitCsvLine(buf, start, end, spans, delim) !== "ok") return undefined;
       try {
         return keyFields.map((k) =>
           k < spans.count
@@ -372,7 +446,11 @@ export function createJsonlFeaturizer(
             continue;
           }
           const n = jsonNumber(v);
-          if (Number.isNaN(n)) return `field ${f.column}: ${JSON.stringify(v)} is not a number`;
+          if (!finiteAsFloat32(n)) {
+            const text =
+              typeof v === "string" ? v : typeof v === "number" ? String(v) : JSON.stringify(v);
+            return numberProblem(`field ${f.column}`, text, n);
+          }
           out[at] = n;
         } else if (f.type === "boolean") {
           if (missing) {

@@ -4,6 +4,7 @@
  */
 import { ConflictError, describeError } from "../core/errors.ts";
 import type { JobRecord, PartitionRecord } from "../core/records.ts";
+import { delimiterByte } from "../records/csv-fields.ts";
 import { createReadStats, openOffset, readOwnedLines } from "../records/line-reader.ts";
 import { maxRecordBytes } from "../sources/line-source.ts";
 import type { PipelineDeps } from "./deps.ts";
@@ -27,6 +28,7 @@ async function scanNextRecordStart(
     end: p.end,
     maxLineBytes: maxRecordBytes(job),
     records: "csv" as const,
+    delimiter: delimiterByte(job.input.delimiter),
     stats,
   };
   const source = await deps.store.read(job.input.bucket, job.input.object, {

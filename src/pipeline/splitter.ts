@@ -173,18 +173,32 @@ export async function splitJob(
 }
 
 /**
+ * The job spec fields an upload event doesn't carry: model, output, options, and how
+ * to read the object when its name doesn't say (`input.format`, `input.delimiter`).
+ */
+export type EventJobDefaults = Omit<JobSpecInput, "input"> & {
+  input?: Pick<JobSpecInput["input"], "format" | "delimiter">;
+};
+
+/**
  * Handle an OCI Events object upload: the event names the input; `defaults`
  * supply the rest of the job spec (model, output, options) from function config.
  */
 export async function splitFromEvent(
   deps: SplitterDeps,
   rawEvent: unknown,
-  defaults: Omit<JobSpecInput, "input">,
+  defaults: EventJobDefaults,
 ): Promise<SplitResult & { event: ObjectEvent }> {
   const event = parseObjectEvent(rawEvent);
+  const { format, delimiter } = defaults.input ?? {};
   const result = await splitJob(deps, {
     ...defaults,
-    input: { bucket: event.data.additionalDetails.bucketName, object: event.data.resourceName },
+    input: {
+      bucket: event.data.additionalDetails.bucketName,
+      object: event.data.resourceName,
+      ...(format !== undefined ? { format } : {}),
+      ...(delimiter !== undefined ? { delimiter } : {}),
+    },
   });
   return { ...result, event };
 }

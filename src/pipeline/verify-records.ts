@@ -7,7 +7,12 @@
 import type { FileMetaData } from "hyparquet";
 import type { JobRecord } from "../core/records.ts";
 import type { ObjectStore } from "../ports/object-store.ts";
-import { createFieldSpans, decodeField, splitCsvLine } from "../records/csv-fields.ts";
+import {
+  createFieldSpans,
+  decodeField,
+  delimiterByte,
+  splitCsvLine,
+} from "../records/csv-fields.ts";
 import { parseJsonLine } from "../records/jsonl.ts";
 import { readOwnedLines } from "../records/line-reader.ts";
 import { parseManifestLine } from "../sources/objects/manifest.ts";
@@ -36,7 +41,7 @@ export async function* lines(
   bucket: string,
   object: string,
   from = 0,
-  csv?: { maxRecordBytes: number },
+  csv?: { maxRecordBytes: number; delimiter?: number },
 ): AsyncGenerator<Line> {
   const info = await store.head(bucket, object);
   if (!info || info.size <= from) return;
@@ -47,6 +52,7 @@ export async function* lines(
     end: info.size,
     maxLineBytes: csv ? csv.maxRecordBytes : 64 * 1024 * 1024,
     records: csv ? ("csv" as const) : ("lines" as const),
+    ...(csv?.delimiter !== undefined ? { delimiter: csv.delimiter } : {}),
   };
   for await (const block of readOwnedLines(source, options)) {
     for (let i = 0; i < block.count; i++) {
@@ -62,8 +68,13 @@ export async function* lines(
   }
 }
 
-/** Key values of a record or an output row, as the pipeline writes them. */
-export function keyReader(format: "csv" | "jsonl", columns: string[], keyNames: string[]) {
+/** Key values of a record or an output row, as the pipeline writes them (CSV split at `delimiter`). */
+export function keyReader(
+  format: "csv" | "jsonl",
+  columns: string[],
+  keyNames: string[],
+  delimiter?: number,
+) {
   const spans = createFieldSpans(Math.max(8, columns.length + 1));
   const index = keyNames.map((k) => columns.indexOf(k));
   return (line: Line): string[] | undefined => {
@@ -75,7 +86,7 @@ export function keyReader(format: "csv" | "jsonl", columns: string[], keyNames: 
           return v === undefined || v === null ? "" : typeof v === "string" ? v : JSON.stringify(v);
         });
       }
-      if (splitCsvLine(line.buf, line.start, line.end, spans) !== "ok") return undefined;
+      if (splitCsvLine(line.buf, line.start, line.end, spans, delimiter) !== "ok") return undefined;
       return index.map((i) =>
         i < 0 || i >= spans.count
           ? ""
@@ -169,13 +180,19 @@ export async function* inputRecords(
     }
     return;
   }
-  const readKeys = keyReader(input.format === "jsonl" ? "jsonl" : "csv", input.columns, keyNames);
+  const delimiter = delimiterByte(input.delimiter);
+  const readKeys = keyReader(
+    input.format === "jsonl" ? "jsonl" : "csv",
+    input.columns,
+    keyNames,
+    delimiter,
+  );
   for await (const l of lines(
     store,
     input.bucket,
     input.object,
     input.dataStart,
-    input.csvRecords,
+    input.csvRecords && { ...input.csvRecords, delimiter },
   )) {
     const blank =
       !l.oversize && (l.end === l.start || (l.end - l.start === 1 && l.buf[l.start] === 13));

@@ -59,6 +59,19 @@ export type CsvLineStatus = "ok" | "unterminated_quote" | "text_after_quote";
 const QUOTE = 0x22;
 const COMMA = 0x2c;
 
+/** The byte of a CSV delimiter as a job records it (one character; absent = ","). */
+export function delimiterByte(delimiter: string | undefined): number {
+  return delimiter === undefined ? COMMA : delimiter.charCodeAt(0);
+}
+
+/** A delimiter as the CLI's `--delimiter` takes it: `tab`, or the character quoted for a shell. */
+export function delimiterFlag(delimiter: string): string {
+  if (delimiter === "\t") return "tab";
+  const code = delimiter.charCodeAt(0);
+  if (code < 0x20) return `'\\x${code.toString(16).padStart(2, "0")}'`;
+  return `'${delimiter}'`;
+}
+
 /**
  * Split the record buf[start, end) (terminator already stripped; newlines inside quoted
  * fields are field content) into field spans.
@@ -179,9 +192,9 @@ function matchesWord(buf: Buffer, i: number, e: number, word: string): boolean {
  * - hex/octal/binary literals (`0x10`, `0o7`, `0b1`) are NaN (Number parses them);
  * - non-ASCII whitespace (e.g. U+00A0) is not trimmed: NaN;
  * - `inf` / `infinity` in any case, with an optional sign, are ±Infinity (Number only
- *   knows `Infinity`), so numpy/pandas exports round-trip;
- * - `nan` in any case is NaN, which callers can't tell from invalid text: treating it
- *   as a bad feature is intended (models seldom handle NaN inputs).
+ *   knows `Infinity`), so numpy/pandas spellings parse;
+ * - `nan` in any case is NaN, like invalid text.
+ * The featurizer makes every non-finite result a bad record (src/model/featurizer.ts).
  */
 export function parseNumber(buf: Buffer, start: number, end: number): number {
   let i = start;
@@ -556,8 +569,11 @@ export function csvFieldCountProblem(
   end: number,
   expected: number,
   spans: FieldSpans,
+  delimiter: number = COMMA,
 ): string | undefined {
-  if (splitCsvLine(buf, start, end, spans) !== "ok" || spans.count === expected) return undefined;
+  if (splitCsvLine(buf, start, end, spans, delimiter) !== "ok" || spans.count === expected) {
+    return undefined;
+  }
   return `expected ${expected} fields, got ${spans.count}`;
 }
 
@@ -574,12 +590,13 @@ export function describeInvalidUtf8(
   end: number,
   columns: readonly string[],
   spans: FieldSpans,
+  delimiter: number = COMMA,
 ): string | undefined {
   const bad = firstInvalidUtf8(buf, start, end);
   if (bad < 0) return undefined;
   const byte = `0x${(buf[bad] as number).toString(16).padStart(2, "0")}`;
   const where = `byte ${byte} at position ${bad - start + 1} of the line`;
-  if (splitCsvLine(buf, start, end, spans) === "ok") {
+  if (splitCsvLine(buf, start, end, spans, delimiter) === "ok") {
     for (let f = 0; f < spans.count; f++) {
       if (bad >= (spans.starts[f] as number) && bad < (spans.ends[f] as number)) {
         const name = columns[f] ?? `#${f + 1}`;
@@ -602,11 +619,16 @@ export function decodeField(buf: Buffer, start: number, end: number, kind: numbe
 
 /**
  * Column names from the CSV header line buf[start, end) (terminator stripped; a leading
- * UTF-8 BOM is ignored). Names are kept exactly as written (no trimming); one unnamed
+ * UTF-8 BOM is ignored), split at `delimiter` (a byte; default ','). Names are kept exactly as written (no trimming); one unnamed
  * column is allowed (pandas writes its index that way). Throws InvalidArgumentError for
  * an empty header, bad quoting, invalid UTF-8 or duplicate names.
  */
-export function parseCsvHeader(buf: Buffer, start: number, end: number): string[] {
+export function parseCsvHeader(
+  buf: Buffer,
+  start: number,
+  end: number,
+  delimiter: number = COMMA,
+): string[] {
   let s = start;
   if (end - s >= 3 && buf[s] === 0xef && buf[s + 1] === 0xbb && buf[s + 2] === 0xbf) s += 3;
   if (s === end) {
@@ -615,7 +637,7 @@ export function parseCsvHeader(buf: Buffer, start: number, end: number): string[
     );
   }
   const spans = createFieldSpans(64);
-  const status = splitCsvLine(buf, s, end, spans);
+  const status = splitCsvLine(buf, s, end, spans, delimiter);
   if (status === "unterminated_quote") {
     throw new InvalidArgumentError(
       `CSV header has an unterminated quote in column ${spans.count + 1}: close the quoted name with a '"' (write a quote inside it as "")`,

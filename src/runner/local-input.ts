@@ -13,14 +13,22 @@
  * Hashing costs one read of the file (about 1.6 GB/s with SHA extensions); it is
  * cached by the file's (device, inode, size, mtime, ctime), so running the same
  * command again does not read it again.
+ *
+ * A gzip file (by its magic bytes) is the exception: its records can't be read by
+ * byte range, so it is decompressed once into a real file named by the decompressed
+ * content (`x.csv.gz` → `<sha256 prefix>/x.csv`; the same data plain or gzipped is one
+ * object and one job). That copy takes the uncompressed size on disk and stays in the
+ * input bucket; running the command again finds it instead of decompressing again.
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { withFileLock } from "../adapters/local/file-lock.ts";
 import { InvalidArgumentError, NotFoundError, PreconditionFailedError } from "../core/errors.ts";
 import { sha256Hex } from "../core/ids.ts";
+import { withoutGzipSuffix } from "../core/job-spec.ts";
+import { checkGzipFile, type Decompressed, gunzipToTemp } from "./gunzip-input.ts";
 import type { LocalPipeline } from "./local-stores.ts";
 
 /** Where a local file went. */
@@ -30,8 +38,22 @@ export interface StagedInput {
   etag: string;
   sha256: string;
   size: number;
-  /** linked: a hard link to the file; copied: its bytes were copied; existing: already staged. */
-  how: "linked" | "copied" | "existing";
+  /**
+   * linked: a hard link to the file; copied: its bytes were copied; decompressed: a gzip
+   * file decompressed into a new file; existing: already staged.
+   */
+  how: "linked" | "copied" | "decompressed" | "existing";
+}
+
+/** The bytes to place: the file itself, or (gzip) its decompressed copy, made on demand. */
+interface Source {
+  /** The object's file name (a gzip file's without `.gz`). */
+  name: string;
+  gzip: boolean;
+  /** A file holding the content: the input itself, or a decompressed temporary copy. */
+  file(): Promise<string>;
+  /** Remove what file() made. */
+  cleanup(): Promise<void>;
 }
 
 type FileStat = Awaited<ReturnType<typeof statBig>>;
@@ -106,37 +128,83 @@ export async function stageLocalInput(
   }
   if (!st.isFile()) throw new InvalidArgumentError(`input ${absolute} is not a regular file`);
   const dataDir = pipeline.paths.dataDir;
-  const hashRecord = path.join(dataDir, "state", "input-hashes", statKey(absolute, st));
-  let sha = (await readRecord<{ sha256: string }>(hashRecord))?.sha256;
-  if (!sha) {
-    sha = await hashFile(absolute);
-    const after = await statBig(absolute);
-    if (!sameBytes(st, after)) {
-      throw new InvalidArgumentError(
-        `input file ${absolute} changed while it was being read: run again once it is complete`,
-      );
-    }
-  }
-  const size = Number(st.size);
-  const stagedRecord = path.join(dataDir, "state", "staged", sha);
-  await mkdir(path.dirname(stagedRecord), { recursive: true, mode: 0o700 });
-  // One command at a time stages a given content (two `run`s of one file racing):
-  // the second then finds what the first placed, etag and all.
-  return withFileLock(
-    `${stagedRecord}.lock`,
-    () => place(pipeline, bucket, absolute, sha, size, stagedRecord),
-    // Placing may copy a large file across filesystems; the holder stays alive meanwhile.
-    { timeoutMs: 30 * 60_000 },
+  const gzip = await checkGzipFile(absolute);
+  // A gzip file's record holds the hash of its decompressed content.
+  const hashRecord = path.join(
+    dataDir,
+    "state",
+    "input-hashes",
+    `${statKey(absolute, st)}${gzip ? ".gunzip" : ""}`,
   );
+  const source = sourceOf(absolute, gzip, path.join(dataDir, "state", "gunzip"));
+  try {
+    let sha = (await readRecord<{ sha256: string }>(hashRecord))?.sha256;
+    if (!sha) {
+      sha = gzip ? await source.hashed() : await hashFile(absolute);
+      const after = await statBig(absolute);
+      if (!sameBytes(st, after)) {
+        throw new InvalidArgumentError(
+          `input file ${absolute} changed while it was being read: run again once it is complete`,
+        );
+      }
+    }
+    const content = sha;
+    const stagedRecord = path.join(dataDir, "state", "staged", sha);
+    await mkdir(path.dirname(stagedRecord), { recursive: true, mode: 0o700 });
+    // One command at a time stages a given content (two `run`s of one file racing):
+    // the second then finds what the first placed, etag and all.
+    return await withFileLock(
+      `${stagedRecord}.lock`,
+      () => place(pipeline, bucket, absolute, source, content, stagedRecord, hashRecord),
+      // Placing may copy a large file across filesystems; the holder stays alive meanwhile.
+      { timeoutMs: 30 * 60_000 },
+    );
+  } finally {
+    await source.cleanup();
+  }
+}
+
+/** The source of `absolute`'s object (see {@link Source}); `hashed()` decompresses a gzip file. */
+function sourceOf(
+  absolute: string,
+  gzip: boolean,
+  tempDir: string,
+): Source & { hashed(): Promise<string> } {
+  const base = path.basename(absolute);
+  if (!gzip) {
+    return {
+      name: base,
+      gzip,
+      file: async () => absolute,
+      cleanup: async () => {},
+      hashed: () => hashFile(absolute),
+    };
+  }
+  let copy: Promise<Decompressed> | undefined;
+  const decompressed = () => {
+    copy ??= gunzipToTemp(absolute, tempDir);
+    return copy;
+  };
+  return {
+    name: withoutGzipSuffix(base),
+    gzip,
+    file: async () => (await decompressed()).path,
+    hashed: async () => (await decompressed()).sha256,
+    cleanup: async () => {
+      const made = await copy?.catch(() => undefined);
+      if (made) await rm(made.path, { force: true });
+    },
+  };
 }
 
 async function place(
   pipeline: LocalPipeline,
   bucket: string,
   absolute: string,
+  source: Source,
   sha: string,
-  size: number,
   stagedRecord: string,
+  hashRecord: string,
 ): Promise<StagedInput> {
   const dataDir = pipeline.paths.dataDir;
   const known = await readRecord<{ object: string; etag: string }>(stagedRecord);
@@ -144,27 +212,30 @@ async function place(
     await writeRecord(stagedRecord, { object, etag });
     // The file's ctime changed if we just linked it: key the hash by what it is now.
     const now = await statBig(absolute).catch(() => undefined);
-    if (now)
-      await writeRecord(path.join(dataDir, "state", "input-hashes", statKey(absolute, now)), {
-        sha256: sha,
-      });
+    const key = `${now ? statKey(absolute, now) : ""}${source.gzip ? ".gunzip" : ""}`;
+    if (now) await writeRecord(path.join(path.dirname(hashRecord), key), { sha256: sha });
   };
   if (known) {
     const current = await pipeline.store.head(bucket, known.object);
     if (current && current.etag === known.etag) {
+      await remember(known.object, current.etag);
       return {
         bucket,
         object: known.object,
         etag: current.etag,
         sha256: sha,
-        size,
+        size: current.size,
         how: "existing",
       };
     }
   }
-  for (const object of candidateNames(sha, path.basename(absolute))) {
+  // The content's bytes: the file, or a gzip file's decompressed copy (made only now
+  // when the hash was known from an earlier run).
+  const file = await source.file();
+  const size = (await stat(file)).size;
+  for (const object of candidateNames(sha, source.name)) {
     try {
-      const placed = await pipeline.objects.placeFile(bucket, object, absolute, sha);
+      const placed = await pipeline.objects.placeFile(bucket, object, file, sha);
       await remember(object, placed.etag);
       return {
         bucket,
@@ -172,7 +243,7 @@ async function place(
         etag: placed.etag,
         sha256: sha,
         size,
-        how: placed.linked ? "linked" : "copied",
+        how: source.gzip ? "decompressed" : placed.linked ? "linked" : "copied",
       };
     } catch (err) {
       if (!(err instanceof PreconditionFailedError)) throw err;

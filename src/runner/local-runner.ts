@@ -3,7 +3,6 @@ import { stat } from "node:fs/promises";
 import path from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../core/errors.ts";
 import { sha256Hex } from "../core/ids.ts";
-import type { JobSpecInput } from "../core/job-spec.ts";
 import type { Logger } from "../core/log.ts";
 import type { JobRecord, PartitionRecord } from "../core/records.ts";
 import { TERMINAL_JOB_STATES } from "../core/records.ts";
@@ -12,12 +11,11 @@ import { objectCreatedEvent } from "../pipeline/events.ts";
 import { recoverStalledJob } from "../pipeline/recover.ts";
 import { DEFAULT_POLICY, decideReplicas, type ScalingPolicy } from "../pipeline/scaler.ts";
 import { type SplitResult, splitFromEvent } from "../pipeline/splitter.ts";
-import { checkModelOpens } from "../tasks/registry.ts";
 import { stageLocalInput } from "./local-input.ts";
 import { splitLocalDirectory } from "./local-media-job.ts";
+import { type PreflightOptions, preflightLocalFile } from "./local-preflight.ts";
 import { type LocalPipeline, openLocalPipeline } from "./local-stores.ts";
 import { type PoolMember, ProcessPool, type WorkerCommand } from "./process-pool.ts";
-import { providersFrom } from "./worker-config.ts";
 
 /** Progress of a job, as the CLI's bar shows it. */
 export interface JobProgress {
@@ -50,7 +48,8 @@ export interface LocalRunOptions {
   descriptor: string;
   /** Most worker processes (the scaler decides how many run). */
   workers: number;
-  spec?: Omit<Partial<JobSpecInput>, "input" | "model">;
+  /** Job spec options; `input` only says how to read the file (format, delimiter). */
+  spec?: PreflightOptions["spec"];
   intraOpThreads?: number;
   log: Logger;
   onProgress?: (p: JobProgress) => void;
@@ -165,6 +164,9 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
         ...(await driveLocalJob(pipeline, media.jobId, { ...options, warmPool })),
       };
     }
+    // The splitter's checks (options, model, onnxruntime, header) on the local file
+    // first: a refused run stages nothing and logs no event.
+    await preflightLocalFile(pipeline, bucket, options);
     const staged = await stageLocalInput(pipeline, bucket, options.inputFile);
     const { etag, object: objectName } = staged;
     options.log.info("input staged", {
@@ -179,29 +181,12 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
       eventId: `local-${sha256Hex(`${bucket}/${objectName}@${etag}`).slice(0, 16)}`,
     });
     await pipeline.events.publish([event]);
-    const split = await splitFromEvent(
-      {
-        ...pipeline,
-        // Fail up front, before a job exists, if onnxruntime can't run the model as
-        // described on the execution providers the workers will use.
-        checkModel: async (model) => {
-          const fallbacks = await checkModelOpens(model, {
-            executionProviders: providersFrom(process.env.ORT_EXECUTION_PROVIDERS),
-          });
-          for (const f of fallbacks) {
-            options.log.info(`execution provider ${f.provider} is unavailable here`, {
-              reason: f.reason,
-            });
-          }
-        },
-      },
-      event,
-      {
-        ...options.spec,
-        output: { bucket: "output", ...options.spec?.output },
-        model: { descriptor: path.resolve(options.descriptor) },
-      },
-    );
+    // The preflight opened the model with onnxruntime already.
+    const split = await splitFromEvent(pipeline, event, {
+      ...options.spec,
+      output: { bucket: "output", ...options.spec?.output },
+      model: { descriptor: path.resolve(options.descriptor) },
+    });
     handedOver = true;
     const driven = await driveLocalJob(pipeline, split.jobId, { ...options, warmPool });
     return { split, ...driven };

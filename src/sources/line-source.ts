@@ -1,5 +1,6 @@
 import type { JobRecord, PartitionRecord } from "../core/records.ts";
 import type { ObjectStore } from "../ports/object-store.ts";
+import { delimiterByte } from "../records/csv-fields.ts";
 import { openOffset, type ReadStats, readOwnedLines } from "../records/line-reader.ts";
 import type { RecordBlock, RecordSource } from "./record-source.ts";
 
@@ -41,6 +42,8 @@ export function lineSource(
         end: partition.end,
         maxLineBytes,
         records,
+        // Where a quote may open a field depends on the delimiter.
+        delimiter: delimiterByte(job.input.delimiter),
         ...(stats ? { stats } : {}),
       } as const;
       const source = await store.read(job.input.bucket, job.input.object, {

@@ -52,6 +52,8 @@ export class TabularEncoder implements TaskEncoder<TabularMeta> {
       batchSize: number;
       format: InputFormat;
       columns: string[];
+      /** CSV field delimiter, a byte (default ','). */
+      delimiter?: number;
       /** Keys are byte offsets (the job has no key columns). */
       offsetKeys: boolean;
     },
@@ -78,12 +80,27 @@ export class TabularEncoder implements TaskEncoder<TabularMeta> {
         this.blockIsUtf8 = isUtf8(ownedSpan(lines));
       }
       if (!this.blockIsUtf8)
-        reason = describeInvalidUtf8(buf, s, e, this.options.columns, this.spans);
+        reason = describeInvalidUtf8(
+          buf,
+          s,
+          e,
+          this.options.columns,
+          this.spans,
+          this.options.delimiter,
+        );
     }
     reason ??= this.featurizer.featurize(buf, s, e, this.features, this.rows * width, this.keys);
     if (reason !== undefined && csv) {
       // The featurizer stops at the first value it can't use; a shifted row says why better.
-      reason = csvFieldCountProblem(buf, s, e, this.options.columns.length, this.spans) ?? reason;
+      reason =
+        csvFieldCountProblem(
+          buf,
+          s,
+          e,
+          this.options.columns.length,
+          this.spans,
+          this.options.delimiter,
+        ) ?? reason;
     }
     if (reason !== undefined) {
       this.keys.truncate(keyMark);

@@ -42,7 +42,7 @@ export const tabularTask: TaskModule<TabularModel, TabularSession & OpenedModel>
     if (input.format === "csv") {
       if (input.columns.length === 0)
         throw new PipelineError("INVALID_ARGUMENT", "the CSV has no header line");
-      checkColumns(d, keyColumns, input.columns);
+      checkColumns(d, keyColumns, input.columns, input.delimiter);
     } else if (input.format === "parquet") {
       // Every column's type against its feature, before any row is read.
       createRowFeaturizer(d, keyColumns, input.parquet?.columns ?? []);

@@ -3,6 +3,7 @@ import type { JobRecord } from "../../core/records.ts";
 import type { LoadedModel, TabularModel } from "../../model/descriptor.ts";
 import { createCsvFeaturizer, createJsonlFeaturizer } from "../../model/featurizer.ts";
 import { type ModelSession, openModelSession, type SessionOptions } from "../../model/session.ts";
+import { delimiterByte } from "../../records/csv-fields.ts";
 import { createRowFeaturizer } from "../../sources/parquet/row-featurizer.ts";
 import type { RecordBlock } from "../../sources/record-source.ts";
 import type { OutputColumn, TaskRuntime } from "../task.ts";
@@ -130,7 +131,7 @@ export function tabularRuntime(
   }
   const featurizer =
     job.input.format === "csv"
-      ? createCsvFeaturizer(model.descriptor, keyColumns, job.input.columns)
+      ? createCsvFeaturizer(model.descriptor, keyColumns, job.input.columns, job.input.delimiter)
       : createJsonlFeaturizer(model.descriptor, keyColumns);
   return {
     ...base,
@@ -141,6 +142,7 @@ export function tabularRuntime(
         batchSize: job.spec.batchSize,
         format: job.input.format,
         columns: job.input.columns,
+        delimiter: delimiterByte(job.input.delimiter),
         offsetKeys,
       }),
     keysOf(block: RecordBlock, i: number) {

@@ -6,6 +6,7 @@
  */
 import { InvalidArgumentError, ModelError } from "../../core/errors.ts";
 import { openModelSession } from "../../model/session.ts";
+import { delimiterByte } from "../../records/csv-fields.ts";
 import type { RecordBlock, RowBlock } from "../../sources/record-source.ts";
 import type { OpenedModel, TaskModule } from "../registry.ts";
 import { TextEmbeddingDecoder, textOutputColumns } from "./decoder.ts";
@@ -101,7 +102,10 @@ export const textEmbeddingTask: TaskModule<LoadedTextModel, OpenedModel> = {
   },
   runtime(job, model, opened) {
     const objects = job.input.format === "objects";
-    const csv = job.input.format === "csv" ? { columns: job.input.columns } : undefined;
+    const csv =
+      job.input.format === "csv"
+        ? { columns: job.input.columns, delimiter: delimiterByte(job.input.delimiter) }
+        : undefined;
     const s = model.text.settings;
     const reader = new TextRecordReader(s.idField, s.text, csv);
     return {
