@@ -1,17 +1,5 @@
 import type { PartitionRecord } from "../core/records.ts";
-
-/**
- * Failed attempts of a partition in the current run: the rule the worker's
- * attempt budget uses (`failedAttempts` in partition-worker.ts, which this
- * module can't import: the worker imports the merger). Hand-backs don't count;
- * attempts before a `rerun --failed` don't either.
- */
-function attemptsCounted(p: PartitionRecord): number {
-  const from = p.retryFromEpoch ?? 0;
-  return p.attempts.filter(
-    (a) => a.epoch > from && (!a.endedAt || a.outcome === "lost" || a.outcome === "error"),
-  ).length;
-}
+import { failedAttempts } from "./partition-attempts.ts";
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
@@ -23,7 +11,7 @@ function plural(n: number, word: string): string {
  * attempt", "partitions 2, 5 failed after 3 attempts each".
  */
 export function failedPartitionsMessage(jobId: string, failed: PartitionRecord[]): string {
-  const counts = failed.map(attemptsCounted);
+  const counts = failed.map(failedAttempts);
   const same = counts.every((c) => c === counts[0]);
   const n = counts[0] ?? 0;
   const which =

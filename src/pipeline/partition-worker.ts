@@ -1,12 +1,6 @@
-import {
-  ConflictError,
-  describeError,
-  LeaseLostError,
-  PipelineError,
-  redactSecrets,
-} from "../core/errors.ts";
+import { ConflictError, LeaseLostError, PipelineError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
-import type { Attempt, JobRecord, PartitionRecord } from "../core/records.ts";
+import type { JobRecord, PartitionRecord } from "../core/records.ts";
 import { noopObserver, type WorkerObserver } from "../metrics/worker-observer.ts";
 import type { Versioned } from "../ports/checkpoint-store.ts";
 import type { QueueMessage } from "../ports/task-queue.ts";
@@ -21,6 +15,14 @@ import { finalizeIfLast, publishDone } from "./finalize.ts";
 import { mergeJob } from "./merger.ts";
 import { MessageLease } from "./message-lease.ts";
 import { parseTask, type Task } from "./messages.ts";
+import {
+  claimedRow,
+  erroredRow,
+  failedAttempts,
+  failedRow,
+  failureDetail,
+  handedBackRow,
+} from "./partition-attempts.ts";
 import { PartitionLease } from "./partition-lease.ts";
 import { scorePartition } from "./score-partition.ts";
 import { TaskRuntimeCache } from "./task-runtimes.ts";
@@ -49,38 +51,6 @@ export interface WorkerOptions {
   instrumentRuntime?: (runtime: TaskRuntime) => TaskRuntime;
   /** Called when this worker claims or releases a message (the local pool uses it to hand back a dead worker's partition). */
   onClaim?: (claim: { receipt: string; jobId: string; partition?: number } | undefined) => void;
-}
-
-/** Longest failure detail kept in a partition row, its events and the logs. */
-const MAX_DETAIL_CHARS = 2000;
-
-/**
- * A failure as one line for the partition row, events and logs: credentials an
- * error message may quote are redacted, and the length is bounded so that a
- * verbose error can't bloat rows or push an event past its size limit.
- */
-function failureDetail(err: unknown): string {
-  const text = redactSecrets(describeError(err));
-  return text.length > MAX_DETAIL_CHARS ? `${text.slice(0, MAX_DETAIL_CHARS)}…` : text;
-}
-
-/** Failed attempts so far: crashed/stalled (never ended) or errored; graceful hand-backs don't count. */
-export function failedAttempts(p: PartitionRecord): number {
-  const from = p.retryFromEpoch ?? 0;
-  return p.attempts.filter(
-    (a) => a.epoch > from && (!a.endedAt || a.outcome === "lost" || a.outcome === "error"),
-  ).length;
-}
-
-function endOpenAttempt(
-  attempts: Attempt[],
-  at: string,
-  outcome: Attempt["outcome"],
-  detail?: string,
-): Attempt[] {
-  return attempts.map((a) =>
-    a.endedAt ? a : { ...a, endedAt: at, outcome, ...(detail ? { detail } : {}) },
-  );
 }
 
 /**
@@ -329,17 +299,7 @@ export class PartitionWorker {
         return;
       }
       await claimed
-        .update((p) => ({
-          ...p,
-          lastError: detail,
-          attempts: endOpenAttempt(
-            p.attempts,
-            new Date(this.deps.now()).toISOString(),
-            "error",
-            detail,
-          ),
-          updatedAt: new Date(this.deps.now()).toISOString(),
-        }))
+        .update((p) => erroredRow(p, detail, new Date(this.deps.now()).toISOString()))
         .catch(() => undefined);
       const retryable = !(err instanceof PipelineError) || err.retryable;
       // Back off before the next try; a non-retryable error (bad model) goes straight to the cap.
@@ -373,23 +333,8 @@ export class PartitionWorker {
     log: Logger,
   ): Promise<PartitionLease | undefined> {
     const at = new Date(this.deps.now()).toISOString();
-    const epoch = row.value.epoch + 1;
-    const claimed: PartitionRecord = {
-      ...row.value,
-      state: "running",
-      epoch,
-      owner: this.options.workerId,
-      attempts: [
-        ...endOpenAttempt(
-          row.value.attempts,
-          at,
-          "lost",
-          "worker stopped without handing back (killed or stalled)",
-        ),
-        { epoch, worker: this.options.workerId, startedAt: at, fromOffset: row.value.offset },
-      ],
-      updatedAt: at,
-    };
+    const claimed = claimedRow(row.value, this.options.workerId, at);
+    const epoch = claimed.epoch;
     try {
       const next = await this.deps.checkpoints.updatePartition(claimed, row.version);
       log.info("claimed partition", {
@@ -410,18 +355,7 @@ export class PartitionWorker {
   private async handBack(claimed: PartitionLease, lease: MessageLease, log: Logger): Promise<void> {
     const at = new Date(this.deps.now()).toISOString();
     try {
-      await claimed.update((p) => ({
-        ...p,
-        state: "pending",
-        owner: undefined,
-        attempts: endOpenAttempt(
-          p.attempts,
-          at,
-          "handed_back",
-          "worker stopping (preemption or scale-down)",
-        ),
-        updatedAt: at,
-      }));
+      await claimed.update((p) => handedBackRow(p, at));
     } catch (err) {
       if (!(err instanceof LeaseLostError)) throw err;
     }
@@ -442,22 +376,7 @@ export class PartitionWorker {
     let failed: PartitionRecord;
     try {
       failed = (
-        await this.deps.checkpoints.updatePartition(
-          {
-            ...row.value,
-            state: "failed",
-            owner: undefined,
-            lastError: reason,
-            attempts: endOpenAttempt(
-              row.value.attempts,
-              at,
-              "lost",
-              "worker stopped without handing back (killed or stalled)",
-            ),
-            updatedAt: at,
-          },
-          row.version,
-        )
+        await this.deps.checkpoints.updatePartition(failedRow(row.value, reason, at), row.version)
       ).value;
     } catch (err) {
       if (err instanceof ConflictError) {

@@ -75,6 +75,10 @@ function newChunk(offset: number): Chunk {
   };
 }
 
+/** Records scored between event-loop turns while a commit is in flight. */
+const YIELD_EVERY = 64;
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** Score from the checkpoint to the end; "stopped" when a stop cut it short (checkpointed). */
 export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopped"> {
   const { job, lease, runtime } = ctx;
@@ -92,6 +96,12 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
   let output = newOutput();
   let spare: ChunkOutput | undefined;
   let committing: Promise<void> | undefined;
+  // While a commit is in flight, scoring gives the event loop a turn every few hundred
+  // records: each of the commit's steps (open, write, fsync, rename…) waits for a turn,
+  // and scoring alone yields only between blocks and batches, so a commit took as long
+  // as scoring a whole chunk and the worker often waited for it.
+  let commitInFlight = false;
+  let sinceYield = 0;
   const pending: { window: Window; outputs: Promise<Outputs[]> }[] = [];
   let chunk = newChunk(p0.offset);
 
@@ -138,7 +148,16 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
     }
     output = spare ?? newOutput();
     spare = filled;
+    commitInFlight = true;
     committing = writing.then(() => filled.reset());
+    committing.then(
+      () => {
+        commitInFlight = false;
+      },
+      () => {
+        commitInFlight = false;
+      },
+    );
     // Awaited before the next commit or the end; until then a failure must not crash.
     committing.catch(() => undefined);
   };
@@ -189,6 +208,10 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
           }
         }
         if (chunk.inputs >= every) await commit(false);
+        else if (commitInFlight && ++sinceYield >= YIELD_EVERY) {
+          sinceYield = 0;
+          await yieldToEventLoop();
+        }
         if (ctx.stopping()) break;
       }
       if (ctx.stopping() || ctx.lost()) break;
@@ -228,23 +251,29 @@ async function commitChunk(
   const seq = p.parts.length;
   let ref: PartRef | undefined;
   if (chunk.lines > 0) {
-    const current = await store.head(job.input.bucket, job.input.object);
+    const errors = chunk.errorLines.join("");
+    // The input check and the part writes run together (a worker's event loop is busy
+    // scoring the next chunk, so each sequential step of a commit waits for a turn):
+    // the check only has to pass before the checkpoint names the parts, and parts of a
+    // commit that never happens are orphans nothing reads.
+    const [current] = await Promise.all([
+      store.head(job.input.bucket, job.input.object),
+      body.length > 0
+        ? store.put(
+            layout.bucket,
+            partName(layout, p.index, seq, p.epoch, job.spec.output.format),
+            body,
+          )
+        : undefined,
+      errors.length > 0
+        ? store.put(layout.bucket, errorPartName(layout, p.index, seq, p.epoch), errors)
+        : undefined,
+    ]);
     if (current?.etag !== job.input.etag) {
       throw new PipelineError(
         "PRECONDITION_FAILED",
         `input ${job.input.bucket}/${job.input.object} changed since job ${job.jobId} was created (etag ${current?.etag ?? "missing"}, job ${job.input.etag}): its scores are not committed; a new upload starts a new job`,
       );
-    }
-    const errors = chunk.errorLines.join("");
-    if (body.length > 0) {
-      await store.put(
-        layout.bucket,
-        partName(layout, p.index, seq, p.epoch, job.spec.output.format),
-        body,
-      );
-    }
-    if (errors.length > 0) {
-      await store.put(layout.bucket, errorPartName(layout, p.index, seq, p.epoch), errors);
     }
     ref = {
       seq,

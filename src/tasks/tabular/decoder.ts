@@ -1,6 +1,6 @@
 import type { ModelDescriptor } from "../../model/descriptor.ts";
 import type { Outputs, RowSink, TaskDecoder, Tensor, Window } from "../task.ts";
-import type { TabularMeta } from "./encoder.ts";
+import type { TabularMeta } from "./feature-batches.ts";
 
 /** How one descriptor output is read from the model's output tensor. */
 export interface OutputReader {

@@ -1,7 +1,6 @@
 import { isUtf8 } from "node:buffer";
 import type { InputFormat } from "../../core/records.ts";
 import type { RecordFeaturizer } from "../../model/featurizer.ts";
-import { KeyBatch } from "../../model/key-batch.ts";
 import {
   createFieldSpans,
   csvFieldCountProblem,
@@ -10,12 +9,7 @@ import {
 import type { OwnedLines } from "../../records/line-reader.ts";
 import type { RecordBlock } from "../../sources/record-source.ts";
 import type { TaskEncoder, Window } from "../task.ts";
-
-/** What a tabular window carries to the decoder: its rows' key values. */
-export interface TabularMeta {
-  keys: KeyBatch;
-  rows: number;
-}
+import { FeatureBatches, type TabularMeta } from "./feature-batches.ts";
 
 /** The bytes of a block from its first line's start to its last line's end (oversize lines aside). */
 function ownedSpan(block: OwnedLines): Buffer {
@@ -35,10 +29,7 @@ function ownedSpan(block: OwnedLines): Buffer {
  * bytes in place, never decoded to strings.
  */
 export class TabularEncoder implements TaskEncoder<TabularMeta> {
-  private features: Float32Array;
-  private keys = new KeyBatch();
-  private rows = 0;
-  private readonly ready: Window<TabularMeta>[] = [];
+  private readonly batches: FeatureBatches;
   private readonly spans;
   /** The last line block checked for UTF-8 as a whole, and whether it passed. */
   private checkedBlock: OwnedLines | undefined;
@@ -58,7 +49,7 @@ export class TabularEncoder implements TaskEncoder<TabularMeta> {
       offsetKeys: boolean;
     },
   ) {
-    this.features = new Float32Array(options.batchSize * featurizer.width);
+    this.batches = new FeatureBatches(featurizer.width, options);
     this.spans = createFieldSpans(Math.max(8, options.columns.length + 1));
   }
 
@@ -68,8 +59,8 @@ export class TabularEncoder implements TaskEncoder<TabularMeta> {
     const buf = lines.buf;
     const s = lines.starts[i] as number;
     const e = lines.ends[i] as number;
-    const width = this.featurizer.width;
-    const keyMark = this.keys.length;
+    const batches = this.batches;
+    const keyMark = batches.keys.length;
     const csv = this.options.format === "csv";
     let reason: string | undefined;
     if (csv) {
@@ -89,7 +80,7 @@ export class TabularEncoder implements TaskEncoder<TabularMeta> {
           this.options.delimiter,
         );
     }
-    reason ??= this.featurizer.featurize(buf, s, e, this.features, this.rows * width, this.keys);
+    reason ??= this.featurizer.featurize(buf, s, e, batches.features, batches.offset, batches.keys);
     if (reason !== undefined && csv) {
       // The featurizer stops at the first value it can't use; a shifted row says why better.
       reason =
@@ -103,43 +94,15 @@ export class TabularEncoder implements TaskEncoder<TabularMeta> {
         ) ?? reason;
     }
     if (reason !== undefined) {
-      this.keys.truncate(keyMark);
+      batches.keys.truncate(keyMark);
       return reason;
     }
-    if (this.options.offsetKeys) this.keys.addString(String(lines.offsets[i]));
-    this.rows++;
-    if (this.rows === this.options.batchSize) this.close();
+    if (this.options.offsetKeys) batches.keys.addString(String(lines.offsets[i]));
+    batches.rowDone();
     return undefined;
   }
 
   take(flush: boolean): Window<TabularMeta>[] {
-    if (flush) this.close();
-    return this.ready.splice(0, this.ready.length);
-  }
-
-  private close(): void {
-    if (this.rows === 0) return;
-    const width = this.featurizer.width;
-    const rows = this.rows;
-    const values = this.features.subarray(0, rows * width);
-    this.ready.push({
-      batches: [
-        {
-          feeds: {
-            [this.options.inputName]:
-              this.options.inputType === "float64"
-                ? { type: "float64", data: Float64Array.from(values), dims: [rows, width] }
-                : { type: "float32", data: values, dims: [rows, width] },
-          },
-          rows,
-        },
-      ],
-      records: rows,
-      meta: { keys: this.keys, rows },
-    });
-    // The batch's buffer goes to the inference thread: start a new one.
-    this.features = new Float32Array(this.options.batchSize * width);
-    this.keys = new KeyBatch();
-    this.rows = 0;
+    return this.batches.take(flush);
   }
 }

@@ -8,7 +8,8 @@ import { createRowFeaturizer } from "../../sources/parquet/row-featurizer.ts";
 import type { RecordBlock } from "../../sources/record-source.ts";
 import type { OutputColumn, TaskRuntime } from "../task.ts";
 import { TabularDecoder } from "./decoder.ts";
-import { TabularEncoder, type TabularMeta } from "./encoder.ts";
+import { TabularEncoder } from "./encoder.ts";
+import type { TabularMeta } from "./feature-batches.ts";
 import { checkTabularModel, zeroFeeds } from "./model-check.ts";
 import { TabularRowEncoder } from "./row-encoder.ts";
 
