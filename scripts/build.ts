@@ -15,13 +15,15 @@
  * - dist/cli.js, dist/worker.js: ESM (the worker awaits at top level), with the
  *   backends split into chunks loaded on demand.
  */
-import { readdir, stat } from "node:fs/promises";
+import { readdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { build } from "esbuild";
 
 const native = ["onnxruntime-node", "better-sqlite3", "sharp", "@fnproject/fdk"];
 const external = [...native, "oci-*"];
 const started = Date.now();
+// Chunk names carry a content hash: without this, every build would leave the last one's behind.
+await rm("dist/chunks", { recursive: true, force: true });
 await Promise.all([
   build({
     entryPoints: { functions: "functions/fn-entry.ts" },
