@@ -7,7 +7,7 @@
  *   2. The compute-bound MLP through the pipeline on CUDA (`batch-infer run`,
  *      ORT_EXECUTION_PROVIDERS=cuda) against bare onnxruntime on CUDA over
  *      pre-built batches; target: pipeline ≥ 0.8 × bare CUDA.
- *   3. The embedding model the same way, once scripts/gen-text-model.ts exists
+ *   3. The embedding model (scripts/gen-text-model.ts) the same way
  *      (skipped, saying so, until then).
  *   4. The fallback rule: with ORT_EXECUTION_PROVIDERS=cuda,cpu on a machine
  *      where CUDA can't be used (here; on a GPU machine the GPU is hidden with
@@ -117,10 +117,9 @@ async function mlpOnCuda(ort: Ort): Promise<CudaFigure> {
 }
 
 /**
- * The embedding model, from scripts/gen-text-model.ts. Assumed contract (the
- * generator is not in this tree yet; adjust here when it lands): run as
- * `gen-text-model.ts --out DIR`, it writes DIR/descriptor.json, DIR/model.onnx
- * and one sample input, DIR/*.jsonl or DIR/*.csv.
+ * The embedding model, from scripts/gen-text-model.ts: with `--layout flat
+ * --corpus N` it writes DIR/descriptor.json, DIR/model.onnx (beside the tokenizer
+ * files) and DIR/corpus.jsonl, N topical documents of every length class.
  */
 async function embeddingOnCuda(ort: Ort): Promise<CudaFigure | string> {
   const generator = path.join(ROOT, "scripts", "gen-text-model.ts");
@@ -129,10 +128,14 @@ async function embeddingOnCuda(ort: Ort): Promise<CudaFigure | string> {
   }
   const dir = path.join(MODELS_DIR, "gpu-check-text");
   await rm(dir, { recursive: true, force: true });
-  const made = spawnSync(process.execPath, ["--import", "tsx", generator, "--out", dir], {
-    encoding: "utf8",
-    cwd: ROOT,
-  });
+  const made = spawnSync(
+    process.execPath,
+    ["--import", "tsx", generator, "--out", dir, "--layout", "flat", "--corpus", "4000"],
+    {
+      encoding: "utf8",
+      cwd: ROOT,
+    },
+  );
   if (made.status !== 0) {
     throw new Error(`gen-text-model.ts --out ${dir} failed: ${made.stderr.trim().slice(-2000)}`);
   }

@@ -24,6 +24,8 @@ import { ZipReader } from "../src/adapters/oci/zip-reader.ts";
 import { type LoadedModel, loadModel } from "../src/model/descriptor.ts";
 import type { ByteRange, ObjectStore } from "../src/ports/object-store.ts";
 import { openTabularSession } from "../src/tasks/tabular/tabular-task.ts";
+import { writeTextModel } from "../src/tasks/text-embedding/model-gen/generate.ts";
+import { shapesModelDir } from "./helpers/media-fixture.ts";
 import { churnModel, tempDir } from "./helpers/pipeline-fixture.ts";
 import { buildZip, crc32Of } from "./helpers/zip-writer.ts";
 import { registerDataScience } from "./oci-standin/datascience.ts";
@@ -205,6 +207,84 @@ describe("model source", () => {
     const again = await createModelResolver({ cacheDir, objectStore: store })(location);
     assert.equal(again, first);
     assert.equal(store.total(), 2, "no second download");
+  });
+
+  it("fetches every file a descriptor names: an image model's labels file, a text model's directory (onnx/ layout)", async () => {
+    const dir = await scratch();
+    const store = new CountingStore(new LocalObjectStore({ root: path.join(dir, "buckets") }));
+    // The image model: descriptor, uint8 ONNX file and labels.txt beside it.
+    const shapes = await shapesModelDir();
+    for (const name of ["shapes.json", "model-uint8.onnx", "labels.txt"]) {
+      await store.put("models", `shapes/${name}`, await readFile(path.join(shapes, name)));
+    }
+    const cacheDir = path.join(dir, "cache");
+    const load = createModelLoader({ cacheDir, objectStore: store });
+    const image = await load("oci://models@ns/shapes/shapes.json");
+    const local = await loadModel(path.join(shapes, "shapes.json"));
+    assert.ok(image.kind === "image-classification" && local.kind === "image-classification");
+    assert.deepEqual(image.labels, local.labels);
+    assert.equal(store.total(), 3);
+    // The cache is checked against all three etags: a new labels file is fetched again.
+    await store.put("models", "shapes/labels.txt", `${local.labels.join("\n")}\n`);
+    await load("oci://models@ns/shapes/shapes.json");
+    assert.equal(store.reads.get("shapes/labels.txt"), 2);
+
+    // The text model: an optimum-style export (onnx/model.onnx) with its tokenizer files.
+    const textDir = path.join(dir, "text");
+    await writeTextModel(textDir, { hidden: 32, layers: 1, heads: 2, intermediate: 64 });
+    const textFiles = [
+      "descriptor.json",
+      "config.json",
+      "tokenizer.json",
+      "tokenizer_config.json",
+      "onnx/model.onnx",
+    ];
+    for (const name of textFiles) {
+      await store.put("models", `text/${name}`, await readFile(path.join(textDir, name)));
+    }
+    const text = await load("oci://models@ns/text/descriptor.json");
+    assert.equal(text.kind, "text-embedding");
+    const reference = await loadModel(path.join(textDir, "descriptor.json"));
+    assert.deepEqual(
+      [text.identity.sha256, text.identity.descriptorSha256, text.identity.dimension],
+      [
+        reference.identity.sha256,
+        reference.identity.descriptorSha256,
+        reference.identity.dimension,
+      ],
+      "the cached directory is the same model: weights, tokenizer and settings",
+    );
+
+    // The same directory as a Data Science artifact.
+    const modelId = dsModelId();
+    ds.putModelArtifact(
+      modelId,
+      buildZip(
+        await Promise.all(
+          textFiles.map(async (name) => ({
+            name: `m/${name}`,
+            data: await readFile(path.join(textDir, name)),
+          })),
+        ),
+      ),
+    );
+    const fromZip = await createModelLoader({ cacheDir: await scratch(), datascience: dsClient })(
+      modelId,
+    );
+    assert.equal(fromZip.kind, "text-embedding");
+
+    // A missing tokenizer is named, and nothing is cached.
+    await store.delete("models", "text/tokenizer.json");
+    await assert.rejects(
+      createModelResolver({ cacheDir: await scratch(), objectStore: store })(
+        "oci://models@ns/text/descriptor.json",
+      ),
+      (err: Error & { code?: string }) =>
+        err.code === "INVALID_MODEL" &&
+        /tokenizer oci:\/\/models@ns\/text\/tokenizer\.json, which does not exist/.test(
+          err.message,
+        ),
+    );
   });
 
   it("downloads again when the descriptor's etag changes", async () => {

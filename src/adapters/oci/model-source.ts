@@ -40,7 +40,7 @@ import {
   UnsafePathError,
 } from "../../core/errors.ts";
 import { canonicalJson, sha256Hex } from "../../core/ids.ts";
-import { type LoadedModel, loadModel } from "../../model/descriptor.ts";
+import { type LoadedModel, loadModel, taskKindOf } from "../../model/descriptor.ts";
 import type { ObjectStore } from "../../ports/object-store.ts";
 import { mapOciError } from "./errors.ts";
 import { type ZipEntry, ZipReader } from "./zip-reader.ts";
@@ -130,9 +130,8 @@ interface Manifest {
 interface IndexEntry {
   hash: string;
   descriptor: string;
-  /** Object Storage: the ONNX object the descriptor named and its etag then. */
-  onnxObject?: string;
-  onnxEtag?: string;
+  /** Object Storage: the objects the descriptor named (ONNX, labels, tokenizer…) and their etags then. */
+  objects?: { name: string; etag: string }[];
 }
 
 function manifestHash(manifest: Manifest): string {
@@ -155,20 +154,57 @@ function hashingTap(hashes: Hash[], counter: { bytes: number }): Transform {
 }
 
 /** The JSON of a descriptor's bytes, and the ONNX path it names (relative, POSIX). */
-function onnxPathOf(bytes: Buffer, where: string): string {
+/**
+ * A file a descriptor names, relative to it: `required` ones must exist; of a group
+ * with the same `oneOf`, the first that exists is taken (a text model's ONNX file may
+ * sit at the top of its directory or under onnx/, as an optimum export puts it).
+ */
+interface Referenced {
+  rel: string;
+  what: string;
+  required: boolean;
+  oneOf?: string;
+}
+
+/**
+ * The files a descriptor needs beside it, by its task (the rules the loaders follow:
+ * src/model/descriptor.ts, src/tasks/text-embedding/model-dir.ts): a tabular model's
+ * `onnx`; an image model's `onnx` and its labels file (unless the labels are inline);
+ * a text model's directory (`task.modelDir`): config.json, tokenizer.json,
+ * tokenizer_config.json when there is one, and model.onnx or onnx/model.onnx.
+ */
+function referencedFiles(bytes: Buffer, where: string): Referenced[] {
   let raw: unknown;
   try {
     raw = JSON.parse(bytes.toString("utf8"));
   } catch (err) {
     throw new ModelError(`model descriptor ${where} is not valid JSON: ${(err as Error).message}`);
   }
-  const onnx = (raw as { onnx?: unknown } | null)?.onnx;
+  const d = (raw ?? {}) as { onnx?: unknown; labels?: unknown; task?: Record<string, unknown> };
+  const kind = taskKindOf(raw);
+  if (kind === "text-embedding") {
+    const dir = typeof d.task?.modelDir === "string" ? d.task.modelDir : ".";
+    const at = (name: string) => path.posix.join(dir, name);
+    return [
+      { rel: at("config.json"), what: "model config", required: true },
+      { rel: at("tokenizer.json"), what: "tokenizer", required: true },
+      { rel: at("tokenizer_config.json"), what: "tokenizer config", required: false },
+      { rel: at("model.onnx"), what: "ONNX file", required: true, oneOf: "onnx" },
+      { rel: at("onnx/model.onnx"), what: "ONNX file", required: true, oneOf: "onnx" },
+    ];
+  }
+  const onnx = d.onnx;
   if (typeof onnx !== "string" || onnx === "") {
     throw new ModelError(
       `model descriptor ${where} has no "onnx" field naming the ONNX file (relative to the descriptor)`,
     );
   }
-  return onnx;
+  const files: Referenced[] = [{ rel: onnx, what: "ONNX file", required: true }];
+  const labels = kind === "image-classification" ? d.task?.labels : undefined;
+  if (typeof labels === "string" && labels !== "") {
+    files.push({ rel: labels, what: "labels file", required: true });
+  }
+  return files;
 }
 
 /**
@@ -177,16 +213,16 @@ function onnxPathOf(bytes: Buffer, where: string): string {
  * result is absolute or climbs above the root: a remote descriptor may only
  * name files beside or below the root it came from.
  */
-function resolveSibling(from: string, relative: string, root: string): string {
+function resolveSibling(from: string, relative: string, root: string, what = "ONNX file"): string {
   if (relative.startsWith("/") || /^[A-Za-z]:/.test(relative) || relative.includes("\\")) {
     throw new UnsafePathError(
-      `model descriptor ${from} names ONNX file ${JSON.stringify(relative)}: a remote descriptor must name its ONNX file by a relative path`,
+      `model descriptor ${from} names ${what} ${JSON.stringify(relative)}: a remote descriptor must name its files by relative paths`,
     );
   }
   const joined = path.posix.normalize(path.posix.join(path.posix.dirname(from), relative));
   if (joined === ".." || joined.startsWith("../") || joined === ".") {
     throw new UnsafePathError(
-      `model descriptor ${from} names ONNX file ${JSON.stringify(relative)}, which is outside ${root}`,
+      `model descriptor ${from} names ${what} ${JSON.stringify(relative)}, which is outside ${root}`,
     );
   }
   return joined;
@@ -206,6 +242,56 @@ function commonDir(a: string, b: string): string {
 
 function relativeTo(dir: string, name: string): string {
   return dir === "" ? name : name.slice(dir.length + 1);
+}
+
+/** The deepest directory holding every name. */
+function commonDirOf(names: string[]): string {
+  let dir: string | undefined;
+  for (const name of names) {
+    dir = dir === undefined ? path.posix.dirname(name) : commonDir(`${dir}/x`, name);
+    if (dir === ".") dir = "";
+  }
+  return dir ?? "";
+}
+
+/**
+ * The files a descriptor at `from` names, found with `find` (an object's head, an
+ * archive's entry): each required one, the first existing one of a `oneOf` group, and
+ * optional ones that exist. Throws ModelError naming the first that is missing.
+ */
+async function pickReferenced<T>(
+  refs: Referenced[],
+  from: string,
+  root: string,
+  find: (name: string) => Promise<T | undefined>,
+  missing: (what: string, name: string) => string,
+): Promise<{ name: string; what: string; found: T }[]> {
+  const located = refs.map((r) => ({ ...r, name: resolveSibling(from, r.rel, root, r.what) }));
+  const found = await Promise.all(located.map((r) => find(r.name)));
+  const picked: { name: string; what: string; found: T }[] = [];
+  const groups = new Set<string>();
+  located.forEach((r, i) => {
+    const f = found[i];
+    if (r.oneOf !== undefined) {
+      if (groups.has(r.oneOf)) return;
+      if (f !== undefined) {
+        groups.add(r.oneOf);
+        picked.push({ name: r.name, what: r.what, found: f });
+        return;
+      }
+      const alternatives = located.filter((o) => o.oneOf === r.oneOf);
+      if (alternatives.at(-1) === r) {
+        throw new ModelError(missing(r.what, alternatives.map((o) => o.name).join(" or ")));
+      }
+      return;
+    }
+    if (f !== undefined) picked.push({ name: r.name, what: r.what, found: f });
+    else if (r.required) throw new ModelError(missing(r.what, r.name));
+  });
+  if (picked.some((p) => p.name === from)) {
+    throw new ModelError(`model descriptor ${from} names itself as one of its files`);
+  }
+  return picked;
 }
 
 /**
@@ -378,9 +464,9 @@ async function resolveObjectStorage(
     const descInfo = await headOrThrow(object, "model descriptor");
     const key = `${where}\n${descInfo.etag}`;
     const known = await cache.lookup(key);
-    if (known?.onnxObject !== undefined) {
-      const onnxInfo = await store.head(bucket, known.onnxObject);
-      if (onnxInfo?.etag === known.onnxEtag) {
+    if (known?.objects !== undefined) {
+      const infos = await Promise.all(known.objects.map((o) => store.head(bucket, o.name)));
+      if (infos.every((info, i) => info?.etag === known.objects?.[i]?.etag)) {
         const hit = await cache.verified(known.hash);
         if (hit) return hit;
       }
@@ -400,48 +486,48 @@ async function resolveObjectStorage(
         chunks.push(chunk as Buffer);
       }
       const descBytes = Buffer.concat(chunks);
-      const onnxObject = resolveSibling(object, onnxPathOf(descBytes, where), `bucket ${bucket}`);
-      if (onnxObject === object) {
-        throw new ModelError(`model descriptor ${where} names itself as its ONNX file`);
-      }
-      const onnxInfo = await store.head(bucket, onnxObject);
-      if (!onnxInfo) {
-        throw new ModelError(
-          `model descriptor ${where} names ONNX file oci://${bucket}@${loc.namespace}/${onnxObject}, which does not exist`,
-        );
-      }
-      const base = commonDir(object, onnxObject);
-      const descRel = relativeTo(base, object);
-      const onnxRel = relativeTo(base, onnxObject);
-      const onnx = await download(
-        await store.read(bucket, onnxObject),
-        path.join(tmpDir, ...onnxRel.split("/")),
-        `ONNX file oci://${bucket}@${loc.namespace}/${onnxObject}`,
+      const named = await pickReferenced(
+        referencedFiles(descBytes, where),
+        object,
+        `bucket ${bucket}`,
+        (name) => store.head(bucket, name),
+        (what, name) =>
+          `model descriptor ${where} names ${what} oci://${bucket}@${loc.namespace}/${name}, which does not exist`,
       );
-      if (onnx.size !== onnxInfo.size) throw new ChangedWhileReading();
+      const base = commonDirOf([object, ...named.map((n) => n.name)]);
+      const descRel = relativeTo(base, object);
+      const files: ManifestFile[] = [
+        { path: descRel, size: descBytes.length, sha256: sha256Hex(descBytes) },
+      ];
+      for (const n of named) {
+        const rel = relativeTo(base, n.name);
+        const got = await download(
+          await store.read(bucket, n.name),
+          path.join(tmpDir, ...rel.split("/")),
+          `${n.what} oci://${bucket}@${loc.namespace}/${n.name}`,
+        );
+        if (got.size !== n.found.size) throw new ChangedWhileReading();
+        files.push({ path: rel, size: got.size, sha256: got.sha256 });
+      }
       const descFile = path.join(tmpDir, ...descRel.split("/"));
       await mkdir(path.dirname(descFile), { recursive: true, mode: 0o700 });
       await writeFile(descFile, descBytes, { mode: 0o600, flag: "wx" });
       // Etags checked again after reading: what was cached is then known to be that version.
-      const [descAfter, onnxAfter] = await Promise.all([
+      const after = await Promise.all([
         store.head(bucket, object),
-        store.head(bucket, onnxObject),
+        ...named.map((n) => store.head(bucket, n.name)),
       ]);
-      if (descAfter?.etag !== descInfo.etag || onnxAfter?.etag !== onnxInfo.etag) {
+      if (
+        after[0]?.etag !== descInfo.etag ||
+        named.some((n, i) => after[i + 1]?.etag !== n.found.etag)
+      ) {
         throw new ChangedWhileReading();
       }
-      const { hash, descriptor } = await cache.commit(tmpDir, {
-        descriptor: descRel,
-        files: [
-          { path: descRel, size: descBytes.length, sha256: sha256Hex(descBytes) },
-          { path: onnxRel, size: onnx.size, sha256: onnx.sha256 },
-        ],
-      });
+      const { hash, descriptor } = await cache.commit(tmpDir, { descriptor: descRel, files });
       await cache.remember(key, {
         hash,
         descriptor: descRel,
-        onnxObject,
-        onnxEtag: onnxInfo.etag,
+        objects: named.map((n) => ({ name: n.name, etag: n.found.etag })),
       });
       return descriptor;
     } finally {
@@ -562,7 +648,7 @@ async function resolveDataScience(
   });
 }
 
-/** Extract the descriptor and its ONNX file from an artifact zip into `tmpDir`, then commit it. */
+/** Extract the descriptor and the files it names from an artifact zip into `tmpDir`, then commit it. */
 async function extractModel(
   zipFile: string,
   tmpDir: string,
@@ -571,25 +657,20 @@ async function extractModel(
 ): Promise<{ hash: string; descriptor: string; descRel: string }> {
   const zip = await ZipReader.open(zipFile);
   const { entry: descEntry, bytes: descBytes } = await findDescriptor(zip, where);
-  const onnxName = resolveSibling(
+  const named = await pickReferenced(
+    referencedFiles(descBytes, `${where}:${descEntry.name}`),
     descEntry.name,
-    onnxPathOf(descBytes, `${where}:${descEntry.name}`),
     `artifact ${where}`,
+    async (name) => {
+      const entry = zip.entry(name);
+      return entry && !entry.isDirectory ? entry : undefined;
+    },
+    (what, name) =>
+      `model descriptor ${where}:${descEntry.name} names ${what} ${name}, which is not in the artifact`,
   );
-  const onnxEntry = zip.entry(onnxName);
-  if (onnxEntry === descEntry) {
-    throw new ModelError(
-      `model descriptor ${where}:${descEntry.name} names itself as its ONNX file`,
-    );
-  }
-  if (!onnxEntry || onnxEntry.isDirectory) {
-    throw new ModelError(
-      `model descriptor ${where}:${descEntry.name} names ONNX file ${onnxName}, which is not in the artifact`,
-    );
-  }
   await mkdir(tmpDir, { recursive: true, mode: 0o700 });
   const files: ManifestFile[] = [];
-  for (const entry of [descEntry, onnxEntry]) {
+  for (const entry of [descEntry, ...named.map((n) => n.found)]) {
     const h = createHash("sha256");
     const target = await zip.extract(entry, tmpDir, (chunk) => h.update(chunk));
     // Where the file actually landed (the reader maps any backslash to a separator).
