@@ -23,11 +23,11 @@
  * directory is re-hashed before it is reused, which also catches a torn write
  * after a crash (the cache does not fsync).
  */
-import { createHash, type Hash, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { Readable, Transform } from "node:stream";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import type { DataScienceClient } from "oci-datascience";
@@ -37,13 +37,16 @@ import {
   NotFoundError,
   PipelineError,
   StoreUnavailableError,
-  UnsafePathError,
 } from "../../core/errors.ts";
-import { canonicalJson, sha256Hex } from "../../core/ids.ts";
-import { type LoadedModel, loadModel, taskKindOf } from "../../model/descriptor.ts";
+import { sha256Hex } from "../../core/ids.ts";
+import { type LoadedModel, loadModel } from "../../model/descriptor.ts";
 import type { ObjectStore } from "../../ports/object-store.ts";
 import { mapOciError } from "./errors.ts";
+import { hashingTap, type ManifestFile, ModelCache } from "./model-cache.ts";
+import { commonDirOf, pickReferenced, referencedFiles, relativeTo } from "./model-files.ts";
 import { type ZipEntry, ZipReader } from "./zip-reader.ts";
+
+export { ModelCache } from "./model-cache.ts";
 
 /** What the error for an unknown location lists. */
 export const ACCEPTED_MODEL_LOCATIONS =
@@ -53,9 +56,6 @@ export const ACCEPTED_MODEL_LOCATIONS =
 
 /** Descriptors are small; anything bigger is not one (and is not read into memory). */
 const MAX_DESCRIPTOR_BYTES = 4 * 1024 * 1024;
-
-/** Name of the manifest inside a model directory. */
-const MANIFEST = ".model-manifest.json";
 
 /** Attempts when a remote model changes while it is being downloaded. */
 const CHANGED_ATTEMPTS = 3;
@@ -111,296 +111,6 @@ export function parseModelLocation(location: string): ModelLocation {
   if (location.startsWith("file://")) return { kind: "local", path: fileURLToPath(location) };
   if (URL_SCHEME.test(location)) throw unknown("has an unsupported scheme");
   return { kind: "local", path: location };
-}
-
-/** One file of a model directory. */
-interface ManifestFile {
-  path: string;
-  size: number;
-  sha256: string;
-}
-
-/** The manifest of a model directory; its canonical JSON's sha256 names the directory. */
-interface Manifest {
-  descriptor: string;
-  files: ManifestFile[];
-}
-
-/** What an index entry remembers about one version of a location. */
-interface IndexEntry {
-  hash: string;
-  descriptor: string;
-  /** Object Storage: the objects the descriptor named (ONNX, labels, tokenizer…) and their etags then. */
-  objects?: { name: string; etag: string }[];
-}
-
-function manifestHash(manifest: Manifest): string {
-  return sha256Hex(canonicalJson(manifest));
-}
-
-function randomSuffix(): string {
-  return randomBytes(8).toString("hex");
-}
-
-/** Passes bytes through while hashing and counting them. */
-function hashingTap(hashes: Hash[], counter: { bytes: number }): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      counter.bytes += chunk.length;
-      for (const h of hashes) h.update(chunk);
-      done(null, chunk);
-    },
-  });
-}
-
-/** The JSON of a descriptor's bytes, and the ONNX path it names (relative, POSIX). */
-/**
- * A file a descriptor names, relative to it: `required` ones must exist; of a group
- * with the same `oneOf`, the first that exists is taken (a text model's ONNX file may
- * sit at the top of its directory or under onnx/, as an optimum export puts it).
- */
-interface Referenced {
-  rel: string;
-  what: string;
-  required: boolean;
-  oneOf?: string;
-}
-
-/**
- * The files a descriptor needs beside it, by its task (the rules the loaders follow:
- * src/model/descriptor.ts, src/tasks/text-embedding/model-dir.ts): a tabular model's
- * `onnx`; an image model's `onnx` and its labels file (unless the labels are inline);
- * a text model's directory (`task.modelDir`): config.json, tokenizer.json,
- * tokenizer_config.json when there is one, and model.onnx or onnx/model.onnx.
- */
-function referencedFiles(bytes: Buffer, where: string): Referenced[] {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(bytes.toString("utf8"));
-  } catch (err) {
-    throw new ModelError(`model descriptor ${where} is not valid JSON: ${(err as Error).message}`);
-  }
-  const d = (raw ?? {}) as { onnx?: unknown; labels?: unknown; task?: Record<string, unknown> };
-  const kind = taskKindOf(raw);
-  if (kind === "text-embedding") {
-    const dir = typeof d.task?.modelDir === "string" ? d.task.modelDir : ".";
-    const at = (name: string) => path.posix.join(dir, name);
-    return [
-      { rel: at("config.json"), what: "model config", required: true },
-      { rel: at("tokenizer.json"), what: "tokenizer", required: true },
-      { rel: at("tokenizer_config.json"), what: "tokenizer config", required: false },
-      { rel: at("model.onnx"), what: "ONNX file", required: true, oneOf: "onnx" },
-      { rel: at("onnx/model.onnx"), what: "ONNX file", required: true, oneOf: "onnx" },
-    ];
-  }
-  const onnx = d.onnx;
-  if (typeof onnx !== "string" || onnx === "") {
-    throw new ModelError(
-      `model descriptor ${where} has no "onnx" field naming the ONNX file (relative to the descriptor)`,
-    );
-  }
-  const files: Referenced[] = [{ rel: onnx, what: "ONNX file", required: true }];
-  const labels = kind === "image-classification" ? d.task?.labels : undefined;
-  if (typeof labels === "string" && labels !== "") {
-    files.push({ rel: labels, what: "labels file", required: true });
-  }
-  return files;
-}
-
-/**
- * Resolve `relative` (from a descriptor) against the directory of `from` (a
- * POSIX-style name inside a bucket or an archive). UnsafePathError when the
- * result is absolute or climbs above the root: a remote descriptor may only
- * name files beside or below the root it came from.
- */
-function resolveSibling(from: string, relative: string, root: string, what = "ONNX file"): string {
-  if (relative.startsWith("/") || /^[A-Za-z]:/.test(relative) || relative.includes("\\")) {
-    throw new UnsafePathError(
-      `model descriptor ${from} names ${what} ${JSON.stringify(relative)}: a remote descriptor must name its files by relative paths`,
-    );
-  }
-  const joined = path.posix.normalize(path.posix.join(path.posix.dirname(from), relative));
-  if (joined === ".." || joined.startsWith("../") || joined === ".") {
-    throw new UnsafePathError(
-      `model descriptor ${from} names ${what} ${JSON.stringify(relative)}, which is outside ${root}`,
-    );
-  }
-  return joined;
-}
-
-/** The deepest directory holding both names (POSIX, "" for the root). */
-function commonDir(a: string, b: string): string {
-  const da = path.posix.dirname(a).split("/");
-  const db = path.posix.dirname(b).split("/");
-  const out: string[] = [];
-  for (let i = 0; i < Math.min(da.length, db.length); i++) {
-    if (da[i] !== db[i] || da[i] === ".") break;
-    out.push(da[i] as string);
-  }
-  return out.join("/");
-}
-
-function relativeTo(dir: string, name: string): string {
-  return dir === "" ? name : name.slice(dir.length + 1);
-}
-
-/** The deepest directory holding every name. */
-function commonDirOf(names: string[]): string {
-  let dir: string | undefined;
-  for (const name of names) {
-    dir = dir === undefined ? path.posix.dirname(name) : commonDir(`${dir}/x`, name);
-    if (dir === ".") dir = "";
-  }
-  return dir ?? "";
-}
-
-/**
- * The files a descriptor at `from` names, found with `find` (an object's head, an
- * archive's entry): each required one, the first existing one of a `oneOf` group, and
- * optional ones that exist. Throws ModelError naming the first that is missing.
- */
-async function pickReferenced<T>(
-  refs: Referenced[],
-  from: string,
-  root: string,
-  find: (name: string) => Promise<T | undefined>,
-  missing: (what: string, name: string) => string,
-): Promise<{ name: string; what: string; found: T }[]> {
-  const located = refs.map((r) => ({ ...r, name: resolveSibling(from, r.rel, root, r.what) }));
-  const found = await Promise.all(located.map((r) => find(r.name)));
-  const picked: { name: string; what: string; found: T }[] = [];
-  const groups = new Set<string>();
-  located.forEach((r, i) => {
-    const f = found[i];
-    if (r.oneOf !== undefined) {
-      if (groups.has(r.oneOf)) return;
-      if (f !== undefined) {
-        groups.add(r.oneOf);
-        picked.push({ name: r.name, what: r.what, found: f });
-        return;
-      }
-      const alternatives = located.filter((o) => o.oneOf === r.oneOf);
-      if (alternatives.at(-1) === r) {
-        throw new ModelError(missing(r.what, alternatives.map((o) => o.name).join(" or ")));
-      }
-      return;
-    }
-    if (f !== undefined) picked.push({ name: r.name, what: r.what, found: f });
-    else if (r.required) throw new ModelError(missing(r.what, r.name));
-  });
-  if (picked.some((p) => p.name === from)) {
-    throw new ModelError(`model descriptor ${from} names itself as one of its files`);
-  }
-  return picked;
-}
-
-/**
- * The node-local, content-addressed model cache. Public so tests and tools can
- * inspect it; pipelines use {@link createModelResolver}.
- */
-export class ModelCache {
-  readonly dir: string;
-
-  constructor(dir: string) {
-    if (!dir) throw new InvalidArgumentError("model cache: cacheDir is required");
-    this.dir = path.resolve(dir);
-  }
-
-  /** A fresh temporary path inside the cache (same filesystem, so renames are atomic). */
-  async tempPath(suffix = ""): Promise<string> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    return path.join(this.dir, `.tmp-${randomSuffix()}${suffix}`);
-  }
-
-  /** Descriptor path of a model directory that exists and whose files still hash to its name. */
-  async verified(hash: string): Promise<string | undefined> {
-    const root = path.join(this.dir, hash);
-    let manifest: Manifest;
-    try {
-      manifest = JSON.parse(await readFile(path.join(root, MANIFEST), "utf8")) as Manifest;
-    } catch {
-      return undefined;
-    }
-    if (manifestHash(manifest) !== hash) return undefined;
-    for (const file of manifest.files) {
-      const full = path.join(root, file.path);
-      try {
-        if ((await stat(full)).size !== file.size) return undefined;
-        // Hash by reading the file straight through: a pass-through tap that nothing
-        // reads stalls once its buffer fills (any file over ~100 KB never finished).
-        const h = createHash("sha256");
-        for await (const chunk of createReadStream(full)) h.update(chunk as Buffer);
-        if (h.digest("hex") !== file.sha256) return undefined;
-      } catch {
-        return undefined;
-      }
-    }
-    return path.join(root, manifest.descriptor);
-  }
-
-  /**
-   * Write the manifest into a filled temporary directory and move it into place
-   * as `<cacheDir>/<hash>`. When another worker got there first with the same
-   * content, theirs is kept; a damaged one is replaced. Returns the descriptor path.
-   */
-  async commit(tmpDir: string, manifest: Manifest): Promise<{ hash: string; descriptor: string }> {
-    if (manifest.files.some((f) => f.path === MANIFEST)) {
-      throw new ModelError(`a model file may not be named ${MANIFEST}`);
-    }
-    manifest.files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    const hash = manifestHash(manifest);
-    await writeFile(path.join(tmpDir, MANIFEST), canonicalJson(manifest), {
-      mode: 0o600,
-      flag: "wx",
-    });
-    const final = path.join(this.dir, hash);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await rename(tmpDir, final);
-        return { hash, descriptor: path.join(final, manifest.descriptor) };
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== "ENOTEMPTY" && code !== "EEXIST") throw err;
-      }
-      const existing = await this.verified(hash);
-      if (existing) {
-        await rm(tmpDir, { recursive: true, force: true });
-        return { hash, descriptor: existing };
-      }
-      if (attempt >= 2) {
-        throw new StoreUnavailableError(`model cache ${final} keeps failing verification`);
-      }
-      // A damaged directory (torn by a crash): move it aside, then try ours again.
-      const aside = await this.tempPath(".damaged");
-      await rename(final, aside).catch(() => undefined);
-      await rm(aside, { recursive: true, force: true });
-    }
-  }
-
-  /** The index entry for `key`, if any. */
-  async lookup(key: string): Promise<IndexEntry | undefined> {
-    try {
-      const raw = JSON.parse(await readFile(this.indexPath(key), "utf8")) as IndexEntry & {
-        key?: string;
-      };
-      return raw.key === key && typeof raw.hash === "string" ? raw : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** Record `entry` for `key` (temp file + rename: concurrent writers leave one whole entry). */
-  async remember(key: string, entry: IndexEntry): Promise<void> {
-    const file = this.indexPath(key);
-    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-    const tmp = `${file}.tmp-${randomSuffix()}`;
-    await writeFile(tmp, JSON.stringify({ key, ...entry }), { mode: 0o600, flag: "wx" });
-    await rename(tmp, file);
-  }
-
-  private indexPath(key: string): string {
-    return path.join(this.dir, ".index", `${sha256Hex(key)}.json`);
-  }
 }
 
 /** Stream `source` into a new file (0o600), hashing it; returns size and digests. */
