@@ -235,6 +235,28 @@ describe("LocalObjectStore (local only)", () => {
     }
   });
 
+  it("names() gives exactly the names list() gives under a prefix, in order, placed objects included", async () => {
+    const dir = await tempDir();
+    const store = new LocalObjectStore({ root: join(dir, "objects") });
+    const file = join(dir, "doc.txt");
+    await writeFile(file, "placed by hard link");
+    await store.placeFile("b", "p/placed.txt", file);
+    for (const name of ["p/b/2", "p/a", "p/b/1", "p/a.b", "q/other", "p.txt"]) {
+      await store.put("b", name, name);
+    }
+    const listed: string[] = [];
+    let start: string | undefined;
+    do {
+      const page = await store.list("b", { prefix: "p/", limit: 2, ...(start ? { start } : {}) });
+      listed.push(...page.objects.map((o) => o.name));
+      start = page.nextStart;
+    } while (start);
+    const named: string[] = [];
+    for await (const n of store.names("b", "p/")) named.push(n);
+    assert.deepEqual(named, listed);
+    assert.deepEqual(named, ["p/a", "p/a.b", "p/b/1", "p/b/2", "p/placed.txt"]);
+  });
+
   it("rejects more unsafe names and bad bucket names", async () => {
     const store = new LocalObjectStore({ root: await tempDir() });
     for (const name of [

@@ -8,7 +8,8 @@
  *
  * Files and folders whose names start with "." (.DS_Store, .thumbnails) are left out.
  */
-import { lstat, readdir, realpath, stat } from "node:fs/promises";
+import { lstatSync, statSync } from "node:fs";
+import { readdir, realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../core/errors.ts";
 import { sha256Hex } from "../core/ids.ts";
@@ -56,12 +57,14 @@ async function forEachLimit<T>(
   await Promise.all(running);
 }
 
-/** True when the object at `objectPath` is `file` itself (a hard link placed earlier). */
-async function sameFile(objectPath: string, file: string): Promise<boolean> {
-  const [a, b] = await Promise.all([
-    lstat(objectPath, { bigint: true }).catch(() => undefined),
-    stat(file, { bigint: true }),
-  ]);
+/**
+ * True when the object at `objectPath` is `file` itself (a hard link placed earlier).
+ * Synchronous: run once per file of a directory that may hold 100,000 documents, and
+ * two stat calls cost less than the promise API's round trips around them.
+ */
+function sameFile(objectPath: string, file: string): boolean {
+  const a = lstatSync(objectPath, { bigint: true, throwIfNoEntry: false });
+  const b = statSync(file, { bigint: true });
   return a !== undefined && a.ino === b.ino && a.dev === b.dev;
 }
 
@@ -88,7 +91,7 @@ export async function stageLocalDirectory(
     const name = `${prefix}${rel}`;
     names.add(name);
     const objectPath = path.join(pipeline.paths.buckets, bucket, ...name.split("/"));
-    if (await sameFile(objectPath, file)) return;
+    if (sameFile(objectPath, file)) return;
     // Replaced or never staged: place the file as it is now.
     await pipeline.store.delete(bucket, name);
     await pipeline.objects.placeFile(bucket, name, file);
@@ -100,20 +103,11 @@ export async function stageLocalDirectory(
     );
   }
   let removed = 0;
-  let start: string | undefined;
-  do {
-    const page = await pipeline.store.list(bucket, {
-      prefix,
-      ...(start ? { start } : {}),
-      limit: 1000,
-    });
-    for (const o of page.objects) {
-      if (!names.has(o.name)) {
-        await pipeline.store.delete(bucket, o.name);
-        removed++;
-      }
+  for await (const name of pipeline.objects.names(bucket, prefix)) {
+    if (!names.has(name)) {
+      await pipeline.store.delete(bucket, name);
+      removed++;
     }
-    start = page.nextStart;
-  } while (start);
+  }
   return { bucket, prefix, files: names.size, placed, removed };
 }

@@ -450,6 +450,25 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * Object names under `prefix`, in order, without stats or etags: what a caller that
+   * only compares names needs (the local stager looking for removed files). Reading
+   * each placed object's record for its etag made that pass cost as much as a listing.
+   */
+  async *names(bucket: string, prefix: string): AsyncGenerator<string> {
+    const slash = prefix.lastIndexOf("/");
+    const folder = slash >= 0 ? prefix.slice(0, slash + 1) : "";
+    if (folder !== "" && !this.validFolder(folder)) return;
+    const bucketDir = this.bucketDir(bucket);
+    const folderDir = join(bucketDir, folder);
+    try {
+      await this.assertNoLinks({ bucketDir, dir: folderDir }, prefix);
+    } catch (err) {
+      throw mapFsError(err, `list ${bucket}`);
+    }
+    for await (const [name] of this.walk(folderDir, folder, prefix, undefined)) yield name;
+  }
+
   /** Objects in name order; `start` is inclusive, `nextStart` names the next object. */
   async list(
     bucket: string,
