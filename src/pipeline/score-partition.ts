@@ -96,7 +96,7 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
   let output = newOutput();
   let spare: ChunkOutput | undefined;
   let committing: Promise<void> | undefined;
-  // While a commit is in flight, scoring gives the event loop a turn every few hundred
+  // While a commit is in flight, scoring gives the event loop a turn every YIELD_EVERY
   // records: each of the commit's steps (open, write, fsync, rename…) waits for a turn,
   // and scoring alone yields only between blocks and batches, so a commit took as long
   // as scoring a whole chunk and the worker often waited for it.
@@ -150,16 +150,12 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
     spare = filled;
     commitInFlight = true;
     committing = writing.then(() => filled.reset());
-    committing.then(
-      () => {
-        commitInFlight = false;
-      },
-      () => {
-        commitInFlight = false;
-      },
-    );
     // Awaited before the next commit or the end; until then a failure must not crash.
-    committing.catch(() => undefined);
+    committing
+      .catch(() => undefined)
+      .finally(() => {
+        commitInFlight = false;
+      });
   };
   const bad = (block: RecordBlock, i: number, reason: string, line: number): void => {
     chunk.errors++;
