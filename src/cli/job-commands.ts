@@ -6,7 +6,7 @@
  */
 import path from "node:path";
 import { InvalidArgumentError } from "../core/errors.ts";
-import { createLogger, type Logger, type LogLevel } from "../core/log.ts";
+import { createLogger, type LogLevel } from "../core/log.ts";
 import type { JobRecord } from "../core/records.ts";
 import { TERMINAL_JOB_STATES } from "../core/records.ts";
 import { rerunAsNewJob } from "../pipeline/rerun-job.ts";
@@ -15,8 +15,9 @@ import { resumeLocalJob } from "../runner/local-runner.ts";
 import { localPaths, openLocalPipeline } from "../runner/local-stores.ts";
 import { checkModelOpens } from "../tasks/registry.ts";
 import { parsePositiveInt } from "./args.ts";
+import { startForeground } from "./foreground.ts";
 import { exitCodeForState, forUser } from "./messages.ts";
-import { compactNumber, createProgressReporter, duration } from "./progress.ts";
+import { compactNumber, duration } from "./progress.ts";
 
 /** What these commands read from the parsed flags. */
 export interface DriveFlags {
@@ -67,19 +68,7 @@ export async function driveWithProgress(
   jobId: string,
   place?: PlaceOutputs,
 ): Promise<number> {
-  const reporter = createProgressReporter(process.stderr);
-  const log: Logger = createLogger({
-    level: flags.logLevel ?? "warn",
-    write: (line) => reporter.log(line.trimEnd()),
-  });
-  const controller = new AbortController();
-  const onSignal = () => {
-    if (controller.signal.aborted) process.exit(130);
-    reporter.log("stopping: workers are checkpointing and handing back (Ctrl-C again to force)");
-    controller.abort();
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  const { reporter, log, signal, dispose } = startForeground(flags.logLevel);
   let last: JobProgress | undefined;
   try {
     const result = await resumeLocalJob({
@@ -88,7 +77,7 @@ export async function driveWithProgress(
       workers: parsePositiveInt("workers", flags.workers) ?? 2,
       intraOpThreads: parsePositiveInt("threads", flags.threads) ?? 1,
       log,
-      signal: controller.signal,
+      signal,
       onProgress: (p) => {
         last = p;
         if (!flags.json) reporter.update(p);
@@ -108,8 +97,7 @@ export async function driveWithProgress(
     else printJobSummary(job, flags.dataDir, placed);
     return exitCodeForState(job.state);
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
+    dispose();
   }
 }
 

@@ -41,6 +41,7 @@ import {
   parsePositiveInt,
   parseSize,
 } from "./args.ts";
+import { startForeground } from "./foreground.ts";
 import { cmdInitModel } from "./init-model.ts";
 import { cmdRerunAsNew, cmdResume, type DriveFlags, idleJobHint } from "./job-commands.ts";
 import { exitCodeForError, exitCodeForState, forUser, resolveEventType } from "./messages.ts";
@@ -199,11 +200,7 @@ async function cmdRun(v: Values): Promise<number> {
   }
   const dataDir = v["data-dir"] ?? ".batch-infer";
   // Log lines (this process's and the workers') go above the progress bar, not through it.
-  const reporter = createProgressReporter(process.stderr);
-  const log = createLogger({
-    level: (v["log-level"] as LogLevel | undefined) ?? "warn",
-    write: (line) => reporter.log(line.trimEnd()),
-  });
+  const { reporter, log, signal } = startForeground(v["log-level"] as LogLevel | undefined);
   // On one machine, smaller partitions than OCI's 64 MiB keep the workers busy to the
   // end (the last partition doesn't run alone for long); each costs a few store calls.
   const spec = {
@@ -211,16 +208,6 @@ async function cmdRun(v: Values): Promise<number> {
     ...specFromOptions(v, "output"),
     ...(Object.keys(hints).length > 0 ? { input: hints } : {}),
   };
-  const controller = new AbortController();
-  const onSignal = () => {
-    if (controller.signal.aborted) process.exit(130);
-    process.stderr.write(
-      "\nstopping: workers are checkpointing and handing back (Ctrl-C again to force)\n",
-    );
-    controller.abort();
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
   let last: JobProgress | undefined;
   const result = await runLocalJob({
     dataDir,
@@ -230,7 +217,7 @@ async function cmdRun(v: Values): Promise<number> {
     intraOpThreads: parsePositiveInt("threads", v.threads) ?? 1,
     spec,
     log,
-    signal: controller.signal,
+    signal,
     onProgress: (p) => {
       last = p;
       if (!v.json) reporter.update(p);

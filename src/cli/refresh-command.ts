@@ -19,7 +19,7 @@ import { requestRefresh } from "../refresh/refresh.ts";
 import { openPipelineFromEnv } from "../runner/backend.ts";
 import { localPaths } from "../runner/local-stores.ts";
 import { parsePositiveInt } from "./args.ts";
-import { createProgressReporter } from "./progress.ts";
+import { startForeground } from "./foreground.ts";
 
 /** The flags `refresh` reads. */
 export interface RefreshFlags {
@@ -128,19 +128,7 @@ export async function cmdRefresh(f: RefreshFlags): Promise<number> {
       p.close();
     }
   }
-  const reporter = createProgressReporter(process.stderr);
-  const log = createLogger({
-    level: f.logLevel ?? "warn",
-    write: (line) => reporter.log(line.trimEnd()),
-  });
-  const controller = new AbortController();
-  const onSignal = () => {
-    if (controller.signal.aborted) process.exit(130);
-    reporter.log("stopping: workers are checkpointing and handing back (Ctrl-C again to force)");
-    controller.abort();
-  };
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
+  const { reporter, log, signal } = startForeground(f.logLevel);
   const options = {
     corpus: f.corpus,
     descriptor: f.model,
@@ -150,7 +138,7 @@ export async function cmdRefresh(f: RefreshFlags): Promise<number> {
     workers: parsePositiveInt("workers", f.workers) ?? 2,
     intraOpThreads: parsePositiveInt("threads", f.threads) ?? 1,
     log,
-    signal: controller.signal,
+    signal,
     onProgress: (p: Parameters<typeof reporter.update>[0]) => {
       if (!f.json) reporter.update(p);
     },
