@@ -15,7 +15,7 @@ import type { ObjectInfo, ObjectStore } from "../ports/object-store.ts";
 import {
   DEFAULT_MAX_OBJECTS,
   encodeManifestLine,
-  type ManifestPartition,
+  type ObjectManifest,
   Partitioner,
   parseManifestLine,
 } from "../sources/objects/manifest.ts";
@@ -181,14 +181,7 @@ export async function writePlan(
 }
 
 /** A manifest's partitions, identity and totals, read back from the store. */
-export interface ManifestPlan {
-  etag: string;
-  bytes: number;
-  objects: number;
-  objectBytes: number;
-  sha256: string;
-  partitions: ManifestPartition[];
-}
+export type ManifestPlan = Omit<ObjectManifest, "bucket" | "name">;
 
 /** Cut a written manifest into partitions, as the object-list source would have. */
 export async function planManifest(
