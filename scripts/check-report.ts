@@ -23,7 +23,7 @@ import { createLogger } from "../src/core/log.ts";
 import type { JobRecord } from "../src/core/records.ts";
 import { writeDataset } from "../src/model/datasets.ts";
 import { jobLayout } from "../src/pipeline/layout.ts";
-import type { Manifest } from "../src/pipeline/merger.ts";
+import type { Manifest } from "../src/pipeline/manifest.ts";
 import { ErrorTally, renderJobReport } from "../src/pipeline/report.ts";
 import { runLocalJob } from "../src/runner/local-runner.ts";
 import { type LocalPipeline, localPaths, openLocalPipeline } from "../src/runner/local-stores.ts";

@@ -29,7 +29,7 @@ import { compileValidator } from "../src/core/schema.ts";
 import { writeDataset } from "../src/model/datasets.ts";
 import { encodeOnnxModel } from "../src/model/onnx-writer.ts";
 import { EVENT_TYPES, objectCreatedEvent } from "../src/pipeline/events.ts";
-import type { Manifest } from "../src/pipeline/merger.ts";
+import type { Manifest } from "../src/pipeline/manifest.ts";
 import { PartitionWorker } from "../src/pipeline/partition-worker.ts";
 import { rerunFailedPartitions } from "../src/pipeline/rerun.ts";
 import {

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { Manifest } from "../src/pipeline/merger.ts";
+import type { Manifest } from "../src/pipeline/manifest.ts";
 import { ErrorTally, normalizeReason, renderJobReport } from "../src/pipeline/report.ts";
 import {
   churnModel,

@@ -15,7 +15,7 @@ import { after, before, describe, it } from "node:test";
 import { DuckDBInstance } from "@duckdb/node-api";
 import { silentLogger } from "../src/core/log.ts";
 import type { JobRecord } from "../src/core/records.ts";
-import type { Manifest } from "../src/pipeline/merger.ts";
+import type { Manifest } from "../src/pipeline/manifest.ts";
 import { verifyJob } from "../src/pipeline/verify.ts";
 import { openLocalPipeline } from "../src/runner/local-stores.ts";
 import { documentsBlock, EmbeddingRowCollector } from "../src/tasks/text-embedding/collect-rows.ts";

@@ -5,7 +5,7 @@
  * `resume`. Those *idle gaps* are cut out of the charts (drawn as a narrow
  * break) and out of the active duration the throughput is measured over.
  */
-import type { Manifest } from "./merger.ts";
+import type { Manifest } from "./manifest.ts";
 
 /** A stretch with no partition in progress longer than this is an idle gap. */
 export const IDLE_GAP_MS = 30_000;

@@ -13,7 +13,7 @@
  */
 import type { Attempt } from "../core/records.ts";
 import { jobLayout } from "./layout.ts";
-import type { Manifest } from "./merger.ts";
+import type { Manifest } from "./manifest.ts";
 import {
   activeBuckets,
   type Interval,

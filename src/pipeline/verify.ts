@@ -3,8 +3,8 @@ import type { JobRecord } from "../core/records.ts";
 import type { ObjectStore } from "../ports/object-store.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { jobLayout } from "./layout.ts";
+import type { Manifest } from "./manifest.ts";
 import { outputHeader } from "./merge-output.ts";
-import type { Manifest } from "./merger.ts";
 import { checkOutputAgainstParts } from "./verify-parts.ts";
 import { inputRecords, type Line, lines, outputKeys, parquetRowGroups } from "./verify-records.ts";
 

@@ -11,7 +11,7 @@ import { delimiterByte, parseCsvHeader } from "../records/csv-fields.ts";
 import { readFirstLine } from "../records/header.ts";
 import { asBuffer } from "../records/owned-lines.ts";
 import { lineSource } from "./line-source.ts";
-import type { SourceModule } from "./registry.ts";
+import type { SourceModule } from "./source-module.ts";
 
 // Largest CSV header we read; a header longer than this is almost surely not a header.
 const MAX_HEADER_BYTES = 1024 * 1024;

@@ -5,7 +5,7 @@
  * test/report.test.ts and `scripts/check-report.ts --synthetic`.
  */
 import type { Attempt } from "../../src/core/records.ts";
-import type { Manifest } from "../../src/pipeline/merger.ts";
+import type { Manifest } from "../../src/pipeline/manifest.ts";
 import type { JobReportInput } from "../../src/pipeline/report.ts";
 
 const T0 = Date.parse("2026-03-01T12:00:00.000Z");

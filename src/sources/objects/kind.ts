@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { InvalidArgumentError } from "../../core/errors.ts";
-import type { SourceModule } from "../registry.ts";
+import type { SourceModule } from "../source-module.ts";
 import { DEFAULT_MAX_OBJECTS, writeManifest } from "./manifest.ts";
 import { ObjectListSource } from "./object-list-source.ts";
 

@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError } from "../../core/errors.ts";
 import type { RecordSource, RowBlock } from "../record-source.ts";
-import type { SourceModule } from "../registry.ts";
+import type { SourceModule } from "../source-module.ts";
 
 /** One Parquet object. */
 export const parquetSourceModule: SourceModule = {

@@ -5,8 +5,8 @@
 import { ModelError } from "../../core/errors.ts";
 import { openModelSession } from "../../model/session.ts";
 import type { RecordBlock } from "../../sources/record-source.ts";
-import type { OpenedModel, TaskModule } from "../registry.ts";
 import type { Tensor } from "../task.ts";
+import type { OpenedModel, TaskModule } from "../task-module.ts";
 import { imageOutputColumns } from "./decoder.ts";
 import { DEFAULT_IMAGE_BATCH, IMAGE_CHECKPOINT_EVERY } from "./defaults.ts";
 import type { LoadedImageModel } from "./descriptor.ts";

@@ -7,8 +7,8 @@ import type { JobSpec } from "../../core/records.ts";
 import type { TabularModel } from "../../model/descriptor.ts";
 import { checkColumns } from "../../model/featurizer.ts";
 import { createRowFeaturizer } from "../../sources/parquet/row-featurizer.ts";
-import type { OpenedModel, TaskModule } from "../registry.ts";
 import type { OutputColumn } from "../task.ts";
+import type { OpenedModel, TaskModule } from "../task-module.ts";
 import { openTabularSession, type TabularSession, tabularRuntime } from "./tabular-task.ts";
 
 function keyColumnsOf(model: TabularModel, spec: JobSpec): string[] {

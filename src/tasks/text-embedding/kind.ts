@@ -8,7 +8,7 @@ import { InvalidArgumentError, ModelError } from "../../core/errors.ts";
 import { openModelSession } from "../../model/session.ts";
 import { delimiterByte } from "../../records/csv-fields.ts";
 import type { RecordBlock, RowBlock } from "../../sources/record-source.ts";
-import type { OpenedModel, TaskModule } from "../registry.ts";
+import type { OpenedModel, TaskModule } from "../task-module.ts";
 import { TextEmbeddingDecoder, textOutputColumns } from "./decoder.ts";
 import { TextEmbeddingEncoder } from "./encoder.ts";
 import type { LoadedTextModel } from "./loaded-model.ts";
