@@ -176,21 +176,26 @@ export class OciObjectStore implements ObjectStore {
   private async headOnce(bucket: string, name: string): Promise<ObjectInfo | undefined> {
     const what = `head ${bucket}/${name}`;
     try {
-      const res = await this.client.headObject({
-        namespaceName: this.namespace,
-        bucketName: bucket,
-        objectName: name,
-      });
-      return {
-        name,
-        size: Number(res.contentLength ?? 0),
-        etag: requireEtag(res.eTag, what),
-        lastModified: parseSdkDate(res.lastModified),
-      };
+      return await this.headRequest(bucket, name, what);
     } catch (err) {
       if (ociStatus(err) !== 404) throw mapOciError(err, what, this.reading(bucket, name));
     }
     return this.probeAbsent(bucket, name);
+  }
+
+  /** One HeadObject call as an ObjectInfo; the SDK's error as it came. */
+  private async headRequest(bucket: string, name: string, what: string): Promise<ObjectInfo> {
+    const res = await this.client.headObject({
+      namespaceName: this.namespace,
+      bucketName: bucket,
+      objectName: name,
+    });
+    return {
+      name,
+      size: Number(res.contentLength ?? 0),
+      etag: requireEtag(res.eTag, what),
+      lastModified: parseSdkDate(res.lastModified),
+    };
   }
 
   /** After a HEAD 404: a one-byte GET tells an absent object from a refusal (its 404 has a code). */
@@ -225,17 +230,7 @@ export class OciObjectStore implements ObjectStore {
   private async headAgain(bucket: string, name: string): Promise<ObjectInfo | undefined> {
     const what = `head ${bucket}/${name}`;
     try {
-      const res = await this.client.headObject({
-        namespaceName: this.namespace,
-        bucketName: bucket,
-        objectName: name,
-      });
-      return {
-        name,
-        size: Number(res.contentLength ?? 0),
-        etag: requireEtag(res.eTag, what),
-        lastModified: parseSdkDate(res.lastModified),
-      };
+      return await this.headRequest(bucket, name, what);
     } catch (err) {
       throw mapOciError(err, what, this.reading(bucket, name));
     }
