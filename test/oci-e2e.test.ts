@@ -7,8 +7,8 @@
  * output must be byte-identical to the embedded default's for the same input and model.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { createReadStream, existsSync, mkdirSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { createReadStream } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -21,6 +21,7 @@ import { OciObjectStore } from "../src/adapters/oci/object-storage.ts";
 import type { JobRecord } from "../src/core/records.ts";
 import { compileValidator } from "../src/core/schema.ts";
 import { readAll } from "./conformance/object-store.conformance.ts";
+import { OciProcesses, until } from "./helpers/oci-processes.ts";
 import {
   churnModel,
   customerCsv,
@@ -43,7 +44,7 @@ const SPEC = { partitionBytes: 2 * 1024 * 1024, checkpointEvery: 2000, visibilit
 
 let root: { dir: string; cleanup(): Promise<void> };
 let stand: FullStandIn;
-const children: ChildProcess[] = [];
+let procs: OciProcesses;
 
 before(async () => {
   root = await tempDir("oci-e2e-");
@@ -52,81 +53,13 @@ before(async () => {
   });
   assert.equal(built.status, 0, built.stderr);
   stand = await startFullStandIn();
+  procs = new OciProcesses(root.dir);
 });
 after(async () => {
-  for (const c of children) c.kill("SIGKILL");
+  procs?.killAll();
   await stand?.close();
   await root?.cleanup();
 });
-
-function spawnNode(script: string, env: Record<string, string>, label: string): ChildProcess {
-  const child = spawn(process.execPath, [script], {
-    env: { ...process.env, LOG_LEVEL: "warn", ...env },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let stderr = "";
-  child.stderr?.on("data", (d) => {
-    stderr += d;
-    if (stderr.length > 20_000) stderr = stderr.slice(-10_000);
-  });
-  child.on("exit", (code, signal) => {
-    if (code !== 0 && signal === null) console.error(`${label} exited ${code}: ${stderr}`);
-  });
-  children.push(child);
-  return child;
-}
-
-async function startFunction(name: string, env: Record<string, string>): Promise<string> {
-  const sock = path.join(root.dir, `fn-${name}-${children.length}`, "lsnr.sock");
-  mkdirSync(path.dirname(sock), { recursive: true });
-  const child = spawnNode(
-    "dist/functions.cjs",
-    { FN_FORMAT: "http-stream", FN_LISTENER: `unix:${sock}`, BATCH_INFER_FUNCTION: name, ...env },
-    `function ${name}`,
-  );
-  for (let i = 0; i < 400 && !existsSync(sock); i++) {
-    if (child.exitCode !== null) throw new Error(`function ${name} exited`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  assert.ok(existsSync(sock), `function ${name} never opened its socket`);
-  return sock;
-}
-
-/** Run the bundled CLI without blocking this process (the stand-in serves from it). */
-function runCli(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["dist/cli.js", ...args], {
-      env: { ...process.env, ...env, LOG_LEVEL: "error" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout?.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr?.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function until<T>(
-  what: string,
-  check: () => Promise<T | undefined>,
-  ms = 120_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe("the pipeline on the OCI stand-in", () => {
   it("upload → event → splitter fn → queue → workers (one killed) → NoSQL → merge → Streaming; output equals the embedded default's", async (t) => {
@@ -154,7 +87,7 @@ describe("the pipeline on the OCI stand-in", () => {
     // The CLI signs as the operator (an administrator); each component with its own key,
     // under the deployment's least-privilege policies.
     const env = stand.env(root.dir);
-    const splitter = await startFunction("splitter", {
+    const splitter = await procs.fn("splitter", {
       ...stand.env(root.dir, {}, "splitter"),
       BATCH_INFER_JOB_DEFAULTS: JSON.stringify({
         model: { descriptor: `oci://models@${NAMESPACE}/churn/descriptor.json` },
@@ -193,8 +126,8 @@ describe("the pipeline on the OCI stand-in", () => {
       WORKER_ID: id,
       INFERENCE_THREAD: "0",
     });
-    const victim = spawnNode("dist/worker.js", workerEnv("w-a"), "worker w-a");
-    spawnNode("dist/worker.js", workerEnv("w-b"), "worker w-b");
+    const victim = procs.node("dist/worker.js", workerEnv("w-a"), "worker w-a");
+    procs.node("dist/worker.js", workerEnv("w-b"), "worker w-b");
     const caught = await until("w-a mid-partition", async () => {
       const rows = await checkpoints.listPartitions(jobId);
       return rows.find(
@@ -209,10 +142,10 @@ describe("the pipeline on the OCI stand-in", () => {
     t.diagnostic(
       `killed w-a in partition ${caught.index} at byte ${caught.offset} of [${caught.start}, ${caught.end})`,
     );
-    spawnNode("dist/worker.js", workerEnv("w-c"), "worker w-c");
+    procs.node("dist/worker.js", workerEnv("w-c"), "worker w-c");
 
     // The CLI on OCI (~/.oci/config-style auth) while the job runs: per-partition state, rate, ETA.
-    const running = await runCli(["status", jobId, "--backend", "oci", "--json"], env);
+    const running = await procs.cli(["status", jobId, "--backend", "oci", "--json"], env);
     assert.equal(running.code, 0, running.stderr);
     const status = JSON.parse(running.stdout) as {
       job: { state: string };
@@ -268,12 +201,12 @@ describe("the pipeline on the OCI stand-in", () => {
     }
 
     // `verify --backend oci` proves the exactly-once property from the services.
-    const verified = await runCli(["verify", jobId, "--backend", "oci"], env);
+    const verified = await procs.cli(["verify", jobId, "--backend", "oci"], env);
     assert.equal(verified.code, 0, verified.stdout + verified.stderr);
     assert.match(verified.stdout, /^verified: each of the 120,000 input records/m);
 
     // `events --backend oci` reads the job's events back from the stream, deduplicated.
-    const listed = await runCli(["events", "--job", jobId, "--backend", "oci", "--json"], env);
+    const listed = await procs.cli(["events", "--job", jobId, "--backend", "oci", "--json"], env);
     assert.equal(listed.code, 0, listed.stderr);
     const types = listed.stdout
       .trim()
@@ -286,7 +219,7 @@ describe("the pipeline on the OCI stand-in", () => {
     assert.equal(types.filter((x) => x === "job.completed").length, 1);
 
     // The merger function on a finished job is idempotent: same answer, no second event.
-    const merger = await startFunction("merger", stand.env(root.dir, {}, "merger"));
+    const merger = await procs.fn("merger", stand.env(root.dir, {}, "merger"));
     const again = await fnCall(merger, { jobId });
     assert.equal(again.status, 200, JSON.stringify(again.json));
     assert.equal(again.json.state, "completed");
