@@ -1,7 +1,7 @@
 /**
  * Processes of an OCI deployment against the stand-in: the bundled functions on Fn
- * unix sockets, worker "pods", the bundled CLI — and a poll helper. The OCI e2e,
- * media e2e and refresh tests share them.
+ * unix sockets, worker "pods", the bundled CLI — and a poll helper. The OCI e2e and
+ * media e2e tests share them.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, existsSync, mkdirSync } from "node:fs";
