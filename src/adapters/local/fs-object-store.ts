@@ -1,5 +1,5 @@
-import { createHash, randomBytes, randomInt } from "node:crypto";
-import { type BigIntStats, constants, type Dirent } from "node:fs";
+import { randomBytes, randomInt } from "node:crypto";
+import { type BigIntStats, constants } from "node:fs";
 import {
   chmod,
   copyFile,
@@ -8,7 +8,6 @@ import {
   lstat,
   mkdir,
   open,
-  readdir,
   realpath,
   rename,
   rmdir,
@@ -19,9 +18,7 @@ import { Readable } from "node:stream";
 import {
   InvalidArgumentError,
   NotFoundError,
-  PipelineError,
   PreconditionFailedError,
-  StoreUnavailableError,
   UnsafePathError,
 } from "../../core/errors.ts";
 import type {
@@ -32,6 +29,16 @@ import type {
   PutOptions,
 } from "../../ports/object-store.ts";
 import { type FileLockOptions, withFileLock } from "./file-lock.ts";
+import { FolderWalker } from "./folder-walk.ts";
+import {
+  errno,
+  etagOf,
+  infoOf,
+  isMissing,
+  mapFsError,
+  syncDir,
+  writeBody,
+} from "./fs-primitives.ts";
 import { PlacedFiles, sha256OfFile } from "./placed-files.ts";
 
 /** Bucket names: what OCI allows, minus anything a filesystem would treat specially. */
@@ -55,31 +62,6 @@ const READ_CHUNK_BYTES = 1024 * 1024;
 /** OCI's page size limit. */
 const MAX_LIST_LIMIT = 1000;
 
-/** One entry of a folder as a listing walks it. */
-interface FolderEntry {
-  key: string;
-  folder: boolean;
-  path: string;
-}
-/** Folders with fewer entries are read afresh for every page (cheap enough). */
-const FOLDER_CACHE_MIN_ENTRIES = 2000;
-/** A folder's entries are cached only once its mtime is this old (coarse timestamps). */
-const FOLDER_CACHE_QUIET_MS = 2000;
-/** Folders cached per store. */
-const FOLDER_CACHE_SIZE = 8;
-
-const TRANSIENT_FS_CODES = new Set([
-  "EIO",
-  "ENOSPC",
-  "EDQUOT",
-  "EMFILE",
-  "ENFILE",
-  "EAGAIN",
-  "EBUSY",
-  "ETIMEDOUT",
-  "ESTALE",
-]);
-
 /** Options for {@link LocalObjectStore}. */
 export interface LocalObjectStoreOptions {
   /** Directory holding one subdirectory per bucket (created 0o700 on first write). */
@@ -95,97 +77,6 @@ interface Located {
   /** Last name segment (the file name). */
   base: string;
   path: string;
-}
-
-function errno(err: unknown): string | undefined {
-  return (err as NodeJS.ErrnoException | null)?.code;
-}
-
-function isMissing(err: unknown): boolean {
-  const code = errno(err);
-  return code === "ENOENT" || code === "ENOTDIR";
-}
-
-/** Map filesystem failures: transient ones become retryable StoreUnavailableError. */
-function mapFsError(err: unknown, context: string): unknown {
-  if (err instanceof PipelineError) return err;
-  const code = errno(err);
-  if (code !== undefined && TRANSIENT_FS_CODES.has(code)) {
-    return new StoreUnavailableError(`${context}: ${code}`, { cause: err });
-  }
-  if (code === "ENAMETOOLONG") {
-    return new InvalidArgumentError(`${context}: name too long for the local filesystem`, {
-      cause: err,
-    });
-  }
-  return err;
-}
-
-/**
- * Etag from (device, inode, size, mtime and ctime in ns). Every put writes a new file
- * (new inode while the old one is still linked) and stamps it with a randomized
- * microsecond mtime, so a later object only repeats an old etag if it reuses a freed
- * inode, has the same size and draws the same microsecond within the same
- * millisecond. The ctime matters for objects placed by hard link (`placeFile`): the
- * object is then the user's file, which can be rewritten in place with its size and
- * mtime restored (`cp -p`, `rsync -a --inplace`); no one can set a ctime back.
- * Content-hash etags would need a sidecar or a full read on `head`.
- */
-function etagOf(st: BigIntStats): string {
-  return createHash("sha256")
-    .update(`${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`)
-    .digest("hex")
-    .slice(0, 32);
-}
-
-function infoOf(name: string, st: BigIntStats, etag = etagOf(st)): ObjectInfo {
-  return {
-    name,
-    size: Number(st.size),
-    etag,
-    lastModified: new Date(Number(st.mtimeNs / 1_000_000n)),
-  };
-}
-
-/** Code-unit order, which is what OCI and `start`/`nextStart` comparisons use. */
-function compareCodeUnits(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < bytes.length) {
-    const { bytesWritten } = await fh.write(bytes, offset, bytes.length - offset);
-    offset += bytesWritten;
-  }
-}
-
-async function writeBody(fh: FileHandle, body: Buffer | string | Readable): Promise<void> {
-  if (typeof body === "string") return writeAll(fh, Buffer.from(body, "utf8"));
-  if (body instanceof Uint8Array) return writeAll(fh, body);
-  if (body instanceof Readable) {
-    // Pulling chunk by chunk gives backpressure for free; nothing is buffered whole.
-    for await (const chunk of body) {
-      if (typeof chunk === "string") await writeAll(fh, Buffer.from(chunk, "utf8"));
-      else if (chunk instanceof Uint8Array) await writeAll(fh, chunk);
-      else throw new InvalidArgumentError("put: body stream must yield Buffers or strings");
-    }
-    return;
-  }
-  throw new InvalidArgumentError("put: body must be a Buffer, a string or a Readable");
-}
-
-/** Make a rename durable: fsync the directory entry. Best effort (not every fs allows it). */
-async function syncDir(dir: string): Promise<void> {
-  let fh: FileHandle | undefined;
-  try {
-    fh = await open(dir, "r");
-    await fh.sync();
-  } catch {
-    // Some filesystems refuse fsync on directories; the data itself was already synced.
-  } finally {
-    await fh?.close().catch(() => undefined);
-  }
 }
 
 /**
@@ -209,6 +100,7 @@ export class LocalObjectStore implements ObjectStore {
   /** Absolute root directory. */
   readonly root: string;
   private readonly placed: PlacedFiles;
+  private readonly folders = new FolderWalker(INTERNAL_SEGMENT);
   private readonly lockOptions: FileLockOptions;
   /** realpath of `root`, once it exists. */
   private realRootPath: string | undefined;
@@ -466,7 +358,7 @@ export class LocalObjectStore implements ObjectStore {
     } catch (err) {
       throw mapFsError(err, `list ${bucket}`);
     }
-    for await (const [name] of this.walk(folderDir, folder, prefix, undefined)) yield name;
+    for await (const [name] of this.folders.walk(folderDir, folder, prefix, undefined)) yield name;
   }
 
   /** Objects in name order; `start` is inclusive, `nextStart` names the next object. */
@@ -493,7 +385,7 @@ export class LocalObjectStore implements ObjectStore {
       await this.assertNoLinks({ bucketDir, dir: folderDir }, prefix);
       // Names come from the walk in order; their stats and etags are read a run at a
       // time, concurrently (one at a time, a page of a large folder took seconds).
-      const walk = this.walk(folderDir, folder, prefix, start);
+      const walk = this.folders.walk(folderDir, folder, prefix, start);
       // A bucket with no placed object at all needs no look for a record per object.
       const mayBePlaced = await this.placed.anyIn(bucket);
       let done = false;
@@ -731,84 +623,6 @@ export class LocalObjectStore implements ObjectStore {
         return await open(tmp, "wx", 0o600);
       } catch (err) {
         if (errno(err) !== "ENOENT" || attempt >= 5) throw err;
-      }
-    }
-  }
-
-  /** Sorted entries of large, quiet folders, so a paged listing reads and sorts them once. */
-  private readonly folderCache = new Map<string, { stamp: string; entries: FolderEntry[] }>();
-
-  /**
-   * The entries of folder `dir` (object names starting `rel`), sorted by key; undefined
-   * when it is gone. Reading and sorting a folder of 100,000 documents for each page of
-   * 1,000 made listing it quadratic (a minute), so a large folder's sorted entries are
-   * kept while its stat says it is unchanged — and only once it has been quiet for a
-   * few seconds: a change within the same clock tick as the cached stat would not
-   * change it (timestamps are coarse), a later one does.
-   */
-  private async sortedEntries(dir: string, rel: string): Promise<FolderEntry[] | undefined> {
-    let st: BigIntStats;
-    try {
-      st = await lstat(dir, { bigint: true });
-    } catch (err) {
-      if (isMissing(err)) return undefined;
-      throw err;
-    }
-    const stamp = `${rel}\0${st.dev}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}`;
-    const cached = this.folderCache.get(dir);
-    if (cached?.stamp === stamp) return cached.entries;
-    let entries: Dirent[];
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch (err) {
-      if (isMissing(err)) return undefined;
-      throw err;
-    }
-    const keyed: FolderEntry[] = [];
-    for (const entry of entries) {
-      if (INTERNAL_SEGMENT.test(entry.name)) continue;
-      // Symlinks are not followed: they could point outside the bucket.
-      if (entry.isDirectory()) {
-        keyed.push({ key: `${rel}${entry.name}/`, folder: true, path: join(dir, entry.name) });
-      } else if (entry.isFile()) {
-        keyed.push({ key: `${rel}${entry.name}`, folder: false, path: join(dir, entry.name) });
-      }
-    }
-    keyed.sort((a, b) => compareCodeUnits(a.key, b.key));
-    const quietMs = Date.now() - Number(st.mtimeNs / 1_000_000n);
-    if (keyed.length >= FOLDER_CACHE_MIN_ENTRIES && quietMs > FOLDER_CACHE_QUIET_MS) {
-      this.folderCache.delete(dir);
-      this.folderCache.set(dir, { stamp, entries: keyed });
-      while (this.folderCache.size > FOLDER_CACHE_SIZE) {
-        this.folderCache.delete(this.folderCache.keys().next().value as string);
-      }
-    }
-    return keyed;
-  }
-
-  /**
-   * Files under `dir` in global name order. Siblings sort by their key (folders with
-   * a trailing '/'), and every name under a folder starts with its key, so a
-   * depth-first walk yields names already sorted and can stop early.
-   */
-  private async *walk(
-    dir: string,
-    rel: string,
-    prefix: string,
-    start: string | undefined,
-  ): AsyncGenerator<[name: string, path: string]> {
-    const keyed = await this.sortedEntries(dir, rel);
-    if (!keyed) return;
-    for (const { key, folder, path } of keyed) {
-      if (folder) {
-        if (!key.startsWith(prefix) && !prefix.startsWith(key)) continue;
-        // Every name under `key` is < start when start > key and doesn't extend it.
-        if (start !== undefined && key < start && !start.startsWith(key)) continue;
-        yield* this.walk(path, key, prefix, start);
-      } else {
-        if (!key.startsWith(prefix)) continue;
-        if (start !== undefined && key < start) continue;
-        yield [key, path];
       }
     }
   }
