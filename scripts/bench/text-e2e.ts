@@ -88,24 +88,7 @@ export async function runEndToEnd(options: {
   dataDir: string;
 }): Promise<Measured & { records: number }> {
   await rm(options.dataDir, { recursive: true, force: true });
-  const m = await measure(
-    [
-      path.join(options.root, "dist", "cli.js"),
-      "run",
-      "--input",
-      options.corpus,
-      "--model",
-      options.descriptor,
-      "--workers",
-      String(options.workers),
-      "--threads",
-      String(options.threads),
-      "--data-dir",
-      options.dataDir,
-      "--json",
-    ],
-    options.root,
-  );
+  const m = await measure(cliArgs(options, "run", "--input"), options.root);
   const out = JSON.parse(m.stdout) as { state: string; result?: { records: number } };
   if (out.state !== "completed") throw new Error(`run ended ${out.state}`);
   await rm(options.dataDir, { recursive: true, force: true });
@@ -145,6 +128,36 @@ export async function changeCorpus(dir: string, every: number, round: number): P
   return changed;
 }
 
+/** The built CLI's argv for `command` over the corpus, with the bench's workers, threads and data dir. */
+function cliArgs(
+  options: {
+    root: string;
+    corpus: string;
+    descriptor: string;
+    workers: number;
+    threads: number;
+    dataDir: string;
+  },
+  command: "run" | "refresh",
+  corpusFlag: "--input" | "--corpus",
+): string[] {
+  return [
+    path.join(options.root, "dist", "cli.js"),
+    command,
+    corpusFlag,
+    options.corpus,
+    "--model",
+    options.descriptor,
+    "--workers",
+    String(options.workers),
+    "--threads",
+    String(options.threads),
+    "--data-dir",
+    options.dataDir,
+    "--json",
+  ];
+}
+
 /** `batch-infer refresh --corpus DIR` with the built CLI. */
 export async function refreshEndToEnd(options: {
   root: string;
@@ -154,24 +167,7 @@ export async function refreshEndToEnd(options: {
   threads: number;
   dataDir: string;
 }): Promise<Measured & { action: string; counts: Record<string, number>; documents: number }> {
-  const m = await measure(
-    [
-      path.join(options.root, "dist", "cli.js"),
-      "refresh",
-      "--corpus",
-      options.corpus,
-      "--model",
-      options.descriptor,
-      "--workers",
-      String(options.workers),
-      "--threads",
-      String(options.threads),
-      "--data-dir",
-      options.dataDir,
-      "--json",
-    ],
-    options.root,
-  );
+  const m = await measure(cliArgs(options, "refresh", "--corpus"), options.root);
   const out = JSON.parse(m.stdout) as {
     requested?: { action: string };
     head?: { current?: { counts: Record<string, number>; documents: number } };
