@@ -7,11 +7,14 @@
  * light model (decode-bound) and a heavier one (compute-bound); plus decode alone,
  * and the share of wall time not spent in inference (fetch + decode not hidden).
  *
- * Parquet — rows/s scoring the same rows from Parquet (our ranged-read source + row
- * featurizer) vs from CSV (the line reader + CSV featurizer), same model and batch;
- * and reading the same Parquet columns into JS, ours vs DuckDB.
+ * Parquet — rows/s scoring the same rows from Parquet (our ranged-read source + the
+ * worker's row encoder) vs from CSV (the line reader + the worker's CSV encoder),
+ * same model and batch, features and keys as a job reads them; and reading the same
+ * Parquet columns into JS, ours vs DuckDB. 1M rows by default: DuckDB writes row
+ * groups of 122,880 rows, and a file of a few groups would mostly time the first
+ * group's decode, which nothing overlaps.
  *
- *   tsx scripts/bench-media.ts [--images 240] [--rows 200000] [--json out.json] [--only images|parquet]
+ *   tsx scripts/bench-media.ts [--images 240] [--rows 1000000] [--json out.json] [--only images|parquet]
  */
 
 import { createReadStream } from "node:fs";
@@ -26,7 +29,6 @@ import { LocalObjectStore } from "../src/adapters/local/fs-object-store.ts";
 import { writeDataset } from "../src/model/datasets.ts";
 import { loadTabularModel } from "../src/model/descriptor.ts";
 import { createCsvFeaturizer } from "../src/model/featurizer.ts";
-import { KeyBatch } from "../src/model/key-batch.ts";
 import { readOwnedLines } from "../src/records/line-reader.ts";
 import { writeManifest } from "../src/sources/objects/manifest.ts";
 import { ObjectListSource } from "../src/sources/objects/object-list-source.ts";
@@ -40,13 +42,17 @@ import { writeShapeDataset } from "../src/tasks/image-classification/shape-datas
 import { SHAPE_LABELS } from "../src/tasks/image-classification/shapes.ts";
 import { shapesDescriptor } from "../src/tasks/image-classification/shapes-model.ts";
 import { createImageTask } from "../src/tasks/image-classification/task.ts";
+import { TabularEncoder } from "../src/tasks/tabular/encoder.ts";
+import type { TabularMeta } from "../src/tasks/tabular/feature-batches.ts";
+import { TabularRowEncoder } from "../src/tasks/tabular/row-encoder.ts";
+import type { TaskEncoder } from "../src/tasks/task.ts";
 import { CollectingSink, runSeam } from "../test/helpers/seam-harness.ts";
 import { writeNumericLogisticModel } from "./train-model.ts";
 
 const { values } = parseArgs({
   options: {
     images: { type: "string", default: "240" },
-    rows: { type: "string", default: "200000" },
+    rows: { type: "string", default: "1000000" },
     json: { type: "string" },
     threads: { type: "string", default: "1" },
     rounds: { type: "string", default: "3" },
@@ -254,10 +260,11 @@ async function parquet(): Promise<void> {
   const d = loaded.descriptor;
   const keyColumns = d.keyColumns ?? [];
   const needed = [...keyColumns, ...d.features.map((f) => f.column)];
-  // As a job reads them: number features on the typed-array fast path, keys exact.
+  // As a job reads them: number features on the typed-array fast path, keys as bytes.
   const numeric = d.features
     .filter((f) => f.type === "number" && !keyColumns.includes(f.column))
     .map((f) => f.column);
+  const keyText = keyColumns.filter((k) => d.features.every((f) => f.column !== k));
   const width = loaded.width;
   const BATCH_ROWS = 4096;
   const score = async (features: Float32Array, rows: number) => {
@@ -266,45 +273,56 @@ async function parquet(): Promise<void> {
     });
   };
 
-  // CSV path: line reader + CSV featurizer + onnxruntime.
+  // Both paths through the worker's own encoders (features and keys, as a job reads
+  // them), then onnxruntime on each batch; only output formatting and parts are left out.
+  const encoderOptions = {
+    inputName: d.input.name,
+    inputType: "float32" as const,
+    batchSize: BATCH_ROWS,
+    offsetKeys: keyColumns.length === 0,
+  };
+  const scoreWindows = async (encoder: TaskEncoder<TabularMeta>, flush: boolean) => {
+    let rows = 0;
+    for (const w of encoder.take(flush)) {
+      const feed = w.batches[0]?.feeds[d.input.name];
+      if (!feed) continue;
+      await score(feed.data as Float32Array, w.records);
+      rows += w.records;
+    }
+    return rows;
+  };
+
+  // CSV path: line reader + the CSV encoder + onnxruntime.
   const text = await readFile(csv);
   const nl = text.indexOf(10);
   const header = text.toString("utf8", 0, nl).split(",");
   const fz = createCsvFeaturizer(d, keyColumns, header);
   const csvSize = (await stat(csv)).size;
   const scoreCsv = async () => {
+    const encoder = new TabularEncoder(fz, { ...encoderOptions, format: "csv", columns: header });
     let rows = 0;
-    let feats = new Float32Array(BATCH_ROWS * width);
-    let keys = new KeyBatch();
-    let n = 0;
     for await (const l of readOwnedLines(
       createReadStream(csv, { start: nl + 1, highWaterMark: 1 << 20 }),
       { from: nl + 1, fromIsRecordStart: true, end: csvSize, maxLineBytes: 1 << 20 },
     )) {
+      const block = { kind: "lines" as const, format: "csv" as const, lines: l };
       for (let i = 0; i < l.count; i++) {
         if (l.starts[i] === l.ends[i]) continue;
-        const s = l.starts[i] as number;
-        if (fz.featurize(l.buf, s, l.ends[i] as number, feats, n * width, keys) === undefined) n++;
-        if (n === BATCH_ROWS) {
-          await score(feats, n);
-          rows += n;
-          n = 0;
-          feats = new Float32Array(BATCH_ROWS * width);
-          keys = new KeyBatch();
-        }
+        encoder.add(block, i);
       }
+      rows += await scoreWindows(encoder, false);
     }
-    if (n > 0) await score(feats, n);
-    return rows + n;
+    return rows + (await scoreWindows(encoder, true));
   };
 
-  // Parquet path: plan (footer), ranged reads of needed columns, row featurizer + onnxruntime.
+  // Parquet path: plan (footer), ranged reads of needed columns, the row encoder + onnxruntime.
   const scoreParquet = (name: string) => async () => {
     const plan = await planParquet(store, "lake", name, { columns: needed });
-    const rfz = createRowFeaturizer(d, keyColumns, plan.columns);
+    const encoder = new TabularRowEncoder(
+      createRowFeaturizer(d, keyColumns, plan.columns),
+      encoderOptions,
+    );
     let rows = 0;
-    let n = 0;
-    let feats = new Float32Array(BATCH_ROWS * width);
     for (const part of plan.partitions) {
       const source = new ParquetSource({
         store,
@@ -313,25 +331,17 @@ async function parquet(): Promise<void> {
         etag: plan.etag,
         columns: needed,
         numeric,
+        text: keyText,
         start: part.start,
         end: part.end,
         blockRows: BATCH_ROWS,
       });
       for await (const block of source.read(part.start)) {
-        for (let i = 0; i < block.count; i++) {
-          if (rfz.featurize(block, i, feats, n * width) === undefined) n++;
-          rfz.keys(block, i);
-          if (n === BATCH_ROWS) {
-            await score(feats, n);
-            rows += n;
-            n = 0;
-            feats = new Float32Array(BATCH_ROWS * width);
-          }
-        }
+        for (let i = 0; i < block.count; i++) encoder.add(block, i);
+        rows += await scoreWindows(encoder, false);
       }
     }
-    if (n > 0) await score(feats, n);
-    return rows + n;
+    return rows + (await scoreWindows(encoder, true));
   };
   // Rounds interleave the three, best of each: other load on a shared machine comes and goes.
   const runs = {

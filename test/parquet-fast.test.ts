@@ -2,7 +2,8 @@
  * The fast paths for flat Parquet columns on files DuckDB writes (every codec, both
  * page versions, nullable and required, plain and dictionary-encoded), read from any
  * row: numbers against hyparquet's general decoder on the same file (as float32,
- * what a feature is; null as NaN), text against DuckDB's own values. Plus the
+ * what a feature is; null as NaN), text (as strings, and as the UTF-8 bytes keys
+ * are read as) against DuckDB's own values. Plus the
  * RLE/bit-packed hybrid decoder on runs written by hand.
  */
 import assert from "node:assert/strict";
@@ -15,6 +16,7 @@ import { LocalObjectStore } from "../src/adapters/local/fs-object-store.ts";
 import { decodeThreadStats } from "../src/sources/parquet/decode-thread.ts";
 import { decodeHybrid } from "../src/sources/parquet/fast-columns.ts";
 import { ParquetSource } from "../src/sources/parquet/parquet-source.ts";
+import { utf8At } from "../src/sources/record-source.ts";
 
 const ROWS = 9000;
 // Nullable doubles, a low-cardinality double (dictionary), float, int, bigint, and a
@@ -73,21 +75,32 @@ describe("flat Parquet columns on the fast paths", () => {
     return out;
   }
 
-  /** The text columns' values from row `from`, as [label, colour] pairs. */
-  async function texts(name: string, from: number): Promise<unknown[][]> {
+  /**
+   * The text columns' values from row `from`, as [label, colour] pairs: as strings,
+   * or (`asBytes`) read as UTF-8 bytes — the way key columns are — and decoded here.
+   */
+  async function texts(name: string, from: number, asBytes = false): Promise<unknown[][]> {
     const source = new ParquetSource({
       store,
       bucket: "lake",
       name,
       columns: ["label", "colour"],
+      ...(asBytes ? { text: ["label", "colour"] } : {}),
       start: 0,
       end: ROWS,
     });
     const rows: unknown[][] = [];
     for await (const block of source.read(from)) {
-      for (let i = 0; i < block.count; i++) {
-        rows.push([block.columns.label?.[i], block.columns.colour?.[i]]);
-      }
+      if (asBytes) {
+        // An encoding off the fast path (DELTA_BYTE_ARRAY in v2 pages) still comes as strings.
+        assert.ok(block.text?.colour, "a dictionary text column comes as bytes");
+        assert.equal(!block.text?.label, name.includes("v2"), `label as bytes in ${name}`);
+      } else assert.equal(block.text, undefined);
+      const value = (c: string, i: number) => {
+        const bytes = block.text?.[c];
+        return bytes ? utf8At(bytes, i) : block.columns[c]?.[i];
+      };
+      for (let i = 0; i < block.count; i++) rows.push([value("label", i), value("colour", i)]);
     }
     return rows;
   }
@@ -113,17 +126,18 @@ describe("flat Parquet columns on the fast paths", () => {
           assert.equal(fast[c]?.length, ROWS - from, `${options} ${c}`);
           assert.deepEqual(fast[c], general[c], `${options}: column ${c} from row ${from}`);
         }
-        const text = await texts(name, from);
         const want = (
           await duck.runAndReadAll(
             `SELECT label, colour FROM read_parquet('${file}') OFFSET ${from}`,
           )
         ).getRowObjects();
-        assert.deepEqual(
-          text,
-          want.map((r) => [r.label, r.colour]),
-          `${options}: text columns from row ${from}`,
-        );
+        for (const asBytes of [false, true]) {
+          assert.deepEqual(
+            await texts(name, from, asBytes),
+            want.map((r) => [r.label, r.colour]),
+            `${options}: text columns from row ${from}${asBytes ? " (as bytes)" : ""}`,
+          );
+        }
         const nulls = Array.from({ length: ROWS - from }, (_, k) => from + k).filter(
           (r) => r % 7 === 0,
         );

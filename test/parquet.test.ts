@@ -9,6 +9,7 @@ import { parquetReadObjects } from "hyparquet";
 import { LocalObjectStore } from "../src/adapters/local/fs-object-store.ts";
 import { ModelError, PreconditionFailedError } from "../src/core/errors.ts";
 import { parseDescriptor } from "../src/model/descriptor.ts";
+import { KeyBatch } from "../src/model/key-batch.ts";
 import { mergeParquetParts } from "../src/outputs/parquet/merge.ts";
 import { ParquetRowSink } from "../src/outputs/parquet/row-sink.ts";
 import { openParquetObject, PARQUET_COMPRESSORS } from "../src/sources/parquet/object-file.ts";
@@ -276,6 +277,97 @@ describe("Parquet in and out (checked against DuckDB)", () => {
           plan.columns,
         ),
       /feature column "x" is DOUBLE; a boolean feature needs/,
+    );
+  });
+
+  it("names a row's first bad feature in descriptor order, typed columns or not, block after block", () => {
+    const columns = [
+      { name: "a", type: "DOUBLE", nullable: true, nested: false },
+      { name: "flag", type: "BYTE_ARRAY", logical: "STRING", nullable: true, nested: false },
+      { name: "b", type: "DOUBLE", nullable: true, nested: false },
+    ];
+    const descriptor = parseDescriptor({
+      name: "m",
+      version: "1",
+      onnx: "m.onnx",
+      input: { name: "features" },
+      features: [
+        { column: "a", type: "number" },
+        { column: "flag", type: "boolean" },
+        { column: "b", type: "number", missing: 7 },
+      ],
+      outputs: [{ name: "p", column: "p" }],
+    });
+    const fz = createRowFeaturizer(descriptor, [], columns);
+    const block = (a: number[], flag: (string | null)[], b: number[]): RowBlock => ({
+      kind: "rows",
+      count: a.length,
+      firstRow: 0,
+      columns: { a: Float32Array.from(a), flag, b: Float32Array.from(b) },
+    });
+    const out = new Float32Array(3);
+    const first = block([Number.NaN, 1, 2, 3], ["yes", "maybe", null, "no"], [1, 2, 3, Number.NaN]);
+    assert.equal(fz.featurize(first, 0, out, 0), "column a: missing value", "a before flag");
+    assert.match(fz.featurize(first, 1, out, 0) ?? "", /^column flag: "maybe" is not a boolean/);
+    assert.equal(fz.featurize(first, 2, out, 0), "column flag: missing value");
+    assert.equal(fz.featurize(first, 3, out, 0), undefined);
+    assert.deepEqual([...out], [3, 0, 7], "b's missing value imputed");
+    // A new block: nothing of the last one's bad rows is left.
+    const second = block([5, 6], ["t", "f"], [8, 9]);
+    assert.equal(fz.featurize(second, 0, out, 0), undefined);
+    assert.deepEqual([...out], [5, 1, 8]);
+    assert.equal(fz.featurize(second, 1, out, 0), undefined);
+    assert.deepEqual([...out], [6, 0, 9]);
+  });
+
+  it("adds keys read as UTF-8 bytes as the string path would: ASCII copied, the rest decoded, null empty", () => {
+    const values = ["a-1", "x,y", "é✓", null, 'q"', "", "id 42"];
+    const data = Buffer.from(values.map((v) => v ?? "").join(""));
+    const starts = new Int32Array(values.length);
+    const ends = new Int32Array(values.length);
+    let at = 0;
+    values.forEach((v, i) => {
+      starts[i] = at;
+      at += Buffer.byteLength(v ?? "");
+      ends[i] = at;
+    });
+    const nulls = Uint8Array.from(values, (v) => (v === null ? 1 : 0));
+    const descriptor = parseDescriptor({
+      name: "m",
+      version: "1",
+      onnx: "m.onnx",
+      input: { name: "features" },
+      features: [{ column: "x", type: "number" }],
+      outputs: [{ name: "p", column: "p" }],
+    });
+    const columns = [
+      { name: "id", type: "BYTE_ARRAY", logical: "STRING", nullable: true, nested: false },
+      { name: "x", type: "DOUBLE", nullable: false, nested: false },
+    ];
+    const fz = createRowFeaturizer(descriptor, ["id"], columns);
+    const x = new Float32Array(values.length);
+    const asBytes: RowBlock = {
+      kind: "rows",
+      count: values.length,
+      firstRow: 0,
+      columns: { x },
+      text: { id: { data: new Uint8Array(data), starts, ends, nulls } },
+    };
+    const asStrings: RowBlock = { ...asBytes, columns: { x, id: values }, text: {} };
+    const viaBytes = new KeyBatch();
+    const viaStrings = new KeyBatch();
+    for (let i = 0; i < values.length; i++) {
+      fz.addKeys(asBytes, i, viaBytes);
+      fz.addKeys(asStrings, i, viaStrings);
+      assert.deepEqual(fz.keys(asBytes, i), [values[i]]);
+    }
+    const keys = (b: KeyBatch) => values.map((_, i) => b.get(i));
+    assert.deepEqual(keys(viaBytes), ["a-1", "x,y", "é✓", "", 'q"', "", "id 42"]);
+    assert.deepEqual(keys(viaBytes), keys(viaStrings));
+    // Only what needs no escaping in any output stays bytes; the rest are strings.
+    assert.deepEqual(
+      values.map((_, i) => viaBytes.strings[i] === undefined),
+      [true, false, false, false, false, true, true],
     );
   });
 

@@ -4,9 +4,15 @@
 const SMALL_COPY = 32;
 
 /** Copy `n` bytes; short runs (keys, column prefixes) in JS, long ones natively. */
-export function copyBytes(from: Buffer, start: number, n: number, to: Buffer, at: number): void {
+export function copyBytes(
+  from: Uint8Array,
+  start: number,
+  n: number,
+  to: Uint8Array,
+  at: number,
+): void {
   if (n > SMALL_COPY) {
-    from.copy(to, at, start, start + n);
+    to.set(from.subarray(start, start + n), at);
     return;
   }
   for (let i = 0; i < n; i++) to[at + i] = from[start + i] as number;

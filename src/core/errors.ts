@@ -133,6 +133,13 @@ export class StoreUnavailableError extends PipelineError {
   }
 }
 
+/** An object is longer than the reader allows (an image past its byte limit): a bad record. */
+export class TooLargeError extends PipelineError {
+  constructor(message: string) {
+    super("BAD_RECORD", message);
+  }
+}
+
 /** onnxruntime failed while running a batch. */
 export class InferenceError extends PipelineError {
   constructor(message: string, options?: PipelineErrorOptions) {

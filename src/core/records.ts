@@ -248,6 +248,8 @@ export interface InputIdentity {
     }[];
     /** Columns read as plain numbers (number features), NaN for null. */
     numeric?: string[];
+    /** Text columns read as UTF-8 bytes (keys), never decoded to strings. */
+    text?: string[];
   };
   /** Object lists: where the listed objects are, how many, their bytes, and the listing's sha256. */
   objects?: { bucket: string; prefix: string; count: number; bytes: number; sha256: string };

@@ -28,18 +28,31 @@ export class KeyBatch {
 
   /** Add a CSV field (`kind` as from splitCsvLine: 0 plain, 1 quoted, 2 quoted with escapes). */
   addField(buf: Buffer, start: number, end: number, kind: number): void {
-    if (kind !== 2 && plainAscii(buf, start, end)) {
-      const n = end - start;
-      if (this.used + n > this.bytes.length) this.grow(n);
-      this.marks.push(this.used);
-      copyBytes(buf, start, n, this.bytes, this.used);
-      this.starts.push(this.used);
-      this.used += n;
-      this.ends.push(this.used);
-      this.strings.push(undefined);
-      return;
-    }
-    this.addString(decodeField(buf, start, end, kind));
+    if (kind !== 2 && plainAscii(buf, start, end)) this.pushBytes(buf, start, end);
+    else this.addString(decodeField(buf, start, end, kind));
+  }
+
+  /**
+   * Add a key held as UTF-8 bytes (a Parquet text column): plain ASCII is copied as
+   * it is, anything else decoded (as Parquet readers do: invalid bytes become U+FFFD).
+   */
+  addUtf8(buf: Uint8Array, start: number, end: number): void {
+    if (plainAscii(buf, start, end)) this.pushBytes(buf, start, end);
+    else
+      this.addString(
+        Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).toString("utf8", start, end),
+      );
+  }
+
+  private pushBytes(buf: Uint8Array, start: number, end: number): void {
+    const n = end - start;
+    if (this.used + n > this.bytes.length) this.grow(n);
+    this.marks.push(this.used);
+    copyBytes(buf, start, n, this.bytes, this.used);
+    this.starts.push(this.used);
+    this.used += n;
+    this.ends.push(this.used);
+    this.strings.push(undefined);
   }
 
   /** Add a key that is already a string. */
@@ -76,7 +89,7 @@ export class KeyBatch {
   }
 }
 
-function plainAscii(buf: Buffer, start: number, end: number): boolean {
+function plainAscii(buf: Uint8Array, start: number, end: number): boolean {
   for (let i = start; i < end; i++) {
     const c = buf[i] as number;
     if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c || c === 0x2c) return false;

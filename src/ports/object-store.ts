@@ -45,6 +45,13 @@ export interface ObjectStore {
   head(bucket: string, name: string): Promise<ObjectInfo | undefined>;
   /** Stream the object, or the part of it in `range`. Throws NotFoundError when missing (same rule as `head`). */
   read(bucket: string, name: string, range?: ByteRange): Promise<Readable>;
+  /**
+   * Optional: the object or `range` of it in one buffer, read without stream chunks
+   * (a local file). Same errors as `read`, plus TooLargeError when it is longer than
+   * `maxBytes`. Callers use `readBytes` (src/sources/read-bytes.ts), which falls back
+   * to `read`.
+   */
+  readBuffer?(bucket: string, name: string, range?: ByteRange, maxBytes?: number): Promise<Buffer>;
   /** Write an object atomically. Throws PreconditionFailedError when a condition fails. */
   put(
     bucket: string,

@@ -1,13 +1,8 @@
 import type { Readable } from "node:stream";
-import { PipelineError } from "../core/errors.ts";
+import { TooLargeError } from "../core/errors.ts";
 import type { ByteRange, ObjectStore } from "../ports/object-store.ts";
 
-/** Thrown by {@link readBytes} when an object is longer than the caller allows. */
-export class TooLargeError extends PipelineError {
-  constructor(message: string) {
-    super("BAD_RECORD", message);
-  }
-}
+export { TooLargeError };
 
 /** Collect a stream into one Buffer; past `maxBytes` the stream is destroyed and TooLargeError thrown. */
 export async function collect(
@@ -29,7 +24,10 @@ export async function collect(
   return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
 }
 
-/** Read an object, or a byte range of it, into memory. */
+/**
+ * Read an object, or a byte range of it, into memory: in one read where the store
+ * can ({@link ObjectStore.readBuffer}), else by collecting its stream.
+ */
 export async function readBytes(
   store: ObjectStore,
   bucket: string,
@@ -37,5 +35,6 @@ export async function readBytes(
   range?: ByteRange,
   maxBytes?: number,
 ): Promise<Buffer> {
+  if (store.readBuffer) return store.readBuffer(bucket, name, range, maxBytes);
   return collect(await store.read(bucket, name, range), maxBytes);
 }

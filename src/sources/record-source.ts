@@ -30,12 +30,36 @@ export interface ObjectBlock {
   nextPositions: Float64Array;
 }
 
+/**
+ * A text column as UTF-8 bytes: value i is `data[starts[i], ends[i])`, or null where
+ * `nulls[i]` is 1. Keys that are only copied to the output never become strings.
+ */
+export interface Utf8Column {
+  data: Uint8Array;
+  starts: Int32Array;
+  ends: Int32Array;
+  nulls: Uint8Array | undefined;
+}
+
 /** Rows of a columnar input (Parquet): `columns[name][i]` is row `firstRow + i`. */
 export interface RowBlock {
   kind: "rows";
   count: number;
   firstRow: number;
   columns: Record<string, ArrayLike<unknown>>;
+  /** Text columns read as bytes (the source's `text` option), not in `columns`. */
+  text?: Record<string, Utf8Column>;
+}
+
+/** Value i of a {@link Utf8Column} as a string (null stays null). */
+export function utf8At(column: Utf8Column, i: number): string | null {
+  if (column.nulls?.[i]) return null;
+  const { data } = column;
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString(
+    "utf8",
+    column.starts[i] as number,
+    column.ends[i] as number,
+  );
 }
 
 /** A block of records as a source yields them. */

@@ -24,6 +24,8 @@ export interface ColumnNeeds {
   columns: string[];
   /** Those read as numbers only (NaN = missing): they may take a faster, typed path. */
   numeric: string[];
+  /** Text columns only ever copied to the output (keys): they may stay UTF-8 bytes. */
+  text?: string[];
 }
 
 /** Reader limits a worker passes to every source. */

@@ -3,6 +3,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { describe, it } from "node:test";
 import type { ObjectStore } from "../../src/ports/object-store.ts";
+import { readBytes } from "../../src/sources/read-bytes.ts";
 
 /** What a conformance run needs: a store, a bucket it may write to, and a teardown. */
 export interface ObjectStoreFixture {
@@ -133,6 +134,34 @@ export function objectStoreConformance(
         assert.deepEqual(await range(995, 5000), body.subarray(995, 1000));
         assert.equal((await range(1000, 1010)).length, 0);
         assert.equal((await range(10, 10)).length, 0);
+      }),
+    );
+
+    it(
+      "reads into one buffer (readBytes: readBuffer where the store has it) as read streams",
+      withStore(async (store, bucket, p) => {
+        const body = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7) % 253));
+        await store.put(bucket, `${p}b.bin`, body);
+        assert.deepEqual(await readBytes(store, bucket, `${p}b.bin`), body);
+        for (const [start, end] of [
+          [0, 10],
+          [1500, 2100],
+          [2990, 9000],
+          [3000, 3010],
+          [10, 10],
+        ] as const) {
+          assert.deepEqual(
+            await readBytes(store, bucket, `${p}b.bin`, { start, end }),
+            body.subarray(start, Math.min(end, body.length)),
+            `range [${start}, ${end})`,
+          );
+        }
+        await rejectsWithCode(readBytes(store, bucket, `${p}b.bin`, undefined, 2999), "BAD_RECORD");
+        assert.equal(
+          (await readBytes(store, bucket, `${p}b.bin`, { start: 0, end: 100 }, 100)).length,
+          100,
+        );
+        await rejectsWithCode(readBytes(store, bucket, `${p}missing.bin`), "NOT_FOUND");
       }),
     );
 

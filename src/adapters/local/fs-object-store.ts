@@ -19,6 +19,7 @@ import {
   InvalidArgumentError,
   NotFoundError,
   PreconditionFailedError,
+  TooLargeError,
   UnsafePathError,
 } from "../../core/errors.ts";
 import type {
@@ -141,6 +142,53 @@ export class LocalObjectStore implements ObjectStore {
 
   /** Stream the object or `range` of it (clamped to its size); NotFoundError when missing. */
   async read(bucket: string, name: string, range?: ByteRange): Promise<Readable> {
+    const { fh, start, end } = await this.openRange(bucket, name, range);
+    if (end <= start) {
+      await fh.close();
+      return Readable.from([], { objectMode: false });
+    }
+    // The port's end is exclusive; createReadStream's is inclusive. Reads are mostly
+    // long sequential scans: 1 MiB chunks cut per-chunk overhead (awaits, block setup)
+    // that showed in the worker's profile at the default 64 KiB.
+    return fh.createReadStream({ start, end: end - 1, highWaterMark: READ_CHUNK_BYTES });
+  }
+
+  /**
+   * The object or `range` of it in one buffer, read straight into it: no stream
+   * chunks to allocate and concatenate (a Parquet row group's column chunks are
+   * megabytes, read at a time). TooLargeError past `maxBytes`, before reading.
+   */
+  async readBuffer(
+    bucket: string,
+    name: string,
+    range?: ByteRange,
+    maxBytes = Number.POSITIVE_INFINITY,
+  ): Promise<Buffer> {
+    const { fh, start, end } = await this.openRange(bucket, name, range);
+    try {
+      if (end - start > maxBytes) throw new TooLargeError(`over ${maxBytes} bytes`);
+      // Its own memory (not the pool's): handed to a decode thread as a whole ArrayBuffer.
+      const buf = Buffer.allocUnsafeSlow(Math.max(0, end - start));
+      let got = 0;
+      while (got < buf.length) {
+        const { bytesRead } = await fh.read(buf, got, buf.length - got, start + got);
+        if (bytesRead === 0) break; // cut short under us: what the stream would give
+        got += bytesRead;
+      }
+      return got === buf.length ? buf : buf.subarray(0, got);
+    } catch (err) {
+      throw mapFsError(err, `read ${bucket}/${name}`);
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  /** Open for reading, with `range` checked and clamped to the object's size. */
+  private async openRange(
+    bucket: string,
+    name: string,
+    range: ByteRange | undefined,
+  ): Promise<{ fh: FileHandle; start: number; end: number }> {
     const located = this.locate(bucket, name);
     const { path } = located;
     if (range !== undefined) {
@@ -174,14 +222,7 @@ export class LocalObjectStore implements ObjectStore {
       }
       const start = Math.min(range?.start ?? 0, st.size);
       const end = Math.min(range?.end ?? st.size, st.size);
-      if (end <= start) {
-        await fh.close();
-        return Readable.from([], { objectMode: false });
-      }
-      // The port's end is exclusive; createReadStream's is inclusive. Reads are mostly
-      // long sequential scans: 1 MiB chunks cut per-chunk overhead (awaits, block setup)
-      // that showed in the worker's profile at the default 64 KiB.
-      return fh.createReadStream({ start, end: end - 1, highWaterMark: READ_CHUNK_BYTES });
+      return { fh, start, end };
     } catch (err) {
       await fh.close().catch(() => undefined);
       throw mapFsError(err, `read ${bucket}/${name}`);

@@ -1,8 +1,8 @@
 /**
- * Numeric column chunks decoded on a thread of their own, one per process: while
+ * Numeric (and key text) column chunks decoded on a thread of their own, one per process: while
  * the main thread featurizes and scores one row group, the next one's pages are
  * decompressed and decoded beside it (with two or more cores). The bytes of a
- * ranged read are transferred, not copied, and so are the float32 columns back.
+ * ranged read are transferred, not copied, and so are the decoded columns back.
  *
  * The thread's entry is decode-worker.ts under tsx, or parquet-decode.js beside the
  * esbuild bundle (scripts/build.ts). Where neither is found, on one core, or after
@@ -13,7 +13,7 @@ import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { PipelineError } from "../../core/errors.ts";
-import type { DecodeRequest } from "./decode-worker.ts";
+import type { DecodedColumn, DecodeRequest } from "./decode-worker.ts";
 
 let worker: Worker | undefined;
 let broken = false;
@@ -23,7 +23,7 @@ const IDLE_MS = 2000;
 let nextId = 1;
 const pending = new Map<
   number,
-  { resolve: (v: Record<string, Float32Array>) => void; reject: (e: Error) => void }
+  { resolve: (v: Record<string, DecodedColumn>) => void; reject: (e: Error) => void }
 >();
 
 /** How to start the thread, or undefined when this build has no entry for it. */
@@ -65,7 +65,7 @@ function thread(): Worker | undefined {
   }
   const w = new Worker(file.code, { eval: file.eval });
   w.unref();
-  w.on("message", (msg: { id: number; out?: Record<string, Float32Array>; error?: string }) => {
+  w.on("message", (msg: { id: number; out?: Record<string, DecodedColumn>; error?: string }) => {
     const p = pending.get(msg.id);
     if (!p) return;
     pending.delete(msg.id);
@@ -107,14 +107,14 @@ export function decodeThreadAvailable(): boolean {
 }
 
 /**
- * Decode the numeric chunks of `buffer` (a ranged read, transferred: don't use it
+ * Decode the chunks of `buffer` (a ranged read, transferred: don't use it
  * afterwards) on the decode thread.
  */
 export function decodeOffThread(
   buffer: ArrayBuffer,
   rows: number,
   chunks: DecodeRequest["chunks"],
-): Promise<Record<string, Float32Array>> {
+): Promise<Record<string, DecodedColumn>> {
   const w = thread();
   if (!w) return Promise.reject(new Error("no Parquet decode thread here"));
   const id = nextId++;

@@ -19,6 +19,7 @@ import type { ColumnMetaData, Compressors } from "hyparquet";
 import { parquetHeader } from "hyparquet/src/column.js";
 import { decompressPage } from "hyparquet/src/datapage.js";
 import { PipelineError } from "../../core/errors.ts";
+import type { Utf8Column } from "../record-source.ts";
 
 const NUMBER_TYPES = new Set(["DOUBLE", "FLOAT", "INT32", "INT64"]);
 /** Converted/logical types that are still plain numbers. */
@@ -127,6 +128,27 @@ function plainReader(view: DataView, pos: number, type: string): (k: number) => 
       return (k) =>
         view.getInt32(pos + 8 * k + 4, true) * 4294967296 + view.getUint32(pos + 8 * k, true);
   }
+}
+
+/** Typed arrays use the platform's byte order; Parquet's PLAIN values are little-endian. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * The first `count` PLAIN values of a page as a typed array of their type (DOUBLE,
+ * FLOAT, INT32): a view where the page is aligned for it, else an aligned copy.
+ */
+function typedView(
+  values: Uint8Array,
+  type: string,
+  count: number,
+): Float64Array | Float32Array | Int32Array {
+  const width = widthOf(type);
+  let bytes = values;
+  if (values.byteOffset % width !== 0) bytes = values.slice(0, count * width);
+  const { buffer, byteOffset } = bytes;
+  if (type === "DOUBLE") return new Float64Array(buffer, byteOffset, count);
+  if (type === "FLOAT") return new Float32Array(buffer, byteOffset, count);
+  return new Int32Array(buffer, byteOffset, count);
 }
 
 /** `n` PLAIN values of `type` at `page[pos..]`, as float64 (a dictionary page). */
@@ -299,8 +321,9 @@ export function decodeNumericChunk(bytes: Uint8Array, chunk: ChunkInfo): Float32
         }
         // Straight from the page into the output: no intermediate array per page.
         const view = new DataView(values.buffer, values.byteOffset, values.byteLength);
-        if (type === "DOUBLE" && !defs) {
-          for (let i = 0; i < count; i++) out[row + i] = view.getFloat64(8 * i, true);
+        if (!defs && type !== "INT64" && LITTLE_ENDIAN) {
+          // No nulls: one native conversion (TypedArray.set) over a typed view of the page.
+          out.set(typedView(values, type, count), row);
         } else {
           const read = plainReader(view, 0, type);
           let k = 0;
@@ -381,6 +404,105 @@ export function decodeStringChunk(bytes: Uint8Array, chunk: ChunkInfo): (string 
     },
   );
   return out;
+}
+
+/** Byte ranges of the PLAIN BYTE_ARRAY values of a page: `n` values from `pos`. */
+function plainRanges(page: Uint8Array, n: number, starts: Int32Array, ends: Int32Array): void {
+  const view = new DataView(page.buffer, page.byteOffset, page.byteLength);
+  let pos = 0;
+  for (let k = 0; k < n; k++) {
+    if (pos + 4 > page.length) {
+      throw new PipelineError("INTERNAL", "Parquet page holds fewer strings than it says");
+    }
+    const length = view.getUint32(pos, true);
+    pos += 4;
+    if (pos + length > page.length) {
+      throw new PipelineError("INTERNAL", "Parquet page: a string runs past the page");
+    }
+    starts[k] = pos;
+    ends[k] = pos + length;
+    pos += length;
+  }
+}
+
+/**
+ * Decode a whole text column chunk into UTF-8 bytes, never strings: a PLAIN page is
+ * copied whole (its length prefixes stay, skipped by the ranges), a dictionary
+ * value once per row. For key columns, which go to the output as they are; done on
+ * the decode thread, then transferred.
+ */
+export function decodeUtf8Chunk(bytes: Uint8Array, chunk: ChunkInfo): Utf8Column {
+  const { meta, rows } = chunk;
+  const starts = new Int32Array(rows);
+  const ends = new Int32Array(rows);
+  let nulls: Uint8Array | undefined;
+  let data = new Uint8Array(Math.max(64, rows * 12));
+  let used = 0;
+  const reserve = (n: number) => {
+    if (used + n <= data.length) return;
+    const next = new Uint8Array(Math.max(data.length * 2, used + n));
+    next.set(data.subarray(0, used));
+    data = next;
+  };
+  let dictionary: { page: Uint8Array; starts: Int32Array; ends: Int32Array } | undefined;
+  const scratch = { indexes: new Uint32Array(0) };
+  let pageStarts = new Int32Array(0);
+  let pageEnds = new Int32Array(0);
+  walkPages(
+    bytes,
+    chunk,
+    (page, n) => {
+      dictionary = { page, starts: new Int32Array(n), ends: new Int32Array(n) };
+      plainRanges(page, n, dictionary.starts, dictionary.ends);
+    },
+    (page, row) => {
+      const { values, count, defs, present } = page;
+      if (defs) nulls ??= new Uint8Array(rows);
+      let k = 0;
+      if (page.encoding === "PLAIN") {
+        if (pageStarts.length < present) {
+          pageStarts = new Int32Array(present);
+          pageEnds = new Int32Array(present);
+        }
+        plainRanges(values, present, pageStarts, pageEnds);
+        reserve(values.length);
+        data.set(values, used);
+        const base = used;
+        used += values.length;
+        for (let i = 0; i < count; i++) {
+          if (defs && !defs[i]) (nulls as Uint8Array)[row + i] = 1;
+          else {
+            starts[row + i] = base + (pageStarts[k] as number);
+            ends[row + i] = base + (pageEnds[k] as number);
+            k++;
+          }
+        }
+      } else if (isDictionary(page.encoding)) {
+        const dict = dictionary;
+        if (!dict) throw new PipelineError("INTERNAL", "Parquet dictionary page missing");
+        const indexes = dictionaryIndexes(page, scratch);
+        const src = dict.page;
+        for (let i = 0; i < count; i++) {
+          if (defs && !defs[i]) {
+            (nulls as Uint8Array)[row + i] = 1;
+            continue;
+          }
+          const d = indexes[k++] as number;
+          if (d >= dict.starts.length) {
+            throw new PipelineError("INTERNAL", "Parquet dictionary index past the dictionary");
+          }
+          const from = dict.starts[d] as number;
+          const n = (dict.ends[d] as number) - from;
+          reserve(n);
+          for (let j = 0; j < n; j++) data[used + j] = src[from + j] as number;
+          starts[row + i] = used;
+          used += n;
+          ends[row + i] = used;
+        }
+      } else throw unsupported(page.encoding, meta);
+    },
+  );
+  return { data: data.subarray(0, used), starts, ends, nulls };
 }
 
 /** Encodings the fast paths read; a chunk with any other goes to hyparquet. */

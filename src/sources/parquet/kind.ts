@@ -37,6 +37,7 @@ export const parquetSourceModule: SourceModule = {
           rows: plan.rows,
           columns: plan.columns,
           numeric: needs.numeric.filter((c) => plan.columns.some((x) => x.name === c)),
+          text: (needs.text ?? []).filter((c) => plan.columns.some((x) => x.name === c)),
         },
       },
       identity: { bucket: plan.bucket, object: plan.name, etag: plan.etag },
@@ -55,6 +56,7 @@ export const parquetSourceModule: SourceModule = {
           etag: job.input.etag,
           columns: job.input.columns,
           numeric: job.input.parquet?.numeric ?? [],
+          text: job.input.parquet?.text ?? [],
           start: partition.start,
           end: partition.end,
         }).read(from);

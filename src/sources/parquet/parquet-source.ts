@@ -8,12 +8,14 @@
 import { type ColumnMetaData, type FileMetaData, parquetScan } from "hyparquet";
 import { PipelineError } from "../../core/errors.ts";
 import type { ObjectStore } from "../../ports/object-store.ts";
-import type { RecordSource, RowBlock } from "../record-source.ts";
+import type { RecordSource, RowBlock, Utf8Column } from "../record-source.ts";
 import { checkParquetColumns, type ParquetColumn } from "./columns.ts";
 import { decodeOffThread, decodeThreadAvailable } from "./decode-thread.ts";
+import type { DecodedColumn } from "./decode-worker.ts";
 import {
   decodeNumericChunk,
   decodeStringChunk,
+  decodeUtf8Chunk,
   fastEncodings,
   isFastNumeric,
   isFastString,
@@ -42,6 +44,12 @@ export interface ParquetSourceOptions {
    * that must be exact.
    */
   numeric?: readonly string[];
+  /**
+   * Text columns the consumer only copies (keys): flat UTF-8 ones come as bytes in
+   * the block's `text` (a {@link Utf8Column}), never decoded to strings; a column
+   * off the fast path (an encoding it doesn't read) still comes as strings in `columns`.
+   */
+  text?: readonly string[];
   /** The partition's rows [start, end). */
   start: number;
   end: number;
@@ -49,7 +57,20 @@ export interface ParquetSourceOptions {
   blockRows?: number;
 }
 
-type Columns = Record<string, ArrayLike<unknown>>;
+type Columns = Record<string, ArrayLike<unknown> | Utf8Column>;
+
+function isUtf8Column(c: ArrayLike<unknown> | Utf8Column): c is Utf8Column {
+  return !ArrayBuffer.isView(c) && !Array.isArray(c) && "starts" in c;
+}
+
+function sliceUtf8(c: Utf8Column, from: number, to: number): Utf8Column {
+  return {
+    data: c.data,
+    starts: c.starts.subarray(from, to),
+    ends: c.ends.subarray(from, to),
+    nulls: c.nulls?.subarray(from, to),
+  };
+}
 
 function slice(data: ArrayLike<unknown>, from: number, to: number): ArrayLike<unknown> {
   const d = data as { subarray?: (a: number, b: number) => ArrayLike<unknown>; slice?: unknown };
@@ -93,24 +114,35 @@ export class ParquetSource implements RecordSource {
       if (rowStart < rowEnd) ranges.push({ group, firstRow: g.firstRow, rowStart, rowEnd });
     });
     const blockRows = o.blockRows ?? 8192;
-    const read = readRanges(file, metadata, described, ranges, new Set(o.numeric ?? []));
+    const read = readRanges(file, metadata, described, ranges, {
+      numeric: new Set(o.numeric ?? []),
+      text: new Set(o.text ?? []),
+    });
     for (let r = 0; r < ranges.length; r++) {
       const { rowStart, rowEnd } = ranges[r] as { rowStart: number; rowEnd: number };
       const columns = await read(r);
       for (let at = rowStart; at < rowEnd; at += blockRows) {
         const count = Math.min(blockRows, rowEnd - at);
         const block: RowBlock = { kind: "rows", count, firstRow: at, columns: {} };
+        const from = at - rowStart;
         for (const name of o.columns) {
-          block.columns[name] = slice(
-            columns[name] as ArrayLike<unknown>,
-            at - rowStart,
-            at - rowStart + count,
-          );
+          const c = columns[name] as ArrayLike<unknown> | Utf8Column;
+          if (!isUtf8Column(c)) block.columns[name] = slice(c, from, from + count);
+          else {
+            block.text ??= {};
+            block.text[name] = sliceUtf8(c, from, from + count);
+          }
         }
         yield block;
       }
     }
   }
+}
+
+/** Columns read on the typed paths: numbers as float32, key text as UTF-8 bytes. */
+interface TypedColumns {
+  numeric: ReadonlySet<string>;
+  text: ReadonlySet<string>;
 }
 
 /** The rows of one row group a read wants. */
@@ -143,8 +175,13 @@ async function readFastColumns(
   metadata: FileMetaData,
   columns: readonly ParquetColumn[],
   range: GroupRange,
-  numeric: ReadonlySet<string>,
+  typed: TypedColumns,
 ): Promise<Columns> {
+  const { numeric, text } = typed;
+  const decoderOf = (name: string) =>
+    numeric.has(name) ? decodeNumericChunk : text.has(name) ? decodeUtf8Chunk : decodeStringChunk;
+  // Numbers and key bytes decode on the thread; strings (JS values) can't be handed over.
+  const threaded = (name: string) => numeric.has(name) || text.has(name);
   const rg = metadata.row_groups[range.group];
   if (!rg) throw new PipelineError("INTERNAL", `row group ${range.group} is not in the footer`);
   const rows = Number(rg.num_rows);
@@ -158,28 +195,31 @@ async function readFastColumns(
     return { column: c, meta, ...chunkSpan(meta) };
   });
   const out: Columns = {};
-  const sliceRows = (values: Float32Array | (string | null)[]) =>
-    slice(values, range.rowStart - range.firstRow, range.rowEnd - range.firstRow);
-  // Numeric chunks go to the decode thread where there is one (their reads apart
-  // from the text chunks', so a read's bytes can be handed over whole).
-  const offThread = chunks.some((c) => numeric.has(c.column.name)) && decodeThreadAvailable();
+  const from = range.rowStart - range.firstRow;
+  const to = range.rowEnd - range.firstRow;
+  const sliceRows = (values: DecodedColumn | (string | null)[]) =>
+    isUtf8Column(values) ? sliceUtf8(values, from, to) : slice(values, from, to);
+  // Numeric and key chunks go to the decode thread where there is one (their reads
+  // apart from the string chunks', so a read's bytes can be handed over whole).
+  const offThread = chunks.some((c) => threaded(c.column.name)) && decodeThreadAvailable();
   const groups = offThread
     ? [
-        chunks.filter((c) => numeric.has(c.column.name)),
-        chunks.filter((c) => !numeric.has(c.column.name)),
+        chunks.filter((c) => threaded(c.column.name)),
+        chunks.filter((c) => !threaded(c.column.name)),
       ]
     : [chunks];
   const decoded: Promise<void>[] = [];
   for (const group of groups) {
     for (const span of mergeSpans(group)) {
       const buffer = await file.slice(span.start, span.end);
-      if (offThread && numeric.has((span.chunks[0] as (typeof chunks)[number]).column.name)) {
+      if (offThread && threaded((span.chunks[0] as (typeof chunks)[number]).column.name)) {
         const request = span.chunks.map((c) => ({
           name: c.column.name,
           meta: c.meta,
           nullable: c.column.nullable,
           start: c.start - span.start,
           end: c.end - span.start,
+          as: numeric.has(c.column.name) ? ("number" as const) : ("utf8" as const),
         }));
         decoded.push(
           decodeOffThread(buffer, rows, request).then(
@@ -200,7 +240,7 @@ async function readFastColumns(
 
   function decodeInline(bytes: Uint8Array, span: { start: number; chunks: typeof chunks }): void {
     for (const c of span.chunks) {
-      const decode = numeric.has(c.column.name) ? decodeNumericChunk : decodeStringChunk;
+      const decode = decoderOf(c.column.name);
       const values = decode(bytes.subarray(c.start - span.start, c.end - span.start), {
         meta: c.meta,
         nullable: c.column.nullable,
@@ -238,8 +278,9 @@ function readRanges(
   metadata: FileMetaData,
   columns: readonly ParquetColumn[],
   ranges: GroupRange[],
-  numeric: ReadonlySet<string>,
+  typed: TypedColumns,
 ): (r: number) => Promise<Columns> {
+  const { numeric } = typed;
   const started = new Map<number, Promise<Columns>>();
   let scan: ReturnType<typeof parquetScan> | undefined;
   const start = (r: number): Promise<Columns> => {
@@ -249,12 +290,12 @@ function readRanges(
       const rg = metadata.row_groups[range.group];
       const fast = columns.filter((c) => {
         const meta = rg?.columns.find((x) => x.meta_data?.path_in_schema[0] === c.name)?.meta_data;
-        const typed = numeric.has(c.name) ? isFastNumeric(c) : isFastString(c);
-        return typed && meta !== undefined && fastEncodings(meta);
+        const fastType = numeric.has(c.name) ? isFastNumeric(c) : isFastString(c);
+        return fastType && meta !== undefined && fastEncodings(meta);
       });
       const slow = columns.filter((c) => !fast.includes(c)).map((c) => c.name);
       p = (async () => {
-        const out = await readFastColumns(file, metadata, fast, range, numeric);
+        const out = await readFastColumns(file, metadata, fast, range, typed);
         if (slow.length > 0) {
           scan ??= parquetScan({
             file,

@@ -9,7 +9,8 @@
 import { ModelError } from "../../core/errors.ts";
 import type { Feature, ModelDescriptor } from "../../model/descriptor.ts";
 import { featureWidth } from "../../model/descriptor.ts";
-import type { RowBlock } from "../record-source.ts";
+import type { KeyBatch } from "../../model/key-batch.ts";
+import { type RowBlock, utf8At } from "../record-source.ts";
 import type { ParquetColumn } from "./columns.ts";
 
 const NUMERIC = new Set(["INT32", "INT64", "FLOAT", "DOUBLE", "BOOLEAN", "INT96"]);
@@ -22,6 +23,8 @@ export interface RowFeaturizer {
   featurize(block: RowBlock, i: number, out: Float32Array, rowOffset: number): string | undefined;
   /** Key column values of row i as strings (null stays null). */
   keys(block: RowBlock, i: number): (string | null)[];
+  /** Add row i's key values to a batch (null as ""); key bytes are copied, not decoded. */
+  addKeys(block: RowBlock, i: number, keys: KeyBatch): void;
 }
 
 /** A key or text value as a string (Date as ISO, bigint exact). */
@@ -102,10 +105,12 @@ function isNumberArray(a: ArrayLike<unknown>): a is ArrayLike<number> {
 }
 
 /**
- * A featurizer for the descriptor's features over the given Parquet columns. The
- * block's column arrays are looked up once per block; a number feature over a typed
- * column (the Float32Array of the numeric fast path, Int32Array, ...) is one load
- * and a NaN check per value, everything else goes through the per-value rules. A
+ * A featurizer for the descriptor's features over the given Parquet columns. A
+ * number feature over a typed column (the Float32Array of the numeric fast path,
+ * Int32Array, ...) is transposed once per block, column by column, into a row-major
+ * matrix — one tight loop per column instead of a polymorphic load per value — and
+ * the first unusable value of each row is noted on the way; a row's features are
+ * then one copy. Everything else goes through the per-value rules. A
  * row's reason is its first bad feature in descriptor order, as with CSV.
  */
 export function createRowFeaturizer(
@@ -130,51 +135,111 @@ export function createRowFeaturizer(
   });
   const width = slot;
   const n = plan.length;
-  // Parallel arrays: the hot loop reads no object properties.
-  const slots = Int32Array.from(plan, (e) => e.slot);
   const missing = Float32Array.from(plan, (e) =>
     e.f.type === "number" && e.f.missing !== undefined ? e.f.missing : Number.NaN,
   );
   const missingReason = plan.map((e) => `column ${e.f.column}: missing value`);
-  const typed = new Uint8Array(n);
+  /** Per block: the plan entries read per value (not transposed), in descriptor order. */
+  let untyped: number[] = [];
+  /** Per block: the slot of each transposed feature, in descriptor order. */
+  let typedSlots: number[] = [];
   const arrays: ArrayLike<unknown>[] = new Array(n);
+  /**
+   * The block's transposed features, row-major, one float per transposed feature
+   * (`stride` per row: one-hot slots take no room), and per row 1 + its first bad one.
+   */
+  let matrix = new Float32Array(0);
+  let stride = 0;
+  let firstBad = new Int32Array(0);
   let seen: RowBlock | undefined;
+
+  function prepare(block: RowBlock): void {
+    seen = block;
+    const rows = block.count;
+    untyped = [];
+    const typed: number[] = [];
+    for (let p = 0; p < n; p++) {
+      const e = plan[p] as PlanEntry;
+      const col = block.columns[e.f.column] as ArrayLike<unknown>;
+      arrays[p] = col;
+      if (e.f.type === "number" && isNumberArray(col)) typed.push(p);
+      else untyped.push(p);
+    }
+    typedSlots = typed.map((p) => (plan[p] as PlanEntry).slot);
+    stride = typed.length;
+    if (matrix.length < rows * stride) matrix = new Float32Array(rows * stride);
+    if (firstBad.length < rows) firstBad = new Int32Array(rows);
+    firstBad.fill(0, 0, rows);
+    // Last feature first, so a row's mark ends up its first bad one in descriptor order.
+    for (let j = typed.length - 1; j >= 0; j--) {
+      const p = typed[j] as number;
+      transpose(arrays[p] as ArrayLike<number>, rows, j, stride, missing[p] as number, p + 1);
+    }
+  }
+
+  function transpose(
+    col: ArrayLike<number>,
+    rows: number,
+    at: number,
+    step: number,
+    m: number,
+    mark: number,
+  ): void {
+    const out = matrix;
+    const bad = firstBad;
+    for (let i = 0, o = at; i < rows; i++, o += step) {
+      const v = col[i] as number;
+      if (!Number.isNaN(v)) out[o] = v;
+      else if (!Number.isNaN(m)) out[o] = m;
+      else bad[i] = mark;
+    }
+  }
 
   return {
     width,
     featurize(block, i, out, rowOffset) {
-      if (block !== seen) {
-        seen = block;
-        for (let p = 0; p < n; p++) {
-          const col = block.columns[(plan[p] as PlanEntry).f.column] as ArrayLike<unknown>;
-          arrays[p] = col;
-          typed[p] = (plan[p] as PlanEntry).f.type === "number" && isNumberArray(col) ? 1 : 0;
-        }
+      if (block !== seen) prepare(block);
+      const bad = firstBad[i] as number;
+      for (let u = 0; u < untyped.length; u++) {
+        const p = untyped[u] as number;
+        if (bad !== 0 && bad - 1 < p) break;
+        const why = featureValue(
+          plan[p] as PlanEntry,
+          (arrays[p] as ArrayLike<unknown>)[i],
+          out,
+          rowOffset + (plan[p] as PlanEntry).slot,
+        );
+        if (why !== undefined) return why;
       }
-      for (let p = 0; p < n; p++) {
-        const at = rowOffset + (slots[p] as number);
-        if (typed[p] === 1) {
-          const v = (arrays[p] as ArrayLike<number>)[i] as number;
-          if (!Number.isNaN(v)) out[at] = v;
-          else {
-            const m = missing[p] as number;
-            if (Number.isNaN(m)) return missingReason[p];
-            out[at] = m;
-          }
-        } else {
-          const why = featureValue(
-            plan[p] as PlanEntry,
-            (arrays[p] as ArrayLike<unknown>)[i],
-            out,
-            at,
-          );
-          if (why !== undefined) return why;
+      if (bad !== 0) return missingReason[bad - 1];
+      const m = matrix;
+      const st = stride;
+      const k0 = i * st;
+      if (untyped.length === 0) {
+        // Every feature transposed, one slot each: the row is contiguous.
+        for (let k = 0; k < st; k++) out[rowOffset + k] = m[k0 + k] as number;
+      } else {
+        for (let j = 0; j < st; j++) {
+          out[rowOffset + (typedSlots[j] as number)] = m[k0 + j] as number;
         }
       }
       return undefined;
     },
     keys(block, i) {
-      return keyColumns.map((k) => valueToString((block.columns[k] as ArrayLike<unknown>)[i]));
+      return keyColumns.map((k) => {
+        const bytes = block.text?.[k];
+        if (bytes) return utf8At(bytes, i);
+        return valueToString((block.columns[k] as ArrayLike<unknown>)[i]);
+      });
+    },
+    addKeys(block, i, keys) {
+      for (const k of keyColumns) {
+        const bytes = block.text?.[k];
+        if (!bytes)
+          keys.addString(valueToString((block.columns[k] as ArrayLike<unknown>)[i]) ?? "");
+        else if (bytes.nulls?.[i]) keys.addString("");
+        else keys.addUtf8(bytes.data, bytes.starts[i] as number, bytes.ends[i] as number);
+      }
     },
   };
 }

@@ -33,6 +33,8 @@ export const tabularTask: TaskModule<TabularModel, TabularSession & OpenedModel>
       numeric: numbers.filter(
         (c) => !keys.includes(c) && features.every((f) => f.column !== c || f.type === "number"),
       ),
+      // A key that is no feature is only copied to the output: its bytes will do.
+      text: keys.filter((c) => features.every((f) => f.column !== c)),
     };
   },
   plan(model, spec, planned) {

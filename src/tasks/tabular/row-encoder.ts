@@ -31,7 +31,7 @@ export class TabularRowEncoder implements TaskEncoder<TabularMeta> {
     const reason = this.featurizer.featurize(block, i, batches.features, batches.offset);
     if (reason !== undefined) return reason;
     if (this.options.offsetKeys) batches.keys.addString(String(block.firstRow + i));
-    else for (const v of this.featurizer.keys(block, i)) batches.keys.addString(v ?? "");
+    else this.featurizer.addKeys(block, i, batches.keys);
     batches.rowDone();
     return undefined;
   }
