@@ -75,6 +75,18 @@ function newChunk(offset: number): Chunk {
   };
 }
 
+/**
+ * A checkpoint falls due every `checkpointEvery` records; one that falls due while
+ * the previous commit is still in flight waits for it, and scoring goes on meanwhile
+ * (as Flink's default of one concurrent checkpoint: a trigger during a checkpoint is
+ * deferred, not queued). Each worker then spends its time scoring, not waiting on
+ * storage, and a slow store gets fewer, larger commits. At this many times the
+ * interval, scoring stops and waits: a stalled store must not grow a chunk without
+ * bound. The work a preemption can lose stays about one interval plus one commit's
+ * latency.
+ */
+const COALESCE_LIMIT = 4;
+
 /** Records scored between event-loop turns while a commit is in flight. */
 const YIELD_EVERY = 64;
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -110,8 +122,9 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
     if (!next) return;
     runtime.decoder.write(next.window, await next.outputs, output.sink);
   };
-  const submit = async (flush: boolean): Promise<void> => {
-    for (const window of encoder.take(flush)) {
+  const submit = (flush: boolean): Promise<void> => submitWindows(encoder.take(flush));
+  const submitWindows = async (windows: Window[]): Promise<void> => {
+    for (const window of windows) {
       // A decoder that reduces (text pools token vectors) shrinks each batch's outputs as
       // they arrive, so a window never holds every batch's full outputs at once.
       const reduce = runtime.decoder.reduce?.bind(runtime.decoder);
@@ -200,10 +213,15 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
           else {
             chunk.records++;
             chunk.inputs++;
-            await submit(false);
+            // Most records close no window: no await (a microtask turn) for those.
+            const windows = encoder.take(false);
+            if (windows.length > 0) await submitWindows(windows);
           }
         }
-        if (chunk.inputs >= every) await commit(false);
+        // Due, and the last commit is done (or this chunk has grown far past due): commit.
+        // While the last one is still in flight, scoring goes on into this chunk.
+        if (chunk.inputs >= every && (!commitInFlight || chunk.inputs >= every * COALESCE_LIMIT))
+          await commit(false);
         else if (commitInFlight && ++sinceYield >= YIELD_EVERY) {
           sinceYield = 0;
           await yieldToEventLoop();

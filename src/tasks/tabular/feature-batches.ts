@@ -48,6 +48,7 @@ export class FeatureBatches {
   /** The closed windows (and, with `flush`, the partial batch too). */
   take(flush: boolean): Window<TabularMeta>[] {
     if (flush) this.close();
+    if (this.ready.length === 0) return [];
     return this.ready.splice(0, this.ready.length);
   }
 
