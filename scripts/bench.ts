@@ -15,7 +15,8 @@
  *   npx tsx scripts/bench.ts                # 1,000,000 rows + the 10M check (~3 GB file)
  *   npx tsx scripts/bench.ts --quick        # skip the 10M check
  *   options: --rows N (default 1,000,000), --seed S (2026), --repeat K (runs per
- *            measurement, median reported; 3), --keep-data (keep the 10M file)
+ *            measurement, median reported; 3), --keep-data (keep the 10M file),
+ *            --skip-media (skip scripts/bench-media.ts: images and Parquet vs CSV)
  *
  * Generated data and models live under .bench/ (gitignored) and are reused;
  * results go to .bench/results.json.
@@ -75,6 +76,7 @@ const { values: flags } = parseArgs({
     quick: { type: "boolean", default: false },
     repeat: { type: "string", default: "3" },
     "keep-data": { type: "boolean", default: false },
+    "skip-media": { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -381,3 +383,18 @@ const results = {
 const out = path.join(BENCH_DIR, "results.json");
 await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
 console.log(`results → ${path.relative(ROOT, out)}`);
+
+// The media and Parquet parts (images/s vs the pre-decoded ceiling, Parquet vs CSV)
+// in the same run, in a process of their own (~1-2 minutes; --skip-media skips them).
+if (!flags["skip-media"]) {
+  const mediaOut = path.join(BENCH_DIR, "media-results.json");
+  console.log("\nmedia and Parquet (scripts/bench-media.ts):");
+  const media = spawnSync(
+    process.execPath,
+    ["--import", "tsx", path.join(ROOT, "scripts", "bench-media.ts"), "--json", mediaOut],
+    { stdio: "inherit", cwd: ROOT },
+  );
+  if (media.status !== 0)
+    console.log(`  bench-media exited ${media.status}: its figures are missing`);
+  else console.log(`media results → ${path.relative(ROOT, mediaOut)}`);
+}
