@@ -184,6 +184,51 @@ describe("Parquet in and out (checked against DuckDB)", () => {
     }
   });
 
+  it("warms a read (footer, first row group) that read then carries on, once; a read elsewhere starts afresh", async () => {
+    await duckWrite("t/warm.parquet", "COMPRESSION snappy, ROW_GROUP_SIZE 2048");
+    const open = () =>
+      new ParquetSource({
+        store,
+        bucket: "lake",
+        name: "t/warm.parquet",
+        columns: ["id", "x"],
+        numeric: ["x"],
+        start: 0,
+        end: ROWS,
+      });
+    const rows = (blocks: RowBlock[]) =>
+      blocks.flatMap((b) => Array.from(b.columns.id as ArrayLike<bigint>, Number));
+    const cold = open();
+    const want = rows(await readAll(cold, 2500));
+    const coldGets = cold.lastStats?.requests;
+    const warm = open();
+    warm.warm(2500);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(rows(await readAll(warm, 2500)), want);
+    assert.equal(
+      warm.lastStats?.requests,
+      coldGets,
+      "the warmed reads are the read's, not extra ones",
+    );
+    const elsewhere = open();
+    elsewhere.warm(0);
+    assert.deepEqual(
+      rows(await readAll(elsewhere, 2500)),
+      want,
+      "a read from elsewhere starts afresh",
+    );
+    const broken = new ParquetSource({
+      store,
+      bucket: "lake",
+      name: "t/missing.parquet",
+      columns: ["id"],
+      start: 0,
+      end: 10,
+    });
+    broken.warm(0); // its failure is the read's, not an unhandled rejection
+    await assert.rejects(readAll(broken, 0), /does not exist/);
+  });
+
   it("refuses nested and missing columns clearly, and a replaced file", async () => {
     await duckWrite("t/nested.parquet", "COMPRESSION zstd");
     await assert.rejects(

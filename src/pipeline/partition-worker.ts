@@ -234,15 +234,18 @@ export class PartitionWorker {
           `input ${job.input.bucket}/${job.input.object} changed since job ${job.jobId} was created (etag ${current?.etag ?? "missing"}, job ${job.input.etag}): its upload starts a new job`,
         );
       }
-      const base = await this.runtimes.forJob(job);
-      const runtime = this.options.instrumentRuntime?.(base) ?? base;
       const maxLineBytes = maxRecordBytes(job, this.options.maxLineBytes);
       const readStats = createReadStats();
+      const source = sourceFor(this.deps.store, job, claimed.value, { maxLineBytes, readStats });
+      // Reading starts while the model loads (a session costs a few hundred ms cold).
+      source.warm?.(claimed.value.offset);
+      const base = await this.runtimes.forJob(job);
+      const runtime = this.options.instrumentRuntime?.(base) ?? base;
       const outcome = await scorePartition({
         job,
         lease: claimed,
         runtime,
-        source: sourceFor(this.deps.store, job, claimed.value, { maxLineBytes, readStats }),
+        source,
         readStats,
         store: this.deps.store,
         now: this.deps.now,

@@ -148,4 +148,9 @@ export function recordPreview(block: RecordBlock, i: number, max: number): strin
 export interface RecordSource {
   /** Blocks of records from `from` (a position this source gave out, or the partition start). */
   read(from: number): AsyncIterable<RecordBlock>;
+  /**
+   * Optional: begin what `read(from)` needs first (a decode thread, the first reads)
+   * while the worker loads its model; a later `read(from)` carries on from there.
+   */
+  warm?(from: number): void;
 }

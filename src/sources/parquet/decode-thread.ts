@@ -16,6 +16,8 @@ import { PipelineError } from "../../core/errors.ts";
 import type { DecodedColumn, DecodeRequest } from "./decode-worker.ts";
 
 let worker: Worker | undefined;
+/** The thread has loaded its modules and answers at once. */
+let ready = false;
 let broken = false;
 let idle: NodeJS.Timeout | undefined;
 /** An idle thread ends after this long (it never holds a process open: see `thread`). */
@@ -50,6 +52,7 @@ function entry(): { code: string; eval: boolean } | undefined {
 
 function fail(err: Error): void {
   broken = true;
+  ready = false;
   void worker?.terminate();
   worker = undefined;
   for (const p of pending.values()) p.reject(err);
@@ -65,10 +68,30 @@ function thread(): Worker | undefined {
   }
   const w = new Worker(file.code, { eval: file.eval });
   w.unref();
-  w.on("message", (msg: { id: number; out?: Record<string, DecodedColumn>; error?: string }) => {
-    const p = pending.get(msg.id);
+  // Ended when idle: a thread left starting or idle must not hold a process open (one
+  // loaded through tsx's hooks can, unref'd or not).
+  const armIdle = () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => {
+      if (pending.size === 0 && worker === w) {
+        worker = undefined;
+        ready = false;
+        void w.terminate();
+      }
+    }, IDLE_MS);
+    idle.unref();
+  };
+  type Message = { id?: number; ready?: true; out?: Record<string, DecodedColumn>; error?: string };
+  w.on("message", (msg: Message) => {
+    if (msg.ready) {
+      if (worker !== w) return;
+      ready = true;
+      if (pending.size === 0) armIdle(); // started by warming, maybe never asked
+      return;
+    }
+    const p = pending.get(msg.id as number);
     if (!p) return;
-    pending.delete(msg.id);
+    pending.delete(msg.id as number);
     if (msg.error !== undefined || !msg.out) {
       p.reject(new PipelineError("INTERNAL", `Parquet decode thread: ${msg.error}`));
     } else {
@@ -77,16 +100,7 @@ function thread(): Worker | undefined {
     }
     if (pending.size === 0) {
       w.unref();
-      // Ended when idle: a thread left starting or idle must not hold a process open
-      // (one loaded through tsx's hooks can, unref'd or not).
-      clearTimeout(idle);
-      idle = setTimeout(() => {
-        if (pending.size === 0 && worker === w) {
-          worker = undefined;
-          void w.terminate();
-        }
-      }, IDLE_MS);
-      idle.unref();
+      armIdle();
     }
   });
   w.on("error", (err) => fail(err));
@@ -101,9 +115,18 @@ function thread(): Worker | undefined {
 /** Requests the decode thread answered in this process (tests and the benchmark). */
 export const decodeThreadStats = { decoded: 0 };
 
-/** True when numeric chunks can go to the decode thread here. */
+/**
+ * True when chunks can go to the decode thread now: it is up and loaded. The first
+ * call starts it; until it is ready (a few hundred ms) callers decode inline, so the
+ * first row group is never kept waiting on the thread's start.
+ */
 export function decodeThreadAvailable(): boolean {
-  return thread() !== undefined;
+  return thread() !== undefined && ready;
+}
+
+/** Start the decode thread if this process can have one (warming; returns at once). */
+export function startDecodeThread(): void {
+  thread();
 }
 
 /**

@@ -41,6 +41,8 @@ export function buffersOf(column: DecodedColumn): ArrayBuffer[] {
 }
 
 const ready = loadZstd();
+// Up and loaded: until this arrives, callers decode inline rather than wait for it.
+void ready.then(() => parentPort?.postMessage({ ready: true }));
 parentPort?.on("message", async (req: DecodeRequest) => {
   try {
     await ready;

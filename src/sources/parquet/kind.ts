@@ -46,20 +46,33 @@ export const parquetSourceModule: SourceModule = {
     };
   },
   open(store, job, partition): RecordSource {
+    let source: Promise<import("./parquet-source.ts").ParquetSource> | undefined;
+    const load = () => {
+      source ??= import("./parquet-source.ts").then(
+        ({ ParquetSource }) =>
+          new ParquetSource({
+            store,
+            bucket: job.input.bucket,
+            name: job.input.object,
+            etag: job.input.etag,
+            columns: job.input.columns,
+            numeric: job.input.parquet?.numeric ?? [],
+            text: job.input.parquet?.text ?? [],
+            start: partition.start,
+            end: partition.end,
+          }),
+      );
+      return source;
+    };
     return {
       async *read(from: number): AsyncIterable<RowBlock> {
-        const { ParquetSource } = await import("./parquet-source.ts");
-        yield* new ParquetSource({
-          store,
-          bucket: job.input.bucket,
-          name: job.input.object,
-          etag: job.input.etag,
-          columns: job.input.columns,
-          numeric: job.input.parquet?.numeric ?? [],
-          text: job.input.parquet?.text ?? [],
-          start: partition.start,
-          end: partition.end,
-        }).read(from);
+        yield* (await load()).read(from);
+      },
+      warm(from: number): void {
+        load().then(
+          (s) => s.warm(from),
+          () => {}, // the import's failure surfaces from read
+        );
       },
     };
   },

@@ -10,7 +10,7 @@ import { PipelineError } from "../../core/errors.ts";
 import type { ObjectStore } from "../../ports/object-store.ts";
 import type { RecordSource, RowBlock, Utf8Column } from "../record-source.ts";
 import { checkParquetColumns, type ParquetColumn } from "./columns.ts";
-import { decodeOffThread, decodeThreadAvailable } from "./decode-thread.ts";
+import { decodeOffThread, decodeThreadAvailable, startDecodeThread } from "./decode-thread.ts";
 import type { DecodedColumn } from "./decode-worker.ts";
 import {
   decodeNumericChunk,
@@ -85,7 +85,51 @@ export class ParquetSource implements RecordSource {
 
   constructor(private readonly options: ParquetSourceOptions) {}
 
+  /** A read begun by {@link ParquetSource.warm}, and where from. */
+  private warmed: { from: number; started: Promise<Started | undefined> } | undefined;
+
+  /**
+   * Begin reading from `from` now — the decode thread, the footer, the first row
+   * group's ranged reads and decoding — while the worker loads its model; `read(from)`
+   * then carries on from there. Failures surface from `read`.
+   */
+  warm(from: number): void {
+    if (this.warmed) return;
+    const started = this.begin(from);
+    started.catch(() => {}); // surfaced by read
+    this.warmed = { from, started };
+  }
+
   async *read(from: number): AsyncIterable<RowBlock> {
+    const o = this.options;
+    const warmed = this.warmed;
+    this.warmed = undefined;
+    const started = await (warmed?.from === from ? warmed.started : this.begin(from));
+    if (!started) return;
+    const { ranges, read } = started;
+    const blockRows = o.blockRows ?? 8192;
+    for (let r = 0; r < ranges.length; r++) {
+      const { rowStart, rowEnd } = ranges[r] as { rowStart: number; rowEnd: number };
+      const columns = await read(r);
+      for (let at = rowStart; at < rowEnd; at += blockRows) {
+        const count = Math.min(blockRows, rowEnd - at);
+        const block: RowBlock = { kind: "rows", count, firstRow: at, columns: {} };
+        const offset = at - rowStart;
+        for (const name of o.columns) {
+          const c = columns[name] as ArrayLike<unknown> | Utf8Column;
+          if (!isUtf8Column(c)) block.columns[name] = slice(c, offset, offset + count);
+          else {
+            block.text ??= {};
+            block.text[name] = sliceUtf8(c, offset, offset + count);
+          }
+        }
+        yield block;
+      }
+    }
+  }
+
+  /** Footer, the row ranges from `from`, and the first range's reads under way (undefined: nothing to read). */
+  private async begin(from: number): Promise<Started | undefined> {
     const o = this.options;
     if (from < o.start || from > o.end) {
       throw new PipelineError(
@@ -93,7 +137,11 @@ export class ParquetSource implements RecordSource {
         `row ${from} is outside the partition's rows [${o.start}, ${o.end})`,
       );
     }
-    if (from === o.end) return;
+    if (from === o.end) return undefined;
+    const typed = { numeric: new Set(o.numeric ?? []), text: new Set(o.text ?? []) };
+    // The decode thread starts (a few hundred ms) while the footer is read; until it
+    // is up, row groups decode inline.
+    if (typed.numeric.size + typed.text.size > 0) startDecodeThread();
     const what = `Parquet input ${o.bucket}/${o.name}`;
     const { file } = await openParquetObject(o.store, o.bucket, o.name, o.etag);
     this.lastStats = file.stats;
@@ -113,30 +161,16 @@ export class ParquetSource implements RecordSource {
       const rowEnd = Math.min(o.end, g.firstRow + g.rows);
       if (rowStart < rowEnd) ranges.push({ group, firstRow: g.firstRow, rowStart, rowEnd });
     });
-    const blockRows = o.blockRows ?? 8192;
-    const read = readRanges(file, metadata, described, ranges, {
-      numeric: new Set(o.numeric ?? []),
-      text: new Set(o.text ?? []),
-    });
-    for (let r = 0; r < ranges.length; r++) {
-      const { rowStart, rowEnd } = ranges[r] as { rowStart: number; rowEnd: number };
-      const columns = await read(r);
-      for (let at = rowStart; at < rowEnd; at += blockRows) {
-        const count = Math.min(blockRows, rowEnd - at);
-        const block: RowBlock = { kind: "rows", count, firstRow: at, columns: {} };
-        const from = at - rowStart;
-        for (const name of o.columns) {
-          const c = columns[name] as ArrayLike<unknown> | Utf8Column;
-          if (!isUtf8Column(c)) block.columns[name] = slice(c, from, from + count);
-          else {
-            block.text ??= {};
-            block.text[name] = sliceUtf8(c, from, from + count);
-          }
-        }
-        yield block;
-      }
-    }
+    const read = readRanges(file, metadata, described, ranges, typed);
+    if (ranges.length > 0) read.start(0);
+    return { ranges, read: read.take };
   }
+}
+
+/** A read under way: its row ranges and the reader of range r. */
+interface Started {
+  ranges: GroupRange[];
+  read: (r: number) => Promise<Columns>;
 }
 
 /** Columns read on the typed paths: numbers as float32, key text as UTF-8 bytes. */
@@ -269,9 +303,10 @@ function mergeSpans<T extends { start: number; end: number }>(
 }
 
 /**
- * Reader of the needed columns of `ranges[r]`; asking for range r also starts range
- * r + 1, so the next row group's I/O and decoding overlap the consumer. Flat numeric
- * columns read as numbers, and text columns, take the fast paths (fast-columns.ts); the rest hyparquet.
+ * Reader of the needed columns of `ranges[r]`: `take(r)` also starts range r + 1, so
+ * the next row group's I/O and decoding overlap the consumer, and `start(r)` begins
+ * one early (warming). Flat numeric columns read as numbers, and text columns, take
+ * the fast paths (fast-columns.ts); the rest hyparquet.
  */
 function readRanges(
   file: ParquetObject,
@@ -279,7 +314,7 @@ function readRanges(
   columns: readonly ParquetColumn[],
   ranges: GroupRange[],
   typed: TypedColumns,
-): (r: number) => Promise<Columns> {
+): { start(r: number): void; take(r: number): Promise<Columns> } {
   const { numeric } = typed;
   const started = new Map<number, Promise<Columns>>();
   let scan: ReturnType<typeof parquetScan> | undefined;
@@ -321,10 +356,15 @@ function readRanges(
     }
     return p;
   };
-  return (r: number) => {
-    const p = start(r);
-    started.delete(r - 1);
-    if (r + 1 < ranges.length) start(r + 1);
-    return p;
+  return {
+    start: (r: number) => {
+      start(r);
+    },
+    take: (r: number) => {
+      const p = start(r);
+      started.delete(r - 1);
+      if (r + 1 < ranges.length) start(r + 1);
+      return p;
+    },
   };
 }
