@@ -14,7 +14,7 @@ import { after, before, describe, it } from "node:test";
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import { LocalObjectStore } from "../src/adapters/local/fs-object-store.ts";
 import { decodeThreadStats } from "../src/sources/parquet/decode-thread.ts";
-import { decodeHybrid } from "../src/sources/parquet/fast-columns.ts";
+import { decodeHybrid } from "../src/sources/parquet/pages.ts";
 import { ParquetSource } from "../src/sources/parquet/parquet-source.ts";
 import { utf8At } from "../src/sources/record-source.ts";
 

@@ -6,8 +6,9 @@
 import { parentPort } from "node:worker_threads";
 import type { ColumnMetaData } from "hyparquet";
 import type { Utf8Column } from "../record-source.ts";
-import { decodeNumericChunk, decodeUtf8Chunk } from "./fast-columns.ts";
+import { decodeNumericChunk } from "./fast-columns.ts";
 import { loadZstd, PARQUET_COMPRESSORS } from "./object-file.ts";
+import { decodeUtf8Chunk } from "./text-columns.ts";
 
 /** One request: a span of the file and the chunks in it. */
 export interface DecodeRequest {

@@ -12,14 +12,7 @@ import type { RecordSource, RowBlock, Utf8Column } from "../record-source.ts";
 import { checkParquetColumns, type ParquetColumn } from "./columns.ts";
 import { decodeOffThread, decodeThreadAvailable, startDecodeThread } from "./decode-thread.ts";
 import type { DecodedColumn } from "./decode-worker.ts";
-import {
-  decodeNumericChunk,
-  decodeStringChunk,
-  decodeUtf8Chunk,
-  fastEncodings,
-  isFastNumeric,
-  isFastString,
-} from "./fast-columns.ts";
+import { decodeNumericChunk, fastEncodings, isFastNumeric, isFastString } from "./fast-columns.ts";
 import {
   openParquetObject,
   PARQUET_COMPRESSORS,
@@ -27,6 +20,7 @@ import {
   readParquetFooter,
 } from "./object-file.ts";
 import { rowGroupSpans } from "./plan.ts";
+import { decodeStringChunk, decodeUtf8Chunk } from "./text-columns.ts";
 
 /** Which object, which columns, which rows. */
 export interface ParquetSourceOptions {
