@@ -82,8 +82,9 @@ function newChunk(offset: number): Chunk {
  * deferred, not queued). Each worker then spends its time scoring, not waiting on
  * storage, and a slow store gets fewer, larger commits. At this many times the
  * interval, scoring stops and waits: a stalled store must not grow a chunk without
- * bound. The work a preemption can lose stays about one interval plus one commit's
- * latency.
+ * bound. What a kill can cost is what was scored since the last commit: one interval
+ * while the store keeps up, at most this many when it doesn't (a preemption costs
+ * nothing: the worker commits before handing back).
  */
 const COALESCE_LIMIT = 4;
 
