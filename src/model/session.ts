@@ -6,7 +6,7 @@
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import { InferenceError, ModelError } from "../core/errors.ts";
-import type { Feeds, Outputs, Tensor, TensorType } from "../tasks/task.ts";
+import type { Feeds, Outputs, Tensor, TensorType } from "./tensors.ts";
 
 /** onnxruntime settings a user may tune. */
 export interface SessionOptions {

@@ -20,23 +20,10 @@
  * {@link TaskDecoder}, which writes rows into a {@link RowSink}.
  */
 
-/** Element types onnxruntime takes and gives that the pipeline uses. */
-export type TensorType = "float32" | "float64" | "int64" | "int32" | "uint8" | "bool";
+import type { Feeds, Outputs } from "../model/tensors.ts";
 
-/** The typed array that holds each tensor type (bool as Uint8Array, int64 as BigInt64Array). */
-export type TensorData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
-
-/** A dense tensor: row-major data and its shape. */
-export interface Tensor {
-  type: TensorType;
-  data: TensorData;
-  dims: number[];
-}
-
-/** Named model inputs for one batch. */
-export type Feeds = Record<string, Tensor>;
-/** Named model outputs of one batch. */
-export type Outputs = Record<string, Tensor>;
+// The tensor vocabulary lives beside the session (src/model/tensors.ts); the seam speaks it.
+export type { Feeds, Outputs, Tensor, TensorData, TensorType } from "../model/tensors.ts";
 
 /** One onnxruntime call's worth of input. */
 export interface EncodedBatch {
