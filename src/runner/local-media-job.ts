@@ -8,7 +8,7 @@ import path from "node:path";
 import { type SplitResult, splitJob } from "../pipeline/splitter.ts";
 import { checkModelOpens } from "../tasks/registry.ts";
 import { stageLocalDirectory } from "./local-media-input.ts";
-import type { LocalRunOptions } from "./local-runner.ts";
+import type { LocalRunOptions } from "./local-run-options.ts";
 import type { LocalPipeline } from "./local-stores.ts";
 import { providersFrom } from "./worker-config.ts";
 

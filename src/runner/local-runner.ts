@@ -3,7 +3,6 @@ import { stat } from "node:fs/promises";
 import path from "node:path";
 import { InvalidArgumentError, NotFoundError } from "../core/errors.ts";
 import { sha256Hex } from "../core/ids.ts";
-import type { Logger } from "../core/log.ts";
 import type { JobRecord, PartitionRecord } from "../core/records.ts";
 import { TERMINAL_JOB_STATES } from "../core/records.ts";
 import type { MetricsServer } from "../metrics/server.ts";
@@ -13,59 +12,12 @@ import { DEFAULT_POLICY, decideReplicas, type ScalingPolicy } from "../pipeline/
 import { type SplitResult, splitFromEvent } from "../pipeline/splitter.ts";
 import { stageLocalInput } from "./local-input.ts";
 import { splitLocalDirectory } from "./local-media-job.ts";
-import { type PreflightOptions, preflightLocalFile } from "./local-preflight.ts";
+import { preflightLocalFile } from "./local-preflight.ts";
+import type { JobProgress, LocalRunOptions } from "./local-run-options.ts";
 import { type LocalPipeline, openLocalPipeline } from "./local-stores.ts";
-import { type PoolMember, ProcessPool, type WorkerCommand } from "./process-pool.ts";
+import { ProcessPool } from "./process-pool.ts";
 
-/** Progress of a job, as the CLI's bar shows it. */
-export interface JobProgress {
-  jobId: string;
-  state: JobRecord["state"];
-  records: number;
-  errors: number;
-  bytesDone: number;
-  bytesTotal: number;
-  partitions: number;
-  partitionsDone: number;
-  partitionsFailed: number;
-  workers: number;
-  /** Records per second since the run started. */
-  rate: number;
-  /** Seconds left, from the byte rate (undefined until measurable). */
-  etaSeconds?: number;
-  elapsedMs: number;
-}
-
-/** Options of `run` on the embedded default. */
-export interface LocalRunOptions {
-  dataDir: string;
-  /**
-   * A local file to score: it is "uploaded" to the input bucket, which fires the upload
-   * event. A directory (a media library) becomes the objects under a prefix instead.
-   */
-  inputFile: string;
-  inputBucket?: string;
-  descriptor: string;
-  /** Most worker processes (the scaler decides how many run). */
-  workers: number;
-  /** Job spec options; `input` only says how to read the file (format, delimiter). */
-  spec?: PreflightOptions["spec"];
-  intraOpThreads?: number;
-  log: Logger;
-  onProgress?: (p: JobProgress) => void;
-  /** Abort = stop gracefully: workers checkpoint and hand back; run again to resume. */
-  signal?: AbortSignal;
-  /** Tests and chaos: see the pool, kill its workers. */
-  onPool?: (pool: ProcessPool) => void;
-  onWorkerExit?: (m: PoolMember, code: number | null, signal: NodeJS.Signals | null) => void;
-  /** Workers' stdout/stderr lines (the CLI prints them above its progress bar); unset: inherited. */
-  onWorkerOutput?: ConstructorParameters<typeof ProcessPool>[0]["onOutput"];
-  workerCommand?: WorkerCommand;
-  scaling?: Partial<ScalingPolicy>;
-  progressIntervalMs?: number;
-  /** Serve the pool's summed Prometheus metrics on this port while the job runs (0 = any free port). */
-  metricsPort?: number;
-}
+export type { JobProgress, LocalRunOptions };
 
 /** What `run` ended with. */
 export interface LocalRunResult {
