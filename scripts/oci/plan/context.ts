@@ -1,7 +1,7 @@
 /** The plan's context: the config, the repository facts, static placeholder values. */
 import type { DeployConfig } from "./config.ts";
 import { placeholders, type Vars } from "./placeholders.ts";
-import { type RepoFacts, readRepoFacts } from "./render.ts";
+import { type RepoFacts, readRepoFacts } from "./repo-files.ts";
 
 /** Everything the plan and its renderers need: config, repo facts, static placeholder values. */
 export interface PlanContext {

@@ -1,50 +1,7 @@
-/**
- * What the plan reads from the repository (func.yaml, the worker manifests) and
- * the files it renders for the CLIs: function config, worker Deployment, scaler RBAC.
- */
-import { readFileSync } from "node:fs";
-import path from "node:path";
 import { InvalidArgumentError } from "../../../src/core/errors.ts";
 import type { DeployConfig, FunctionName } from "./config.ts";
 import type { PlanContext } from "./context.ts";
-import { K8S_DIR, ROOT } from "./paths.ts";
 import { ph } from "./placeholders.ts";
-
-/** What the plan knows about the repository (manifests, func.yaml, IAM and rule files). */
-export interface RepoFacts {
-  fnName: string;
-  fnVersion: string;
-  k8sNamespace: string;
-  k8sServiceAccount: string;
-  k8sDeployment: string;
-  deploymentTemplate: string;
-}
-
-export function readRepoFacts(): RepoFacts {
-  const func = readFileSync(path.join(ROOT, "func.yaml"), "utf8");
-  const deployment = readFileSync(path.join(ROOT, K8S_DIR, "worker-deployment.yaml"), "utf8");
-  const need = (re: RegExp, text: string, what: string) => {
-    const m = re.exec(text)?.[1];
-    if (!m) throw new InvalidArgumentError(`cannot find ${what}`);
-    return m;
-  };
-  return {
-    fnName: need(/^name:\s*(\S+)$/m, func, "name in func.yaml"),
-    fnVersion: need(/^version:\s*(\S+)$/m, func, "version in func.yaml"),
-    k8sNamespace: need(
-      /^\s+namespace:\s*(\S+)$/m,
-      deployment,
-      "namespace in worker-deployment.yaml",
-    ),
-    k8sServiceAccount: need(
-      /serviceAccountName:\s*([a-z0-9.-]+)/,
-      deployment,
-      "serviceAccountName",
-    ),
-    k8sDeployment: need(/^metadata:\n\s+name:\s*(\S+)$/m, deployment, "the Deployment's name"),
-    deploymentTemplate: deployment,
-  };
-}
 
 /** Shared app config keys (every function) and the worker's environment, in the contract's terms. */
 function backendEnv(

@@ -1,9 +1,49 @@
-/** Repository files the plan deploys: the NoSQL DDL, the IAM policies, the Events rules. */
+/**
+ * Repository files the plan reads and deploys: func.yaml and the worker Deployment,
+ * the NoSQL DDL, the IAM policies, the Events rules.
+ */
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { InvalidArgumentError } from "../../../src/core/errors.ts";
 import type { TableLimits } from "./config.ts";
-import { IAM_FILE, ROOT, RULES_DIR } from "./paths.ts";
+import { IAM_FILE, K8S_DIR, ROOT, RULES_DIR } from "./paths.ts";
+
+/** What the plan knows about the repository (manifests, func.yaml, IAM and rule files). */
+export interface RepoFacts {
+  fnName: string;
+  fnVersion: string;
+  k8sNamespace: string;
+  k8sServiceAccount: string;
+  k8sDeployment: string;
+  deploymentTemplate: string;
+}
+
+/** Names the plan takes from func.yaml and the worker Deployment (refused when missing). */
+export function readRepoFacts(): RepoFacts {
+  const func = readFileSync(path.join(ROOT, "func.yaml"), "utf8");
+  const deployment = readFileSync(path.join(ROOT, K8S_DIR, "worker-deployment.yaml"), "utf8");
+  const need = (re: RegExp, text: string, what: string) => {
+    const m = re.exec(text)?.[1];
+    if (!m) throw new InvalidArgumentError(`cannot find ${what}`);
+    return m;
+  };
+  return {
+    fnName: need(/^name:\s*(\S+)$/m, func, "name in func.yaml"),
+    fnVersion: need(/^version:\s*(\S+)$/m, func, "version in func.yaml"),
+    k8sNamespace: need(
+      /^\s+namespace:\s*(\S+)$/m,
+      deployment,
+      "namespace in worker-deployment.yaml",
+    ),
+    k8sServiceAccount: need(
+      /serviceAccountName:\s*([a-z0-9.-]+)/,
+      deployment,
+      "serviceAccountName",
+    ),
+    k8sDeployment: need(/^metadata:\n\s+name:\s*(\S+)$/m, deployment, "the Deployment's name"),
+    deploymentTemplate: deployment,
+  };
+}
 
 /** A CREATE TABLE or CREATE INDEX statement of the DDL file, with its table limits. */
 export interface DdlStatement {
