@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { appendFile, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -418,6 +419,62 @@ describe("ProcessPool (local only)", () => {
       assert.deepEqual(exits, [0], "the worker finished its graceful stop");
     } finally {
       await pool.close();
+      queue.close();
+    }
+  });
+});
+
+describe("ProcessPool held until released (local only)", () => {
+  it("a held worker boots but opens no store (a refused run writes nothing); released, it does", async () => {
+    const dir = await tempDir();
+    const queue = new SqliteTaskQueue({
+      path: join(dir, "queue.db"),
+      queue: "pool",
+      maxDeliveries: 5,
+    });
+    const run = async (release: boolean) => {
+      const dataDir = join(dir, release ? "released" : "refused");
+      const exits: (number | null)[] = [];
+      const pool = new ProcessPool({
+        env: { ...process.env, BATCH_INFER_DATA_DIR: dataDir },
+        queue,
+        log: silentLogger,
+        held: true,
+        onExit: (_m, code) => exits.push(code),
+      });
+      try {
+        await pool.scaleTo(1);
+        const deadline = Date.now() + 30_000;
+        while (!pool.list()[0]?.held && Date.now() < deadline) {
+          await Promise.race([pool.changed(), new Promise((r) => setTimeout(r, 200))]);
+        }
+        assert.ok(pool.list()[0]?.held, "the worker booted and said it is held");
+        // However long the pre-flight takes, a held worker writes nothing.
+        await new Promise((r) => setTimeout(r, 300));
+        assert.equal(existsSync(dataDir), false, "a held worker opened no store");
+        if (release) {
+          pool.release();
+          // Released, it opens its stores (the queue's file appears) and waits for tasks.
+          for (let i = 0; i < 400 && !existsSync(join(dataDir, "state")); i++) {
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          assert.ok(existsSync(join(dataDir, "state")), "the released worker opened its stores");
+        }
+        await pool.close();
+        assert.deepEqual(exits, [0], "it stopped cleanly");
+        assert.equal(
+          existsSync(dataDir),
+          release,
+          release ? "" : "closed while held: nothing written",
+        );
+      } finally {
+        await pool.close();
+      }
+    };
+    try {
+      await run(false);
+      await run(true);
+    } finally {
       queue.close();
     }
   });

@@ -104,12 +104,14 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
   const bucket = options.inputBucket ?? "input";
   // Start the workers now: they load (a few hundred ms each) while the input is
   // hashed, staged and split, and take the first partitions the moment they exist.
-  const warmPool = startPool(pipeline, options, options.spec?.visibilitySeconds ?? 60);
+  // Held until the pre-flight passes: a refused run writes nothing.
+  const warmPool = startPool(pipeline, options, options.spec?.visibilitySeconds ?? 60, true);
   let handedOver = false;
   try {
     await warmPool.scaleTo(Math.max(1, options.workers));
     const media = await splitLocalDirectory(pipeline, bucket, options);
     if (media) {
+      warmPool.release();
       handedOver = true;
       return {
         split: media,
@@ -119,6 +121,7 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
     // The splitter's checks (options, model, onnxruntime, header) on the local file
     // first: a refused run stages nothing and logs no event.
     await preflightLocalFile(pipeline, bucket, options);
+    warmPool.release();
     const staged = await stageLocalInput(pipeline, bucket, options.inputFile);
     const { etag, object: objectName } = staged;
     options.log.info("input staged", {
@@ -163,8 +166,10 @@ function startPool(
   pipeline: LocalPipeline,
   options: DriveOptions,
   visibilitySeconds: number,
+  held = false,
 ): ProcessPool {
   return new ProcessPool({
+    held,
     env: {
       ...process.env,
       BATCH_INFER_DATA_DIR: pipeline.paths.dataDir,

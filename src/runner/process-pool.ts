@@ -39,6 +39,8 @@ export interface PoolMember {
   claim?: { receipt: string; jobId: string; partition?: number };
   /** The last checkpoint this worker committed for the partition in hand. */
   committed?: { partition: number; offset: number; end: number; done: boolean };
+  /** Booted held (the pool's `held` option): it waits for the release to open its stores. */
+  held?: boolean;
 }
 
 interface Member extends PoolMember {
@@ -59,6 +61,7 @@ export class ProcessPool implements ReplicaTarget {
   private closed = false;
   private wake: (() => void) | undefined;
   private nextChange: Promise<void> | undefined;
+  private released: boolean;
 
   constructor(
     private readonly options: {
@@ -74,8 +77,31 @@ export class ProcessPool implements ReplicaTarget {
        * above its progress bar instead of through it.
        */
       onOutput?: (line: string, from: { worker: string; stream: "stdout" | "stderr" }) => void;
+      /**
+       * Start workers held: each boots, says "held" and opens no store until
+       * {@link ProcessPool.release}. A run's pre-flight runs meanwhile, and a refused run
+       * writes nothing, not even the data directory.
+       */
+      held?: boolean;
     },
-  ) {}
+  ) {
+    this.released = !options.held;
+  }
+
+  /** Let held workers open their stores and take tasks (those still booting, once they are up). */
+  release(): void {
+    this.released = true;
+    for (const m of this.members.values()) if (m.held) this.start(m);
+  }
+
+  private start(m: Member): void {
+    m.held = false;
+    try {
+      m.proc.send({ type: "start" });
+    } catch {
+      // Its channel closed: it is exiting, and its exit is handled as any other.
+    }
+  }
 
   async current(): Promise<number> {
     return this.desired;
@@ -188,7 +214,11 @@ export class ProcessPool implements ReplicaTarget {
     const onOutput = this.options.onOutput;
     const proc = fork(cmd.modulePath, [], {
       execArgv: cmd.execArgv,
-      env: { ...this.options.env, WORKER_ID: `${id}-${process.pid}` },
+      env: {
+        ...this.options.env,
+        WORKER_ID: `${id}-${process.pid}`,
+        ...(this.released ? {} : { BATCH_INFER_HOLD: "1" }),
+      },
       stdio: onOutput ? ["ignore", "pipe", "pipe", "ipc"] : ["ignore", "inherit", "inherit", "ipc"],
       // Its own process group: Ctrl-C in a terminal signals the whole foreground group, and a
       // worker that got the terminal's SIGINT and then the pool's SIGTERM took the second as
@@ -220,7 +250,10 @@ export class ProcessPool implements ReplicaTarget {
           PoolMember["committed"]
         >,
       ) => {
-        if (msg?.type === "claim") {
+        if (msg?.type === "held") {
+          member.held = true;
+          if (this.released) this.start(member);
+        } else if (msg?.type === "claim") {
           member.busy = Boolean(msg.claim);
           delete member.committed;
           if (msg.claim) member.claim = msg.claim;

@@ -44,6 +44,30 @@ function tellPool(message: Record<string, unknown>): void {
   }
 }
 
+/**
+ * Started held (BATCH_INFER_HOLD=1: a local run checking its input and model first):
+ * booted, but no store is opened until the pool says "start", or a stop comes.
+ */
+function waitForStart(): Promise<void> {
+  return new Promise((resolve) => {
+    const onMessage = (m: unknown) => {
+      if ((m as { type?: unknown } | null)?.type !== "start") return;
+      process.off("message", onMessage);
+      resolve();
+    };
+    process.on("message", onMessage);
+    stop = () => {
+      stopRequested = true;
+      process.off("message", onMessage);
+      resolve();
+    };
+    tellPool({ type: "held" });
+  });
+}
+
+if (hasPool && process.env.BATCH_INFER_HOLD === "1" && !stopRequested) await waitForStart();
+if (stopRequested) process.exit(0);
+
 const config = workerConfigFromEnv(process.env);
 const log = createLogger({ level: (process.env.LOG_LEVEL as LogLevel | undefined) ?? "warn" });
 const deps = await openPipelineFromEnv(process.env, { log });
