@@ -22,6 +22,7 @@ import { silentLogger } from "../src/core/log.ts";
 import { type JobRecord, type PartitionRecord, TERMINAL_JOB_STATES } from "../src/core/records.ts";
 import { EVENT_TYPES, objectCreatedEvent } from "../src/pipeline/events.ts";
 import { PartitionWorker, type WorkerOptions } from "../src/pipeline/partition-worker.ts";
+import { COALESCE_LIMIT } from "../src/pipeline/score-partition.ts";
 import { splitFromEvent, splitJob } from "../src/pipeline/splitter.ts";
 import { verifyJob } from "../src/pipeline/verify.ts";
 import { type JobProgress, uploadFile } from "../src/runner/local-runner.ts";
@@ -48,14 +49,16 @@ import { objectFile, runJob, tempDir } from "./helpers/pipeline-fixture.ts";
 const ROWS = 1_000_000;
 const DATA_SEED = 7;
 const WORKERS = 3;
-/** About 19 partitions of ~52k records, 6 checkpoints each: plenty of mid-partition moments. */
+/** About 19 partitions of ~52k records, 13 checkpoints each: plenty of mid-partition moments. */
 const SPEC = {
   partitionBytes: 16 * 1024 * 1024,
-  checkpointEvery: 10_000,
+  checkpointEvery: 4_000,
   batchSize: 2048,
   // Chaos makes attempts fail by design; the cap must not turn that into failed partitions.
   maxAttempts: 10,
 } satisfies Partial<JobSpecInput>;
+/** The most records one chunk holds (a due checkpoint may wait for the last commit). */
+const MAX_CHUNK = COALESCE_LIMIT * SPEC.checkpointEvery;
 /** A partition is killed at most this often, so the kills alone never reach maxAttempts. */
 const MAX_KILLS_PER_PARTITION = 3;
 /** A part object's name (src/pipeline/layout.ts): partition, chunk sequence, epoch. */
@@ -214,10 +217,11 @@ describe(`chaos on the embedded default (CHAOS_SEED=${seed})`, () => {
       `CHAOS_SEED=${seed}; plan: ${plan.map((s) => `${s.action}@${(s.at * 100).toFixed(0)}%`).join(" ")}`,
     );
     const dataDir = path.join(root.dir, "processes");
-    // A victim's partition must have two chunks and a half left when its row is read just
-    // before the signal, so the signal lands mid-partition: a worker reads and scores the
-    // next chunk while the last one commits, so it may be a chunk ahead of its row.
-    const minLeft = (2.5 * SPEC.checkpointEvery * (await stat(input)).size) / ROWS;
+    // A victim's partition must have enough left when its row is read just before the
+    // signal that the signal lands mid-partition: a worker scores on while its last commit
+    // is written, up to COALESCE_LIMIT chunks past its row, and then some of the next.
+    const minLeft =
+      ((COALESCE_LIMIT + 1.5) * SPEC.checkpointEvery * (await stat(input)).size) / ROWS;
     const fired: Fired[] = [];
     const killsPerPartition = new Map<number, number>();
     let signalled = new Set<string>();
@@ -365,13 +369,13 @@ describe(`chaos on the embedded default (CHAOS_SEED=${seed})`, () => {
           `after ${f.action} partition ${f.partition} did not resume from its checkpoint ${f.committedOffset}: ${JSON.stringify(attempts)} (${replay})`,
         );
         if (f.action === "SIGKILL") {
-          estimate += uncommittedEstimate(part, victim.epoch, f.atMs, SPEC.checkpointEvery) ?? 0;
+          estimate += uncommittedEstimate(part, victim.epoch, f.atMs, MAX_CHUNK) ?? 0;
         }
       }
       const kills = fired.filter((f) => f.action === "SIGKILL").length;
       const terms = fired.filter((f) => f.action === "SIGTERM").length;
       assert.ok(kills >= 6 && terms >= 2, `kills ${kills}, terms ${terms}`);
-      const figures = attemptFigures(partitions, SPEC.checkpointEvery);
+      const figures = attemptFigures(partitions, MAX_CHUNK);
       const restart = fired.find((f) => f.action === "restart");
       t.diagnostic(
         `injected: ${kills} SIGKILL, ${terms} SIGTERM, restart at ${restart?.records.toLocaleString("en")} records committed`,
@@ -536,7 +540,7 @@ describe(`chaos on the embedded default (CHAOS_SEED=${seed})`, () => {
         assert.ok(faults.count(kind) > 0, `no ${kind} failure was injected (${replay})`);
       }
 
-      const figures = attemptFigures(partitions, SPEC.checkpointEvery);
+      const figures = attemptFigures(partitions, MAX_CHUNK);
       const doneEvents = await p.eventLog.read({ jobId, eventType: EVENT_TYPES.partitionDone });
       const announced = new Set(doneEvents.map((e) => e.data.partition));
       const unannounced = partitions.filter((x) => !announced.has(x.index)).map((x) => x.index);

@@ -148,7 +148,7 @@ async function runAndSignal(
     dataDir,
     inputFile: input,
     descriptor,
-    spec: { partitionBytes: 3 * 1024 * 1024, checkpointEvery: 2000, batchSize: 512 },
+    spec: { partitionBytes: 8 * 1024 * 1024, checkpointEvery: 2000, batchSize: 512 },
     onPool: (p) => {
       pool = p;
     },
@@ -161,8 +161,11 @@ async function runAndSignal(
           m.committed &&
           !m.committed.done &&
           m.committed.partition === m.claim?.partition &&
-          // Far enough from the end that the signal lands before the partition finishes.
-          m.committed.end - m.committed.offset > 1024 * 1024,
+          // Far enough from the end that the signal lands before the partition finishes:
+          // past its last commit a worker may have scored up to 4 more intervals (a due
+          // checkpoint is deferred while one is in flight: ~1.3 MB here), and it reads
+          // a block (1 MiB) or two before it next turns to its event loop.
+          m.committed.end - m.committed.offset > 4 * 1024 * 1024,
       );
       if (!busy) return;
       signalled.push({ worker: busy.id, partition: busy.claim?.partition });
@@ -184,7 +187,7 @@ describe("workers dying mid-partition", () => {
       dataDir,
       inputFile: input,
       descriptor,
-      spec: { partitionBytes: 3 * 1024 * 1024, checkpointEvery: 2000, batchSize: 512 },
+      spec: { partitionBytes: 8 * 1024 * 1024, checkpointEvery: 2000, batchSize: 512 },
     });
     assert.equal(job.state, "completed", job.error);
     clean = await readOutputs(dataDir, job);

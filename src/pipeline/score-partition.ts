@@ -86,7 +86,7 @@ function newChunk(offset: number): Chunk {
  * while the store keeps up, at most this many when it doesn't (a preemption costs
  * nothing: the worker commits before handing back).
  */
-const COALESCE_LIMIT = 4;
+export const COALESCE_LIMIT = 4;
 
 /** Records scored between event-loop turns while a commit is in flight. */
 const YIELD_EVERY = 64;

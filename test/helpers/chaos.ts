@@ -350,13 +350,14 @@ export interface AttemptFigures {
  * worker that died (lost) or failed (error) threw away the chunk it was building:
  * the records from its last committed offset (where its successor resumed) up to
  * where it stopped. Where it stopped is not recorded, but a chunk holds at most
- * `checkpointEvery` records (it commits on reaching that) and no more than the
- * partition has left, so each such attempt counts
- * `min(checkpointEvery, records committed from its stop offset to the partition end)`:
+ * `maxChunk` records (`checkpointEvery`, or COALESCE_LIMIT times that when a due
+ * checkpoint waited for the last commit) and no more than the partition has left,
+ * so each such attempt counts
+ * `min(maxChunk, records committed from its stop offset to the partition end)`:
  * a sound upper bound. Hand-backs re-process nothing: the stopping worker
  * commits its partial chunk first.
  */
-export function attemptFigures(partitions: PartitionRecord[], checkpointEvery: number) {
+export function attemptFigures(partitions: PartitionRecord[], maxChunk: number) {
   const figures: AttemptFigures = {
     attempts: 0,
     lost: 0,
@@ -379,7 +380,7 @@ export function attemptFigures(partitions: PartitionRecord[], checkpointEvery: n
       const left = p.parts
         .filter((r) => r.startOffset >= stop)
         .reduce((n, r) => n + r.records + r.errors, 0);
-      figures.reprocessedAtMost += Math.min(checkpointEvery, left);
+      figures.reprocessedAtMost += Math.min(maxChunk, left);
     });
   }
   return figures;
@@ -388,14 +389,14 @@ export function attemptFigures(partitions: PartitionRecord[], checkpointEvery: n
 /**
  * An estimate of the records one attempt scored past its last commit before it
  * was stopped at `stoppedAtMs` (a SIGKILL's time): its own commit rate times
- * the time since its last commit, capped at `checkpointEvery`. Undefined when
- * the attempt committed nothing (no rate to go by).
+ * the time since its last commit, capped at `maxChunk` (see attemptFigures).
+ * Undefined when the attempt committed nothing (no rate to go by).
  */
 export function uncommittedEstimate(
   p: PartitionRecord,
   epoch: number,
   stoppedAtMs: number,
-  checkpointEvery: number,
+  maxChunk: number,
 ): number | undefined {
   const attempt = p.attempts.find((a) => a.epoch === epoch);
   const parts = p.parts.filter((r) => r.epoch === epoch && r.committedAt !== undefined);
@@ -404,7 +405,7 @@ export function uncommittedEstimate(
   const lastMs = Date.parse(last);
   const records = parts.reduce((n, r) => n + r.records + r.errors, 0);
   const rate = records / Math.max(1, lastMs - Date.parse(attempt.startedAt));
-  return Math.round(Math.min(checkpointEvery, Math.max(0, rate * (stoppedAtMs - lastMs))));
+  return Math.round(Math.min(maxChunk, Math.max(0, rate * (stoppedAtMs - lastMs))));
 }
 
 /** Every partition's committed parts tile its range: contiguous, in order, from start to end. */
