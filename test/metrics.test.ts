@@ -342,7 +342,10 @@ describe("the embedded default's pool metrics (run --metrics-port)", () => {
       "a scrape with committed records",
       async () => {
         const text = await scrape(port).catch(() => "");
-        return value(text, "batch_infer_records_scored_total") > 0 ? text : undefined;
+        // Before a worker has answered (booting, or held until the run's checks pass) the
+        // series is absent: not yet.
+        const [scored] = samples(text, "batch_infer_records_scored_total", {});
+        return (scored ?? 0) > 0 ? text : undefined;
       },
       { timeoutMs: 60_000 },
     );

@@ -134,9 +134,9 @@ export class ProcessPool implements ReplicaTarget {
     wake?.();
   }
 
-  /** The live worker processes (the pool's metrics ask each over IPC). */
+  /** The live worker processes past any hold (the pool's metrics ask each over IPC). */
   processes(): ChildProcess[] {
-    return [...this.members.values()].map((m) => m.proc);
+    return [...this.members.values()].filter((m) => !m.held).map((m) => m.proc);
   }
 
   /** Live workers (not yet exited). */
