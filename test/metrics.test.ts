@@ -324,12 +324,13 @@ describe("the embedded default's pool metrics (run --metrics-port)", () => {
       "--data-dir",
       dataDir,
       "--partition-size",
-      "64KiB",
-      // Small checkpoints and batches: the job runs long enough to be scraped mid-way.
+      "16KiB",
+      // Small partitions, checkpoints and batches: the job runs long enough (a few
+      // seconds) to be scraped mid-way.
       "--checkpoint-every",
-      "100",
+      "10",
       "--batch-size",
-      "16",
+      "4",
       "--metrics-port",
       "0",
     ]);
