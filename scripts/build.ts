@@ -17,13 +17,27 @@
  */
 import { readdir, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
+import { precompiledValidatorsSource } from "./build/validators.ts";
 
 const native = ["onnxruntime-node", "better-sqlite3", "sharp", "@fnproject/fdk"];
 const external = [...native, "oci-*"];
 const started = Date.now();
 // Chunk names carry a content hash: without this, every build would leave the last one's behind.
 await rm("dist/chunks", { recursive: true, force: true });
+// Every schema compiled now, not at each start (see src/core/precompiled-validators.ts).
+const validators = await precompiledValidatorsSource(process.cwd());
+const precompiled: Plugin = {
+  name: "precompiled-validators",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]src[\\/]core[\\/]precompiled-validators\.ts$/ }, () => ({
+      contents: validators.source,
+      loader: "js",
+      // The standalone code requires Ajv's runtime helpers (bundled from node_modules).
+      resolveDir: process.cwd(),
+    }));
+  },
+};
 await Promise.all([
   build({
     entryPoints: { functions: "functions/fn-entry.ts" },
@@ -42,6 +56,7 @@ await Promise.all([
     define: { "import.meta.url": "__bundle_url" },
     banner: { js: "const __bundle_url = require('node:url').pathToFileURL(__filename).href;" },
     logLevel: "warning",
+    plugins: [precompiled],
   }),
   build({
     entryPoints: {
@@ -66,6 +81,7 @@ await Promise.all([
       js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
     },
     logLevel: "warning",
+    plugins: [precompiled],
   }),
 ]);
 for (const name of ["functions.cjs", "cli.js", "worker.js"]) {
@@ -74,4 +90,5 @@ for (const name of ["functions.cjs", "cli.js", "worker.js"]) {
 }
 const chunks = await readdir("dist/chunks").catch(() => []);
 console.log(`dist/chunks/  ${chunks.filter((c) => c.endsWith(".js")).length} chunks (cli, worker)`);
+console.log(`${validators.count} schema validators precompiled`);
 console.log(`built in ${Date.now() - started} ms`);
