@@ -21,9 +21,9 @@
  * input bucket; running the command again finds it instead of decompressing again.
  */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { sha256OfFile } from "../adapters/local/file-hash.ts";
 import { withFileLock } from "../adapters/local/file-lock.ts";
 import { InvalidArgumentError, NotFoundError, PreconditionFailedError } from "../core/errors.ts";
 import { sha256Hex } from "../core/ids.ts";
@@ -76,14 +76,6 @@ function sameBytes(a: FileStat, b: FileStat): boolean {
     return false;
   }
   return a.ctimeNs === b.ctimeNs || a.nlink !== b.nlink;
-}
-
-async function hashFile(file: string): Promise<string> {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
-    hash.update(chunk as Buffer);
-  }
-  return hash.digest("hex");
 }
 
 /** A small JSON record under the data dir, written atomically. */
@@ -140,7 +132,7 @@ export async function stageLocalInput(
   try {
     let sha = (await readRecord<{ sha256: string }>(hashRecord))?.sha256;
     if (!sha) {
-      sha = gzip ? await source.hashed() : await hashFile(absolute);
+      sha = gzip ? await source.hashed() : await sha256OfFile(absolute);
       const after = await statBig(absolute);
       if (!sameBytes(st, after)) {
         throw new InvalidArgumentError(
@@ -177,7 +169,7 @@ function sourceOf(
       gzip,
       file: async () => absolute,
       cleanup: async () => {},
-      hashed: () => hashFile(absolute),
+      hashed: () => sha256OfFile(absolute),
     };
   }
   let copy: Promise<Decompressed> | undefined;

@@ -29,6 +29,7 @@ import type {
   ObjectStore,
   PutOptions,
 } from "../../ports/object-store.ts";
+import { sha256OfFile } from "./file-hash.ts";
 import { type FileLockOptions, withFileLock } from "./file-lock.ts";
 import { FolderWalker } from "./folder-walk.ts";
 import {
@@ -40,7 +41,7 @@ import {
   syncDir,
   writeBody,
 } from "./fs-primitives.ts";
-import { PlacedFiles, sha256OfFile } from "./placed-files.ts";
+import { PlacedFiles } from "./placed-files.ts";
 
 /** Bucket names: what OCI allows, minus anything a filesystem would treat specially. */
 const BUCKET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
@@ -375,7 +376,7 @@ export class LocalObjectStore implements ObjectStore {
       if (!st) throw new NotFoundError(`${context}: the object vanished as it was placed`);
       await syncDir(dir);
       if (!linked) return { etag: etagOf(st), linked };
-      await this.placed.remember(bucket, name, st, sha256 ?? (await sha256OfFile(path)));
+      await this.placed.remember(bucket, name, st, sha256 ?? (await sha256OfFile(path, true)));
       return { etag: await this.etagFor(bucket, name, path, st), linked };
     } catch (err) {
       await unlink(tmp).catch(() => undefined);

@@ -7,34 +7,18 @@
  * did (so a touched input does not abort its job, and a rewritten one always does).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { type BigIntStats, constants, readFileSync } from "node:fs";
-import { lstat, mkdir, open, rename, unlink, writeFile } from "node:fs/promises";
+import { type BigIntStats, readFileSync } from "node:fs";
+import { lstat, mkdir, rename, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { sha256OfFile } from "./file-hash.ts";
 
 interface PlacedRecord {
   snapshot: string;
   sha256: string;
 }
 
-/** Open for reading without following a symbolic link in the last name segment. */
-const READ_NO_FOLLOW = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
-
 function snapshotOf(st: BigIntStats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-}
-
-/** sha256 (hex) of a file's content. */
-export async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  const fh = await open(path, READ_NO_FOLLOW);
-  try {
-    for await (const chunk of fh.createReadStream({ highWaterMark: 1 << 20 })) {
-      hash.update(chunk as Buffer);
-    }
-  } finally {
-    await fh.close().catch(() => undefined);
-  }
-  return hash.digest("hex");
 }
 
 /** The records, kept under `<root>/.placed/` (no bucket name starts with "."). */
@@ -91,7 +75,7 @@ export class PlacedFiles {
     const snapshot = snapshotOf(st);
     if (record.snapshot === snapshot) return record.sha256.slice(0, 32);
     // The file's stat changed: hash it again (once; the record then holds the new stat).
-    const sha256 = await sha256OfFile(path);
+    const sha256 = await sha256OfFile(path, true);
     const after = await restat();
     if (after && snapshotOf(after) === snapshot) await this.write(recordPath, { snapshot, sha256 });
     return sha256.slice(0, 32);
