@@ -3,7 +3,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { appendFile, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
@@ -22,7 +22,7 @@ import {
   sampleJob,
 } from "./conformance/checkpoint-store.conformance.ts";
 import { eventSinkConformance, sampleEvent } from "./conformance/event-sink.conformance.ts";
-import { objectStoreConformance } from "./conformance/object-store.conformance.ts";
+import { objectStoreConformance, readAll } from "./conformance/object-store.conformance.ts";
 import { replicaTargetConformance } from "./conformance/replica-target.conformance.ts";
 import { taskQueueConformance } from "./conformance/task-queue.conformance.ts";
 
@@ -295,6 +295,34 @@ describe("LocalObjectStore (local only)", () => {
     await store.delete("b", "gone/a/b/c");
     assert.deepEqual(await readdir(join(root, "b")), ["keep"]);
     assert.deepEqual((await store.list("missing-bucket")).objects, []);
+  });
+
+  it("a put waits for the lock another process holds, then replaces the object and releases it", async () => {
+    const root = await tempDir();
+    const store = new LocalObjectStore({ root });
+    await store.put("b", "dir/x", "old");
+    // Another live process's lock (our own pid: alive, so not stale): the put may not
+    // take the quick path, and must wait on it.
+    const lockPath = join(root, "b", "dir", ".x.lock");
+    await writeFile(
+      lockPath,
+      JSON.stringify({ pid: process.pid, host: hostname(), token: "other" }),
+    );
+    let settled = false;
+    const putting = store.put("b", "dir/x", "new").finally(() => {
+      settled = true;
+    });
+    await new Promise((r) => setTimeout(r, 150));
+    assert.equal(settled, false, "the put went ahead under another holder's lock");
+    assert.equal((await readAll(await store.read("b", "dir/x"))).toString(), "old");
+    await rm(lockPath);
+    const { etag } = await putting;
+    assert.equal((await store.head("b", "dir/x"))?.etag, etag);
+    assert.equal((await readAll(await store.read("b", "dir/x"))).toString(), "new");
+    // Its own lock and temp file are gone; the next put takes the quick path again.
+    assert.deepEqual(await readdir(join(root, "b", "dir")), ["x"]);
+    await store.put("b", "dir/x", "newer");
+    assert.deepEqual(await readdir(join(root, "b", "dir")), ["x"]);
   });
 
   it("says clearly when a name is both an object and a folder", async () => {

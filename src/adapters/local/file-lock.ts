@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { open, readFile, rename, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -125,5 +126,59 @@ export async function withFileLock<T>(
     // Only remove our own lock: if it was broken as stale, it now belongs to someone else.
     const owner = await readOwner(lockPath);
     if (owner?.token === token) await unlink(lockPath).catch(() => undefined);
+  }
+}
+
+/** A lock taken by {@link tryFileLockSync}; give it back with {@link releaseFileLockSync}. */
+export interface HeldFileLock {
+  readonly path: string;
+  readonly token: string;
+  readonly takenAt: number;
+  readonly staleMs: number;
+}
+
+/**
+ * Take the lock now if it is free (the same exclusive create as {@link withFileLock},
+ * as blocking syscalls), else undefined: then wait for it with withFileLock. Most
+ * locks are uncontended, and awaiting the create, write and close of a lock file cost
+ * an event-loop turn each.
+ */
+export function tryFileLockSync(
+  lockPath: string,
+  options: FileLockOptions = {},
+): HeldFileLock | undefined {
+  const token = randomBytes(8).toString("hex");
+  let fd: number;
+  try {
+    fd = openSync(lockPath, "wx", 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EEXIST") return undefined;
+    throw err;
+  }
+  try {
+    writeSync(fd, JSON.stringify({ pid: process.pid, host: HOST, token }));
+  } finally {
+    closeSync(fd);
+  }
+  return { path: lockPath, token, takenAt: Date.now(), staleMs: options.staleMs ?? 30_000 };
+}
+
+/** Release a lock from {@link tryFileLockSync}, unless it was broken as stale meanwhile. */
+export function releaseFileLockSync(lock: HeldFileLock): void {
+  // A live holder's lock is broken only past staleMs of age (isStale): well within it,
+  // the lock is certainly still ours, and reading it back would be one more file read.
+  if (Date.now() - lock.takenAt >= lock.staleMs / 2) {
+    let owner: Partial<LockOwner> | undefined;
+    try {
+      owner = JSON.parse(readFileSync(lock.path, "utf8")) as Partial<LockOwner>;
+    } catch {
+      return; // gone, or torn by whoever broke it
+    }
+    if (owner.token !== lock.token) return;
+  }
+  try {
+    unlinkSync(lock.path);
+  } catch {
+    // Already removed.
   }
 }

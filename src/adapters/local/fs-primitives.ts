@@ -3,9 +3,9 @@
  * retryable), stat-based etags and object infos, durable writes.
  */
 import { createHash } from "node:crypto";
-import type { BigIntStats } from "node:fs";
-import { type FileHandle, open } from "node:fs/promises";
+import { type BigIntStats, closeSync, fsync, openSync, write, writeSync } from "node:fs";
 import { Readable } from "node:stream";
+import { promisify } from "node:util";
 import { InvalidArgumentError, PipelineError, StoreUnavailableError } from "../../core/errors.ts";
 import type { ObjectInfo } from "../../ports/object-store.ts";
 
@@ -76,22 +76,41 @@ export function compareCodeUnits(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-export async function writeAll(fh: FileHandle, bytes: Uint8Array): Promise<void> {
+const fsyncAsync = promisify(fsync);
+const writeAsync = promisify(write);
+
+/** fsync on the thread pool (the one step of a put that waits on the disk). */
+export function fsyncFd(fd: number): Promise<void> {
+  return fsyncAsync(fd);
+}
+
+/**
+ * Bodies up to this size are written with blocking writes: into the page cache, a
+ * MiB is ~100 µs, less than the thread-pool round trips of an awaited write.
+ */
+const SYNC_WRITE_MAX_BYTES = 1 << 20;
+
+async function writeAllToFd(fd: number, bytes: Uint8Array): Promise<void> {
   let offset = 0;
+  if (bytes.length <= SYNC_WRITE_MAX_BYTES) {
+    while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+    return;
+  }
   while (offset < bytes.length) {
-    const { bytesWritten } = await fh.write(bytes, offset, bytes.length - offset);
+    const { bytesWritten } = await writeAsync(fd, bytes, offset, bytes.length - offset);
     offset += bytesWritten;
   }
 }
 
-export async function writeBody(fh: FileHandle, body: Buffer | string | Readable): Promise<void> {
-  if (typeof body === "string") return writeAll(fh, Buffer.from(body, "utf8"));
-  if (body instanceof Uint8Array) return writeAll(fh, body);
+/** Write a put's body (bytes, text, or a stream pulled chunk by chunk) at the fd's position. */
+export async function writeBodyToFd(fd: number, body: Buffer | string | Readable): Promise<void> {
+  if (typeof body === "string") return writeAllToFd(fd, Buffer.from(body, "utf8"));
+  if (body instanceof Uint8Array) return writeAllToFd(fd, body);
   if (body instanceof Readable) {
     // Pulling chunk by chunk gives backpressure for free; nothing is buffered whole.
     for await (const chunk of body) {
-      if (typeof chunk === "string") await writeAll(fh, Buffer.from(chunk, "utf8"));
-      else if (chunk instanceof Uint8Array) await writeAll(fh, chunk);
+      if (typeof chunk === "string") await writeAllToFd(fd, Buffer.from(chunk, "utf8"));
+      else if (chunk instanceof Uint8Array) await writeAllToFd(fd, chunk);
       else throw new InvalidArgumentError("put: body stream must yield Buffers or strings");
     }
     return;
@@ -101,13 +120,19 @@ export async function writeBody(fh: FileHandle, body: Buffer | string | Readable
 
 /** Make a rename durable: fsync the directory entry. Best effort (not every fs allows it). */
 export async function syncDir(dir: string): Promise<void> {
-  let fh: FileHandle | undefined;
+  let fd: number | undefined;
   try {
-    fh = await open(dir, "r");
-    await fh.sync();
+    fd = openSync(dir, "r");
+    await fsyncAsync(fd);
   } catch {
     // Some filesystems refuse fsync on directories; the data itself was already synced.
   } finally {
-    await fh?.close().catch(() => undefined);
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        // Closed is closed.
+      }
+    }
   }
 }

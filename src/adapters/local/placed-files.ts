@@ -7,8 +7,8 @@
  * did (so a touched input does not abort its job, and a rewritten one always does).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { type BigIntStats, readFileSync } from "node:fs";
-import { lstat, mkdir, rename, unlink, writeFile } from "node:fs/promises";
+import { type BigIntStats, readFileSync, unlinkSync } from "node:fs";
+import { lstat, mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { sha256OfFile } from "./file-hash.ts";
 
@@ -46,9 +46,13 @@ export class PlacedFiles {
     await this.write(this.recordPath(bucket, name), { snapshot: snapshotOf(st), sha256 });
   }
 
-  /** Forget an object (deleted, or replaced by a put). */
-  async forget(bucket: string, name: string): Promise<void> {
-    await unlink(this.recordPath(bucket, name)).catch(() => undefined);
+  /** Forget an object (deleted, or replaced by a put); synchronous: called under a lock, a few µs. */
+  forget(bucket: string, name: string): void {
+    try {
+      unlinkSync(this.recordPath(bucket, name));
+    } catch {
+      // No record: the object was not placed.
+    }
   }
 
   /**
