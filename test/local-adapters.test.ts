@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { appendFile, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
@@ -9,6 +9,7 @@ import { createInterface } from "node:readline";
 import { Readable } from "node:stream";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { sha256OfFile } from "../src/adapters/local/file-hash.ts";
 import { LocalObjectStore } from "../src/adapters/local/fs-object-store.ts";
 import { JsonlEventLog } from "../src/adapters/local/jsonl-event-sink.ts";
 import { mapSqliteError } from "../src/adapters/local/sqlite.ts";
@@ -295,6 +296,20 @@ describe("LocalObjectStore (local only)", () => {
     await store.delete("b", "gone/a/b/c");
     assert.deepEqual(await readdir(join(root, "b")), ["keep"]);
     assert.deepEqual((await store.list("missing-bucket")).objects, []);
+  });
+
+  it("hashes a file as sha256 of its bytes, at every size around its read buffers", async () => {
+    const dir = await tempDir();
+    const file = join(dir, "f");
+    for (const n of [0, 1, 100, 4 << 20, (4 << 20) + 1, (8 << 20) + 7]) {
+      const bytes = randomBytes(n);
+      await writeFile(file, bytes);
+      assert.equal(
+        await sha256OfFile(file),
+        createHash("sha256").update(bytes).digest("hex"),
+        `${n} bytes`,
+      );
+    }
   });
 
   it("a put waits for the lock another process holds, then replaces the object and releases it", async () => {

@@ -16,16 +16,19 @@ export async function sha256OfFile(path: string, noFollow = false): Promise<stri
   const fh = await open(path, flags);
   try {
     const hash = createHash("sha256");
-    const buffers = [Buffer.allocUnsafeSlow(CHUNK_BYTES), Buffer.allocUnsafeSlow(CHUNK_BYTES)];
+    // No larger than the file (plus one byte, to see its end in one read): a corpus of
+    // small files is hashed one file at a time.
+    const chunk = Math.min(CHUNK_BYTES, (await fh.stat()).size + 1);
+    const buffers = [Buffer.allocUnsafeSlow(chunk), Buffer.allocUnsafeSlow(chunk)];
     let which = 0;
     let position = 0;
-    let reading = fh.read(buffers[0] as Buffer, 0, CHUNK_BYTES, 0);
+    let reading = fh.read(buffers[0] as Buffer, 0, chunk, 0);
     for (;;) {
       const { bytesRead, buffer } = await reading;
       if (bytesRead === 0) break;
       position += bytesRead;
       which ^= 1;
-      reading = fh.read(buffers[which] as Buffer, 0, CHUNK_BYTES, position);
+      reading = fh.read(buffers[which] as Buffer, 0, chunk, position);
       hash.update(buffer.subarray(0, bytesRead));
     }
     return hash.digest("hex");

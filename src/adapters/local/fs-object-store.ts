@@ -627,7 +627,7 @@ export class LocalObjectStore implements ObjectStore {
       } catch (err) {
         if (isMissing(err) && lexical !== this.root) {
           // Missing, or a link to nowhere: a folder created through it would land outside.
-          if (lstatSync(lexical, { throwIfNoEntry: false })?.isSymbolicLink()) break;
+          if (lstatQuietly(lexical)?.isSymbolicLink()) break;
           lexical = dirname(lexical);
           continue;
         }
@@ -697,6 +697,14 @@ export class LocalObjectStore implements ObjectStore {
         throw err;
       }
     }
+  }
+}
+
+function lstatQuietly(path: string): ReturnType<typeof lstatSync> | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
   }
 }
 
