@@ -6,12 +6,7 @@ import {
   fstatSync,
   futimesSync,
   linkSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  realpathSync,
   renameSync,
-  unlinkSync,
 } from "node:fs";
 import {
   chmod,
@@ -23,7 +18,7 @@ import {
   rmdir,
   unlink,
 } from "node:fs/promises";
-import { dirname, join, relative, resolve, sep } from "node:path";
+import { dirname, join, resolve, sep } from "node:path";
 import { Readable } from "node:stream";
 import {
   InvalidArgumentError,
@@ -48,6 +43,8 @@ import {
 } from "./file-lock.ts";
 import { FolderWalker } from "./folder-walk.ts";
 import {
+  closeQuietly,
+  createTempFile,
   errno,
   etagOf,
   fsyncFd,
@@ -55,24 +52,12 @@ import {
   isMissing,
   mapFsError,
   syncDir,
+  unlinkQuietly,
   writeBodyToFd,
 } from "./fs-primitives.ts";
+import { INTERNAL_SEGMENT, ObjectPaths } from "./object-paths.ts";
 import { PlacedFiles } from "./placed-files.ts";
 
-/** Bucket names: what OCI allows, minus anything a filesystem would treat specially. */
-const BUCKET_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-
-/**
- * Names of the store's own files inside a bucket (temp files, per-object lock files
- * and locks moved aside as stale). `list` hides them and object names may not
- * take this form, so they can never collide with an object.
- */
-const INTERNAL_SEGMENT = /^\..*\.(?:tmp-[0-9a-f]{16}|lock(?:\.stale-[0-9a-f]{16})?)$/;
-
-/** Longest object-name segment: leaves room for the temp/lock suffixes under NAME_MAX (255). */
-const MAX_SEGMENT_BYTES = 200;
-/** OCI's object name limit. */
-const MAX_NAME_BYTES = 1024;
 /** Open for reading without following a symbolic link in the last name segment. */
 const READ_NO_FOLLOW = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
 /** Read stream chunk size. */
@@ -86,15 +71,6 @@ export interface LocalObjectStoreOptions {
   root: string;
   /** Per-object lock tuning (tests shorten it). */
   lock?: FileLockOptions;
-}
-
-interface Located {
-  bucketDir: string;
-  /** Directory that holds the object file. */
-  dir: string;
-  /** Last name segment (the file name). */
-  base: string;
-  path: string;
 }
 
 /**
@@ -118,25 +94,25 @@ export class LocalObjectStore implements ObjectStore {
   /** Absolute root directory. */
   readonly root: string;
   private readonly placed: PlacedFiles;
+  private readonly paths: ObjectPaths;
   private readonly folders = new FolderWalker(INTERNAL_SEGMENT);
   private readonly lockOptions: FileLockOptions;
-  /** realpath of `root`, once it exists. */
-  private realRootPath: string | undefined;
 
   constructor(options: LocalObjectStoreOptions) {
     if (!options.root) throw new InvalidArgumentError("LocalObjectStore: root is required");
     this.root = resolve(options.root);
+    this.paths = new ObjectPaths(this.root);
     this.placed = new PlacedFiles(this.root);
     this.lockOptions = options.lock ?? {};
   }
 
   /** Size and etag, or undefined when missing. */
   async head(bucket: string, name: string): Promise<ObjectInfo | undefined> {
-    const located = this.locate(bucket, name);
+    const located = this.paths.locate(bucket, name);
     const { path } = located;
     try {
-      this.assertNoLinks(located, name);
-      const st = this.statFile(path);
+      this.paths.assertNoLinks(located, name);
+      const st = this.paths.statFile(path);
       return st && infoOf(name, st, await this.etagFor(bucket, name, path, st));
     } catch (err) {
       throw mapFsError(err, `head ${bucket}/${name}`);
@@ -153,7 +129,7 @@ export class LocalObjectStore implements ObjectStore {
   ): Promise<string> {
     if (!mayBePlaced) return etagOf(st);
     return (
-      (await this.placed.etag(bucket, name, path, st, async () => this.statFile(path))) ??
+      (await this.placed.etag(bucket, name, path, st, async () => this.paths.statFile(path))) ??
       etagOf(st)
     );
   }
@@ -207,7 +183,7 @@ export class LocalObjectStore implements ObjectStore {
     name: string,
     range: ByteRange | undefined,
   ): Promise<{ fh: FileHandle; start: number; end: number }> {
-    const located = this.locate(bucket, name);
+    const located = this.paths.locate(bucket, name);
     const { path } = located;
     if (range !== undefined) {
       const { start, end } = range;
@@ -219,10 +195,10 @@ export class LocalObjectStore implements ObjectStore {
     }
     let fh: FileHandle;
     try {
-      this.assertNoLinks(located, name);
+      this.paths.assertNoLinks(located, name);
       fh = await open(path, READ_NO_FOLLOW);
     } catch (err) {
-      if (errno(err) === "ELOOP") throw this.linked(bucket, name);
+      if (errno(err) === "ELOOP") throw this.paths.linked(bucket, name);
       if (isMissing(err) || errno(err) === "EISDIR") {
         throw new NotFoundError(`object ${bucket}/${name} does not exist`, {
           details: { bucket, name },
@@ -254,7 +230,7 @@ export class LocalObjectStore implements ObjectStore {
     body: Buffer | string | Readable,
     options: PutOptions = {},
   ): Promise<{ etag: string }> {
-    const located = this.locate(bucket, name);
+    const located = this.paths.locate(bucket, name);
     const { dir, base, path } = located;
     if (options.ifNoneMatch !== undefined && options.ifNoneMatch !== "*") {
       throw new InvalidArgumentError(`put ${bucket}/${name}: ifNoneMatch only supports "*"`);
@@ -264,7 +240,7 @@ export class LocalObjectStore implements ObjectStore {
     }
     const context = `put ${bucket}/${name}`;
     try {
-      this.assertNoLinks(located, name);
+      this.paths.assertNoLinks(located, name);
     } catch (err) {
       throw mapFsError(err, context);
     }
@@ -273,7 +249,7 @@ export class LocalObjectStore implements ObjectStore {
     if (options.ifNoneMatch === "*" || options.ifMatch !== undefined) {
       let current: BigIntStats | undefined;
       try {
-        current = this.statFile(path);
+        current = this.paths.statFile(path);
       } catch (err) {
         if (err instanceof UnsafePathError) throw err;
       }
@@ -297,7 +273,7 @@ export class LocalObjectStore implements ObjectStore {
     let etag: string;
     let fd: number | undefined;
     try {
-      fd = this.createTemp(dir, tmp, context);
+      fd = createTempFile(dir, tmp, context);
       await writeBodyToFd(fd, body);
       // Random sub-millisecond mtime: kernel timestamps are jiffy-coarse, and the
       // etag must differ between two same-size puts in the same tick.
@@ -320,7 +296,7 @@ export class LocalObjectStore implements ObjectStore {
       } else {
         const replace = () => {
           if (options.ifMatch !== undefined) {
-            const current = this.statFile(path);
+            const current = this.paths.statFile(path);
             if (!current || etagOf(current) !== options.ifMatch) {
               throw this.ifMatchFailed(bucket, name, options.ifMatch, current);
             }
@@ -372,16 +348,16 @@ export class LocalObjectStore implements ObjectStore {
     /** The file's sha256 when the caller has it (it becomes the etag of a linked object). */
     sha256?: string,
   ): Promise<{ etag: string; linked: boolean }> {
-    const located = this.locate(bucket, name);
+    const located = this.paths.locate(bucket, name);
     const { dir, base, path } = located;
     const context = `place ${file} as ${bucket}/${name}`;
     const tmp = join(dir, `.${base}.tmp-${randomBytes(8).toString("hex")}`);
     let linked = true;
     try {
-      this.assertNoLinks(located, name);
+      this.paths.assertNoLinks(located, name);
       // link() would link a symbolic link itself: link what it points to.
       const source = await realpath(file);
-      closeSync(this.createTemp(dir, tmp, context));
+      closeSync(createTempFile(dir, tmp, context));
       await unlink(tmp);
       try {
         await link(source, tmp);
@@ -403,7 +379,7 @@ export class LocalObjectStore implements ObjectStore {
         throw err;
       }
       await unlink(tmp);
-      const st = this.statFile(path);
+      const st = this.paths.statFile(path);
       if (!st) throw new NotFoundError(`${context}: the object vanished as it was placed`);
       await syncDir(dir);
       if (!linked) return { etag: etagOf(st), linked };
@@ -423,11 +399,11 @@ export class LocalObjectStore implements ObjectStore {
   async *names(bucket: string, prefix: string): AsyncGenerator<string> {
     const slash = prefix.lastIndexOf("/");
     const folder = slash >= 0 ? prefix.slice(0, slash + 1) : "";
-    if (folder !== "" && !this.validFolder(folder)) return;
-    const bucketDir = this.bucketDir(bucket);
+    if (folder !== "" && !this.paths.validFolder(folder)) return;
+    const bucketDir = this.paths.bucketDir(bucket);
     const folderDir = join(bucketDir, folder);
     try {
-      this.assertNoLinks({ bucketDir, dir: folderDir }, prefix);
+      this.paths.assertNoLinks({ bucketDir, dir: folderDir }, prefix);
     } catch (err) {
       throw mapFsError(err, `list ${bucket}`);
     }
@@ -439,7 +415,7 @@ export class LocalObjectStore implements ObjectStore {
     bucket: string,
     options: { prefix?: string; start?: string; limit?: number } = {},
   ): Promise<ObjectPage> {
-    const bucketDir = this.bucketDir(bucket);
+    const bucketDir = this.paths.bucketDir(bucket);
     const prefix = options.prefix ?? "";
     const start = options.start;
     const limit = options.limit ?? MAX_LIST_LIMIT;
@@ -450,12 +426,12 @@ export class LocalObjectStore implements ObjectStore {
     // a valid object name, nothing matches (and it must never be joined onto a path).
     const slash = prefix.lastIndexOf("/");
     const folder = slash >= 0 ? prefix.slice(0, slash + 1) : "";
-    if (folder !== "" && !this.validFolder(folder)) return { objects: [] };
+    if (folder !== "" && !this.paths.validFolder(folder)) return { objects: [] };
     const objects: ObjectInfo[] = [];
     let nextStart: string | undefined;
     try {
       const folderDir = join(bucketDir, folder);
-      this.assertNoLinks({ bucketDir, dir: folderDir }, prefix);
+      this.paths.assertNoLinks({ bucketDir, dir: folderDir }, prefix);
       // Names come from the walk in order; their stats and etags are read a run at a
       // time, concurrently (one at a time, a page of a large folder took seconds).
       const walk = this.folders.walk(folderDir, folder, prefix, start);
@@ -476,7 +452,7 @@ export class LocalObjectStore implements ObjectStore {
           run.map(async ([name, path]) => {
             let st: BigIntStats | undefined;
             try {
-              st = this.statFile(path);
+              st = this.paths.statFile(path);
             } catch (err) {
               throw mapFsError(err, `list ${bucket}`);
             }
@@ -502,10 +478,10 @@ export class LocalObjectStore implements ObjectStore {
 
   /** Delete (missing is fine), then remove folders it left empty. */
   async delete(bucket: string, name: string): Promise<void> {
-    const located = this.locate(bucket, name);
+    const located = this.paths.locate(bucket, name);
     const { bucketDir, dir, base, path } = located;
     try {
-      this.assertNoLinks(located, name);
+      this.paths.assertNoLinks(located, name);
       await withFileLock(
         join(dir, `.${base}.lock`),
         async () => {
@@ -516,7 +492,7 @@ export class LocalObjectStore implements ObjectStore {
             if (isMissing(err)) return;
             // unlink on a folder fails EISDIR (Linux) or EPERM (macOS): no such object.
             const code = errno(err);
-            if ((code === "EISDIR" || code === "EPERM") && !this.statFile(path)) return;
+            if ((code === "EISDIR" || code === "EPERM") && !this.paths.statFile(path)) return;
             throw err;
           }
         },
@@ -555,172 +531,6 @@ export class LocalObjectStore implements ObjectStore {
       `put ${bucket}/${name}: etag is ${etag}, not ${ifMatch} (ifMatch); re-read and retry`,
       { details: { bucket, name, ifMatch, etag } },
     );
-  }
-
-  private bucketDir(bucket: string): string {
-    if (typeof bucket !== "string" || !BUCKET_NAME.test(bucket)) {
-      throw new UnsafePathError(
-        `invalid bucket name ${JSON.stringify(bucket)}: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`,
-        { details: { bucket } },
-      );
-    }
-    return join(this.root, bucket);
-  }
-
-  /** Validate an object name and map it to its file. */
-  private locate(bucket: string, name: string): Located {
-    const bucketDir = this.bucketDir(bucket);
-    const reject = (why: string): never => {
-      throw new UnsafePathError(`unsafe object name ${JSON.stringify(name)}: ${why}`, {
-        details: { bucket, name },
-      });
-    };
-    if (typeof name !== "string" || name.length === 0) reject("it is empty");
-    if (name.includes("\0")) reject("it contains a NUL character");
-    if (name.includes("\\")) reject("it contains a backslash");
-    if (name.startsWith("/")) reject("it is absolute (starts with '/')");
-    if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
-      throw new InvalidArgumentError(`object name longer than ${MAX_NAME_BYTES} bytes`);
-    }
-    const segments = name.split("/");
-    for (const segment of segments) {
-      if (segment === "..") reject("it contains a '..' segment");
-      if (segment === "." || segment === "") reject("it contains an empty or '.' segment");
-      if (INTERNAL_SEGMENT.test(segment)) reject("that form is reserved for temp and lock files");
-      if (Buffer.byteLength(segment) > MAX_SEGMENT_BYTES) {
-        throw new InvalidArgumentError(
-          `object name ${JSON.stringify(name)}: a '/'-separated part is longer than ${MAX_SEGMENT_BYTES} bytes`,
-        );
-      }
-    }
-    const path = resolve(bucketDir, ...segments);
-    // Defense in depth: the checks above already make this impossible.
-    if (!path.startsWith(bucketDir + sep)) reject("it resolves outside its bucket");
-    const base = segments[segments.length - 1] ?? reject("it is empty");
-    return { bucketDir, dir: dirname(path), base, path };
-  }
-
-  /** A list prefix's folder part ("a/b/") is walkable when it could prefix a valid name. */
-  private validFolder(folder: string): boolean {
-    if (folder.includes("\0") || folder.includes("\\") || folder.startsWith("/")) return false;
-    return folder
-      .slice(0, -1)
-      .split("/")
-      .every((s) => s !== "" && s !== "." && s !== ".." && !INTERNAL_SEGMENT.test(s));
-  }
-
-  /**
-   * Refuse to reach `located` through a symbolic link: the deepest folder on its
-   * way that exists must resolve to exactly where its name says, below the real
-   * root. (The last name segment is guarded where it is opened: O_NOFOLLOW, lstat.)
-   */
-  private assertNoLinks(located: Pick<Located, "bucketDir" | "dir">, name: string): void {
-    const realRoot = this.realRoot();
-    if (realRoot === undefined) return; // nothing exists yet, so no link either
-    let lexical = located.dir;
-    for (;;) {
-      const expected =
-        lexical === this.root ? realRoot : join(realRoot, relative(this.root, lexical));
-      let real: string;
-      try {
-        real = realpathSync.native(lexical);
-      } catch (err) {
-        if (isMissing(err) && lexical !== this.root) {
-          // Missing, or a link to nowhere: a folder created through it would land outside.
-          if (lstatQuietly(lexical)?.isSymbolicLink()) break;
-          lexical = dirname(lexical);
-          continue;
-        }
-        if (errno(err) === "ELOOP") break;
-        throw err;
-      }
-      if (real === expected) return;
-      break;
-    }
-    throw this.linked(relative(this.root, located.bucketDir), name);
-  }
-
-  private linked(bucket: string, name: string): UnsafePathError {
-    return new UnsafePathError(
-      `unsafe object name ${JSON.stringify(name)} in bucket ${JSON.stringify(bucket)}: it is reached through a symbolic link, which the local store does not follow (it could point outside the bucket)`,
-      { details: { bucket, name } },
-    );
-  }
-
-  private realRoot(): string | undefined {
-    if (this.realRootPath !== undefined) return this.realRootPath;
-    try {
-      this.realRootPath = realpathSync.native(this.root);
-    } catch (err) {
-      if (isMissing(err)) return undefined;
-      throw err;
-    }
-    return this.realRootPath;
-  }
-
-  /** Stats of a regular file, or undefined when missing or not a file; a symlink is unsafe. */
-  private statFile(path: string): BigIntStats | undefined {
-    try {
-      const st = lstatSync(path, { bigint: true });
-      if (st.isSymbolicLink()) {
-        const rel = relative(this.root, path).split(sep);
-        throw this.linked(rel[0] ?? "", rel.slice(1).join("/"));
-      }
-      return st.isFile() ? st : undefined;
-    } catch (err) {
-      if (isMissing(err)) return undefined;
-      throw err;
-    }
-  }
-
-  /**
-   * Create the temp file (its fd), creating its folders when missing, and again when
-   * a concurrent delete has just removed them.
-   */
-  private createTemp(dir: string, tmp: string, context: string): number {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return openSync(tmp, "wx", 0o600);
-      } catch (err) {
-        if (!isMissing(err) || attempt >= 5) throw err;
-      }
-      try {
-        mkdirSync(dir, { recursive: true, mode: 0o700 });
-      } catch (err) {
-        const code = errno(err);
-        if (code === "EEXIST" || code === "ENOTDIR") {
-          throw new InvalidArgumentError(
-            `${context}: an object already uses part of this name as its full name (the local store can't hold both "a" and "a/b")`,
-            { cause: err },
-          );
-        }
-        throw err;
-      }
-    }
-  }
-}
-
-function lstatQuietly(path: string): ReturnType<typeof lstatSync> | undefined {
-  try {
-    return lstatSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // Already gone, or never created.
-  }
-}
-
-function closeQuietly(fd: number): void {
-  try {
-    closeSync(fd);
-  } catch {
-    // Closed is closed.
   }
 }
 

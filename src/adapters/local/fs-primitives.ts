@@ -3,7 +3,16 @@
  * retryable), stat-based etags and object infos, durable writes.
  */
 import { createHash } from "node:crypto";
-import { type BigIntStats, closeSync, fsync, openSync, write, writeSync } from "node:fs";
+import {
+  type BigIntStats,
+  closeSync,
+  fsync,
+  mkdirSync,
+  openSync,
+  unlinkSync,
+  write,
+  writeSync,
+} from "node:fs";
 import { Readable } from "node:stream";
 import { promisify } from "node:util";
 import { InvalidArgumentError, PipelineError, StoreUnavailableError } from "../../core/errors.ts";
@@ -134,5 +143,49 @@ export async function syncDir(dir: string): Promise<void> {
         // Closed is closed.
       }
     }
+  }
+}
+
+/**
+ * Create a put's temp file (its fd), creating its folders when missing, and again when
+ * a concurrent delete has just removed them.
+ */
+export function createTempFile(dir: string, tmp: string, context: string): number {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return openSync(tmp, "wx", 0o600);
+    } catch (err) {
+      if (!isMissing(err) || attempt >= 5) throw err;
+    }
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (err) {
+      const code = errno(err);
+      if (code === "EEXIST" || code === "ENOTDIR") {
+        throw new InvalidArgumentError(
+          `${context}: an object already uses part of this name as its full name (the local store can't hold both "a" and "a/b")`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+}
+
+/** Remove a file that may not exist. */
+export function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // Already gone, or never created.
+  }
+}
+
+/** Close an fd whatever happened to it. */
+export function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // Closed is closed.
   }
 }
