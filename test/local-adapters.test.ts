@@ -523,6 +523,44 @@ describe("ProcessPool held until released (local only)", () => {
   });
 });
 
+describe("ProcessPool and workers that are gone (local only)", () => {
+  it("answering a held worker that already exited does not crash the pool", async () => {
+    const dir = await tempDir();
+    const queue = new SqliteTaskQueue({
+      path: join(dir, "queue.db"),
+      queue: "pool",
+      maxDeliveries: 5,
+    });
+    let exited = 0;
+    const pool = new ProcessPool({
+      env: process.env,
+      queue,
+      log: silentLogger,
+      command: {
+        modulePath: join(here, "helpers", "held-then-gone-worker.ts"),
+        execArgv: ["--import", "tsx"],
+      },
+      onExit: () => {
+        exited++;
+      },
+    });
+    try {
+      // Each says "held" and leaves; the pool (released) sends "start" into a closed
+      // channel, and replaces it. An unhandled EPIPE 'error' would end this process.
+      await pool.scaleTo(3);
+      const deadline = Date.now() + 60_000;
+      while (exited < 9 && Date.now() < deadline) {
+        await Promise.race([pool.changed(), new Promise((r) => setTimeout(r, 200))]);
+      }
+      assert.ok(exited >= 9, `only ${exited} workers came and went`);
+    } finally {
+      await pool.scaleTo(0);
+      await pool.close();
+      queue.close();
+    }
+  });
+});
+
 describe("JsonlEventLog (local only)", () => {
   it("dedupes across two instances on one file", async () => {
     const path = join(await tempDir(), "events.jsonl");

@@ -96,10 +96,15 @@ export class ProcessPool implements ReplicaTarget {
 
   private start(m: Member): void {
     m.held = false;
+    // A worker can exit between saying "held" and this (a run that ended as it booted):
+    // the send then fails, at once or later (EPIPE), and without a callback a later
+    // failure is an 'error' event that crashed the CLI. Its exit is handled as any other.
     try {
-      m.proc.send({ type: "start" });
+      m.proc.send({ type: "start" }, (err) => {
+        if (err) this.options.log.debug("a held worker left before its start", { worker: m.id });
+      });
     } catch {
-      // Its channel closed: it is exiting, and its exit is handled as any other.
+      // Its channel closed already.
     }
   }
 
@@ -243,6 +248,11 @@ export class ProcessPool implements ReplicaTarget {
     });
     const member: Member = { id, pid: proc.pid, busy: false, stopping: false, proc, exited };
     this.members.set(id, member);
+    // A failed kill or send reported late: the 'exit' handler below does the cleanup,
+    // and an unhandled 'error' event would take the whole run down.
+    proc.on("error", (err) => {
+      this.options.log.debug("worker process error", { worker: id, error: describeError(err) });
+    });
     proc.on(
       "message",
       (
