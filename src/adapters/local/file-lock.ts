@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
-import { open, readFile, rename, stat, unlink } from "node:fs/promises";
+import { readFile, rename, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { StoreUnavailableError } from "../../core/errors.ts";
@@ -86,21 +86,14 @@ export async function withFileLock<T>(
 ): Promise<T> {
   const timeoutMs = options.timeoutMs ?? 10_000;
   const staleMs = options.staleMs ?? 30_000;
-  const token = randomBytes(8).toString("hex");
   const deadline = Date.now() + timeoutMs;
   let backoffMs = 2;
+  let held: HeldFileLock | undefined;
   for (;;) {
-    try {
-      const fh = await open(lockPath, "wx", 0o600);
-      try {
-        await fh.writeFile(JSON.stringify({ pid: process.pid, host: HOST, token }));
-      } finally {
-        await fh.close();
-      }
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    }
+    // Creating, writing and closing the lock file are microseconds of syscalls: done
+    // synchronously, an uncontended lock costs its holder no event-loop turn.
+    held = tryFileLockSync(lockPath, staleMs);
+    if (held) break;
     if (await isStale(lockPath, staleMs)) {
       const aside = `${lockPath}.stale-${randomBytes(8).toString("hex")}`;
       try {
@@ -123,30 +116,20 @@ export async function withFileLock<T>(
   try {
     return await fn();
   } finally {
-    // Only remove our own lock: if it was broken as stale, it now belongs to someone else.
-    const owner = await readOwner(lockPath);
-    if (owner?.token === token) await unlink(lockPath).catch(() => undefined);
+    releaseFileLockSync(held);
   }
 }
 
-/** A lock taken by {@link tryFileLockSync}; give it back with {@link releaseFileLockSync}. */
-export interface HeldFileLock {
+/** A lock file this process created. */
+interface HeldFileLock {
   readonly path: string;
   readonly token: string;
   readonly takenAt: number;
   readonly staleMs: number;
 }
 
-/**
- * Take the lock now if it is free (the same exclusive create as {@link withFileLock},
- * as blocking syscalls), else undefined: then wait for it with withFileLock. Most
- * locks are uncontended, and awaiting the create, write and close of a lock file cost
- * an event-loop turn each.
- */
-export function tryFileLockSync(
-  lockPath: string,
-  options: FileLockOptions = {},
-): HeldFileLock | undefined {
+/** Create the lock file if there is none (O_EXCL), or undefined when one exists. */
+function tryFileLockSync(lockPath: string, staleMs: number): HeldFileLock | undefined {
   const token = randomBytes(8).toString("hex");
   let fd: number;
   try {
@@ -160,11 +143,11 @@ export function tryFileLockSync(
   } finally {
     closeSync(fd);
   }
-  return { path: lockPath, token, takenAt: Date.now(), staleMs: options.staleMs ?? 30_000 };
+  return { path: lockPath, token, takenAt: Date.now(), staleMs };
 }
 
-/** Release a lock from {@link tryFileLockSync}, unless it was broken as stale meanwhile. */
-export function releaseFileLockSync(lock: HeldFileLock): void {
+/** Remove our lock file, unless it was broken as stale meanwhile (it is someone else's then). */
+function releaseFileLockSync(lock: HeldFileLock): void {
   // A live holder's lock is broken only past staleMs of age (isStale): well within it,
   // the lock is certainly still ours, and reading it back would be one more file read.
   if (Date.now() - lock.takenAt >= lock.staleMs / 2) {

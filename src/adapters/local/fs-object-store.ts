@@ -35,12 +35,7 @@ import type {
   PutOptions,
 } from "../../ports/object-store.ts";
 import { sha256OfFile } from "./file-hash.ts";
-import {
-  type FileLockOptions,
-  releaseFileLockSync,
-  tryFileLockSync,
-  withFileLock,
-} from "./file-lock.ts";
+import { type FileLockOptions, withFileLock } from "./file-lock.ts";
 import { FolderWalker } from "./folder-walk.ts";
 import {
   closeQuietly,
@@ -304,16 +299,7 @@ export class LocalObjectStore implements ObjectStore {
           this.placed.forget(bucket, name);
           renameSync(tmp, path);
         };
-        const lockPath = join(dir, `.${base}.lock`);
-        // Uncontended (the usual case): taken and released without an await.
-        const held = tryFileLockSync(lockPath, this.lockOptions);
-        if (held) {
-          try {
-            replace();
-          } finally {
-            releaseFileLockSync(held);
-          }
-        } else await withFileLock(lockPath, async () => replace(), this.lockOptions);
+        await withFileLock(join(dir, `.${base}.lock`), async () => replace(), this.lockOptions);
       }
       // After the link/rename: both change the ctime that is part of the etag.
       etag = etagOf(fstatSync(fd, { bigint: true }));
