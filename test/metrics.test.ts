@@ -16,6 +16,7 @@ import { silentLogger } from "../src/core/log.ts";
 import { type JobRecord, TERMINAL_JOB_STATES } from "../src/core/records.ts";
 import {
   aggregateMetrics,
+  type MetricsJson,
   metricsPortFromEnv,
   noopObserver,
   requestWorkerMetrics,
@@ -23,6 +24,7 @@ import {
   startWorkerMetrics,
   WorkerMetrics,
 } from "../src/metrics/index.ts";
+import { finalMetricsOf } from "../src/metrics/ipc-messages.ts";
 import { PartitionWorker } from "../src/pipeline/partition-worker.ts";
 import { splitJob } from "../src/pipeline/splitter.ts";
 import { uploadFile } from "../src/runner/local-runner.ts";
@@ -244,14 +246,17 @@ describe("worker processes serve /metrics (METRICS_PORT) and the pool sums them"
         stdio: ["ignore", "inherit", "inherit", "ipc"],
       }),
     );
-    for (const child of children) {
-      const [msg] = (await once(child, "message", {
-        signal: AbortSignal.timeout(30_000),
-      })) as [{ type?: string; port?: number }];
-      // The first message a worker sends is its metrics port (before it asks for work).
-      assert.equal(msg.type, "metrics-listening");
-      ports.push(msg.port as number);
-    }
+    // A worker tells its metrics port before it asks for work.
+    const listening = (child: ChildProcess) =>
+      new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("no metrics port in 30 s")), 30_000);
+        child.on("message", (msg: { type?: string; port?: number }) => {
+          if (msg?.type !== "metrics-listening") return;
+          clearTimeout(timer);
+          resolve(msg.port as number);
+        });
+      });
+    ports.push(...(await Promise.all(children.map(listening))));
   });
   after(async () => {
     await Promise.all(
@@ -309,24 +314,60 @@ describe("worker processes serve /metrics (METRICS_PORT) and the pool sums them"
       assert.equal(value(t, "batch_infer_execution_provider", { provider: "cpu" }), 1);
     }
   });
+
+  it("a worker that leaves sends its last figures, and the pool's sum keeps their counters", async () => {
+    const [stay, leave] = children;
+    assert.ok(stay && leave);
+    const totals = await aggregateMetrics(
+      await Promise.all(children.map((c) => requestWorkerMetrics(c))),
+    );
+    const final = new Promise<MetricsJson>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no last figures within 30 s")), 30_000);
+      leave.on("message", (m: unknown) => {
+        const figures = finalMetricsOf(m);
+        if (!figures) return;
+        clearTimeout(timer);
+        resolve(figures);
+      });
+    });
+    const exited = once(leave, "exit");
+    leave.kill("SIGTERM");
+    const [last] = await Promise.all([final, exited]);
+
+    const pool = await aggregateMetrics([await requestWorkerMetrics(stay)], [last]);
+    for (const name of [
+      "batch_infer_records_scored_total",
+      "batch_infer_bad_records_total",
+      "batch_infer_checkpoints_total",
+      "batch_infer_batch_duration_seconds_count",
+    ]) {
+      assert.equal(value(pool, name), value(totals, name), name);
+    }
+    assert.ok(value(pool, "batch_infer_records_scored_total") > 0);
+    assert.equal(value(pool, "batch_infer_pool_workers_scraped"), 1);
+    // What a worker holds now is not kept for one that left: only the live one's info.
+    assert.equal(samples(pool, "batch_infer_worker_info").length, 1);
+    assert.equal(value(pool, "batch_infer_worker_info", { worker: "w-a" }), 1);
+  });
 });
 
 describe("the embedded default's pool metrics (run --metrics-port)", () => {
   it("serve the sum of the workers' metrics while the job runs", async () => {
     const { startCli } = await import("./helpers/cli.ts");
     const dataDir = path.join(root.dir, `pool-${++seq}`);
+    const rows = 30_000;
     const run = startCli([
       "run",
       "--input",
-      input,
+      await numericCsv(rows, 5),
       "--model",
       descriptor,
       "--data-dir",
       dataDir,
       "--partition-size",
       "16KiB",
-      // Small partitions, checkpoints and batches: the job runs long enough (a few
-      // seconds) to be scraped mid-way.
+      // Small partitions, checkpoints and batches: the job runs long enough (seconds)
+      // to be scraped many times mid-way.
       "--checkpoint-every",
       "10",
       "--batch-size",
@@ -338,19 +379,32 @@ describe("the embedded default's pool metrics (run --metrics-port)", () => {
       const m = /metrics on :(\d+)\/metrics/.exec(run.stderr());
       return m ? Number(m[1]) : undefined;
     });
-    // Scraped while the workers run: the sum moves as checkpoints commit.
-    const moving = await pollUntil(
-      "a scrape with committed records",
-      async () => {
-        const text = await scrape(port).catch(() => "");
-        // Before a worker has answered (booting, or held until the run's checks pass) the
-        // series is absent: not yet.
-        const [scored] = samples(text, "batch_infer_records_scored_total", {});
-        return (scored ?? 0) > 0 ? text : undefined;
-      },
-      { timeoutMs: 60_000 },
+    // Scraped while the workers run: the sum moves as checkpoints commit. A scrape while
+    // workers boot (or wait, held until the run's checks pass) answers at once, without
+    // them; so the scrapes come every few milliseconds all through the run.
+    const seen: number[] = [];
+    let exited = false;
+    void run.done.then(() => {
+      exited = true;
+    });
+    const deadline = Date.now() + 180_000;
+    while (!exited) {
+      assert.ok(Date.now() < deadline, "the run did not end within 3 minutes");
+      const text = await scrape(port).catch(() => undefined); // undefined: the run just ended
+      const [scored] = text ? samples(text, "batch_infer_records_scored_total", {}) : [];
+      if (scored !== undefined) seen.push(scored);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const shown = `${seen.length} scrapes, from ${seen[0]} to ${seen.at(-1)}`;
+    assert.ok(
+      seen.some((n) => n > 0 && n < rows),
+      `a scrape while the job ran, with some records committed: ${shown}`,
     );
-    assert.ok(value(moving, "batch_infer_pool_workers_scraped") >= 1);
+    // Counters never go down, not even as workers leave at the end (their last figures stay).
+    for (let i = 1; i < seen.length; i++) {
+      const [a, b] = [seen[i - 1] ?? 0, seen[i] ?? 0];
+      assert.ok(b >= a, `records scored went down from ${a} to ${b} (${shown})`);
+    }
     const done = await run.done;
     assert.equal(done.code, 0, done.stderr);
   });

@@ -6,14 +6,15 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { AggregatorRegistry, type Registry, type RegistryContentType } from "prom-client";
+import {
+  METRICS_FINAL,
+  METRICS_READY,
+  METRICS_REPLY,
+  METRICS_REQUEST,
+  type MetricsJson,
+} from "./ipc-messages.ts";
 
-/** Parent → worker: `{ type, id }`. */
-export const METRICS_REQUEST = "metrics-request";
-/** Worker → parent: `{ type, id, metrics }` (prom-client's getMetricsAsJSON). */
-export const METRICS_REPLY = "metrics-reply";
-
-/** One worker's metrics as prom-client's JSON (opaque here; only aggregated). */
-export type MetricsJson = object[];
+export { METRICS_FINAL, METRICS_READY, METRICS_REPLY, METRICS_REQUEST, type MetricsJson };
 
 interface RequestMessage {
   type: typeof METRICS_REQUEST;
@@ -54,7 +55,27 @@ export function answerMetricsRequests(
     );
   };
   proc.on("message", onMessage);
+  if (proc.connected) proc.send({ type: METRICS_READY });
   return () => proc.off("message", onMessage);
+}
+
+/**
+ * In a worker process about to exit: send the pool its last figures. Resolves once
+ * the message is written (or could not be: no channel, the pool gone).
+ */
+export async function sendFinalMetrics(
+  registry: Registry<RegistryContentType>,
+  proc: NodeJS.Process = process,
+): Promise<void> {
+  if (!proc.send || !proc.connected) return;
+  const metrics = await registry.getMetricsAsJSON();
+  await new Promise<void>((resolve) => {
+    try {
+      proc.send?.({ type: METRICS_FINAL, metrics }, () => resolve());
+    } catch {
+      resolve();
+    }
+  });
 }
 
 let nextId = 0;
@@ -93,11 +114,20 @@ export function requestWorkerMetrics(
 
 /**
  * The sum of several workers' metrics in the text exposition format, plus
- * `batch_infer_pool_workers_scraped`, how many answered.
+ * `batch_infer_pool_workers_scraped`, how many answered. `departed` are the last
+ * figures of workers that have exited: their counters and histograms stay in the
+ * sum, their gauges (what a worker holds now) do not.
  */
-export async function aggregateMetrics(perWorker: (MetricsJson | undefined)[]): Promise<string> {
+export async function aggregateMetrics(
+  perWorker: (MetricsJson | undefined)[],
+  departed: readonly MetricsJson[] = [],
+): Promise<string> {
   const answered = perWorker.filter((m): m is MetricsJson => m !== undefined);
-  const text = answered.length > 0 ? await AggregatorRegistry.aggregate(answered).metrics() : "";
+  const kept = departed.map((m) =>
+    m.filter((metric) => (metric as { type?: unknown }).type !== "gauge"),
+  );
+  const all = [...answered, ...kept];
+  const text = all.length > 0 ? await AggregatorRegistry.aggregate(all).metrics() : "";
   return (
     `${text}# HELP batch_infer_pool_workers_scraped Worker processes that answered this scrape.\n` +
     `# TYPE batch_infer_pool_workers_scraped gauge\n` +

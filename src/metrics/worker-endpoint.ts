@@ -18,6 +18,7 @@ export interface WorkerMetricsEndpoint {
   observer: WorkerObserver;
   /** The HTTP port `/metrics` is served on, when METRICS_PORT was set. */
   port?: number;
+  /** Stop serving; over IPC, first send the pool this worker's last figures. */
   close(): Promise<void>;
 }
 
@@ -33,24 +34,28 @@ export async function startWorkerMetrics(
   const port = metricsPortFromEnv(env);
   const ipc = env[METRICS_IPC_ENV] === "1";
   if (port === undefined && !ipc) return { observer: noopObserver, close: async () => {} };
-  const [{ WorkerMetrics }, { answerMetricsRequests }, { startMetricsServer }] = await Promise.all([
-    import("./worker-metrics.ts"),
-    import("./pool-metrics.ts"),
-    import("./server.ts"),
-  ]);
+  const [{ WorkerMetrics }, { answerMetricsRequests, sendFinalMetrics }, { startMetricsServer }] =
+    await Promise.all([
+      import("./worker-metrics.ts"),
+      import("./pool-metrics.ts"),
+      import("./server.ts"),
+    ]);
   const metrics = new WorkerMetrics(identity);
   // Answering costs nothing until asked, and a no-op without an IPC channel (a pod).
   const stopAnswering = answerMetricsRequests(metrics.registry);
-  if (port === undefined) {
-    return { observer: metrics, close: async () => stopAnswering() };
-  }
+  // Like answering, a no-op without an IPC channel.
+  const leave = async () => {
+    await sendFinalMetrics(metrics.registry);
+    stopAnswering();
+  };
+  if (port === undefined) return { observer: metrics, close: leave };
   const server = await startMetricsServer({ port, render: () => metrics.metrics() });
   log.info("serving metrics", { port: server.port, path: "/metrics" });
   return {
     observer: metrics,
     port: server.port,
     close: async () => {
-      stopAnswering();
+      await leave();
       await server.close();
     },
   };

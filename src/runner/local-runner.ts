@@ -220,10 +220,17 @@ export async function driveLocalJob(
       const { startMetricsServer } = await import("../metrics/server.ts");
       metrics = await startMetricsServer({
         port: options.metricsPort,
-        render: async () =>
-          aggregateMetrics(
-            await Promise.all(poolOf.processes().map((c) => requestWorkerMetrics(c))),
-          ),
+        render: async () => {
+          const sources = poolOf.metricsSources();
+          const answers = await Promise.all(
+            sources.live.map(async (c) => {
+              const m = await requestWorkerMetrics(c);
+              if (m) sources.remember(c, m);
+              return m;
+            }),
+          );
+          return aggregateMetrics(answers, sources.departed);
+        },
       });
     }
     if (metrics) options.log.warn(`serving the worker pool's metrics on :${metrics.port}/metrics`);

@@ -9,6 +9,7 @@ import {
   PipelineError,
 } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
+import { finalMetricsOf, METRICS_READY, type MetricsJson } from "../metrics/ipc-messages.ts";
 import type { ReplicaTarget } from "../ports/replica-target.ts";
 import type { TaskQueue } from "../ports/task-queue.ts";
 
@@ -46,6 +47,10 @@ export interface PoolMember {
 interface Member extends PoolMember {
   proc: ChildProcess;
   exited: Promise<void>;
+  /** It said it answers metrics requests (METRICS_READY). */
+  answersMetrics?: boolean;
+  /** Its figures at the last scrape, kept for the sum if it dies without its last ones. */
+  lastMetrics?: MetricsJson;
 }
 
 /**
@@ -58,6 +63,7 @@ export class ProcessPool implements ReplicaTarget {
   private desired = 0;
   private seq = 0;
   private readonly members = new Map<string, Member>();
+  private readonly departedMetrics: MetricsJson[] = [];
   private closed = false;
   private wake: (() => void) | undefined;
   private nextChange: Promise<void> | undefined;
@@ -139,14 +145,33 @@ export class ProcessPool implements ReplicaTarget {
     wake?.();
   }
 
-  /** The live worker processes past any hold (the pool's metrics ask each over IPC). */
-  processes(): ChildProcess[] {
-    return [...this.members.values()].filter((m) => !m.held).map((m) => m.proc);
+  /**
+   * Where the pool's metrics come from: the live workers that answer metrics requests
+   * (asked over IPC at each scrape), and the last figures of workers that have left.
+   * `remember` notes a live worker's answer: if it dies without sending its last
+   * figures (killed), those from its last scrape stay in the sum.
+   */
+  metricsSources(): {
+    live: ChildProcess[];
+    departed: readonly MetricsJson[];
+    remember(proc: ChildProcess, metrics: MetricsJson): void;
+  } {
+    const answering = [...this.members.values()].filter((m) => m.answersMetrics);
+    return {
+      live: answering.map((m) => m.proc),
+      departed: this.departedMetrics,
+      remember: (proc, metrics) => {
+        const m = answering.find((a) => a.proc === proc);
+        if (m?.answersMetrics) m.lastMetrics = metrics;
+      },
+    };
   }
 
   /** Live workers (not yet exited). */
   list(): PoolMember[] {
-    return [...this.members.values()].map(({ proc: _p, exited: _e, ...m }) => m);
+    return [...this.members.values()].map(
+      ({ proc: _p, exited: _e, answersMetrics: _a, lastMetrics: _l, ...m }) => m,
+    );
   }
 
   /** Send a signal to one worker (tests, chaos, `kill`). */
@@ -260,6 +285,17 @@ export class ProcessPool implements ReplicaTarget {
           PoolMember["committed"]
         >,
       ) => {
+        const final = finalMetricsOf(msg);
+        if (final) {
+          member.answersMetrics = false;
+          delete member.lastMetrics;
+          this.departedMetrics.push(final);
+          return;
+        }
+        if (msg?.type === METRICS_READY) {
+          member.answersMetrics = true;
+          return;
+        }
         if (msg?.type === "held") {
           member.held = true;
           if (this.released) this.start(member);
@@ -285,6 +321,7 @@ export class ProcessPool implements ReplicaTarget {
     );
     proc.on("exit", (code, signal) => {
       this.members.delete(id);
+      if (member.lastMetrics) this.departedMetrics.push(member.lastMetrics);
       this.notify();
       const claim = member.claim;
       if (claim && (code !== 0 || signal)) {

@@ -109,11 +109,14 @@ if (stopRequested || (hasPool && !process.connected)) worker.stop();
 
 worker
   .run()
-  .then(() => {
+  .then(async () => {
     deps.close();
+    // The pool keeps a leaving worker's last figures in its sum.
+    await metrics.close().catch(() => undefined);
     process.exit(0);
   })
-  .catch((err: unknown) => {
+  .catch(async (err: unknown) => {
     log.error("worker crashed", { error: String(err) });
+    await metrics.close().catch(() => undefined);
     process.exit(1);
   });
