@@ -4,9 +4,11 @@
  * --failed (the same input again as a new job). Also what `status` says about
  * a job nobody is working on.
  */
+
 import path from "node:path";
 import { InvalidArgumentError } from "../core/errors.ts";
 import { createLogger, type LogLevel } from "../core/log.ts";
+import { thousands } from "../core/numbers.ts";
 import type { JobRecord } from "../core/records.ts";
 import { TERMINAL_JOB_STATES } from "../core/records.ts";
 import { rerunAsNewJob } from "../pipeline/rerun-job.ts";
@@ -47,7 +49,7 @@ export function printJobSummary(job: JobRecord, dataDir: string, placed: string[
   if (r) {
     const secs = r.durationMs / 1000;
     out(
-      `  records   ${r.records.toLocaleString("en-US")} scored, ${r.errors.toLocaleString("en-US")} bad (${duration(secs)} since the job was created)`,
+      `  records   ${thousands(r.records)} scored, ${thousands(r.errors)} bad (${duration(secs)} since the job was created)`,
     );
     const byName = (o: { bucket: string; object: string }) =>
       placed.find((p) => path.basename(p) === path.basename(o.object)) ?? objectPath(dataDir, o);

@@ -1,4 +1,9 @@
 #!/usr/bin/env node
+import { existsSync, realpathSync, statSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { InvalidArgumentError, NotFoundError, PipelineError } from "../core/errors.ts";
+import { createLogger, type LogLevel } from "../core/log.ts";
 /**
  * batch-infer: the command line, on the embedded default or (--backend oci) on OCI.
  *   run     score a file end to end (upload → split → workers → merge → event)
@@ -12,11 +17,7 @@
  *   init-model  write a model descriptor from an ONNX file and a sample
  *   refresh keep a corpus's embeddings fresh (only new and changed documents embedded)
  */
-import { existsSync, realpathSync, statSync } from "node:fs";
-import path from "node:path";
-import { parseArgs } from "node:util";
-import { InvalidArgumentError, NotFoundError, PipelineError } from "../core/errors.ts";
-import { createLogger, type LogLevel } from "../core/log.ts";
+import { thousands } from "../core/numbers.ts";
 import type { JobRecord } from "../core/records.ts";
 import { TERMINAL_JOB_STATES } from "../core/records.ts";
 import { rerunFailedPartitions } from "../pipeline/rerun.ts";
@@ -261,7 +262,7 @@ async function cmdRun(v: Values): Promise<number> {
     if (r) {
       const secs = r.durationMs / 1000;
       out(
-        `  records   ${r.records.toLocaleString("en-US")} scored, ${r.errors.toLocaleString("en-US")} bad, in ${duration(secs)} (${compactNumber(r.records / Math.max(secs, 0.001))} records/s overall)`,
+        `  records   ${thousands(r.records)} scored, ${thousands(r.errors)} bad, in ${duration(secs)} (${compactNumber(r.records / Math.max(secs, 0.001))} records/s overall)`,
       );
       if (job.state !== "failed")
         out(
@@ -458,7 +459,7 @@ async function cmdVerify(v: Values, jobId: string | undefined): Promise<number> 
       for (const c of report.checks) out(`${c.ok ? "ok  " : "FAIL"}  ${c.name}: ${c.detail}`);
       out(
         report.ok
-          ? `verified: each of the ${report.inputRecords.toLocaleString("en-US")} input records is in the output exactly once (${report.scored.toLocaleString("en-US")} scored, ${report.errors.toLocaleString("en-US")} in errors${report.inFailedPartitions ? `, ${report.inFailedPartitions.toLocaleString("en-US")} in failed partitions` : ""})`
+          ? `verified: each of the ${thousands(report.inputRecords)} input records is in the output exactly once (${thousands(report.scored)} scored, ${thousands(report.errors)} in errors${report.inFailedPartitions ? `, ${thousands(report.inFailedPartitions)} in failed partitions` : ""})`
           : `NOT verified: ${report.checks.find((c) => !c.ok)?.detail ?? "see above"}`,
       );
     }

@@ -11,6 +11,7 @@ import { mergeParquetParts } from "../outputs/parquet/merge.ts";
 import type { OutputColumn } from "../tasks/task.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { type JobLayout, partName } from "./layout.ts";
+import { readInOrder } from "./object-batches.ts";
 import { csvField } from "./output-rows.ts";
 
 type Digest = { hash: ReturnType<typeof createHash>; bytes: number };
@@ -52,14 +53,18 @@ async function* concatParts(
 ): AsyncGenerator<Buffer> {
   const header = outputHeader(job, job.outputColumns);
   if (header) yield Buffer.from(header);
+  const parts: { name: string; bytes: number }[] = [];
   for (const p of partitions) {
     if (p.state !== "done") continue;
     for (const ref of p.parts) {
       if (ref.bytes === 0) continue;
       const name = partName(layout, p.index, ref.seq, ref.epoch, job.spec.output.format);
-      for await (const chunk of await deps.store.read(layout.bucket, name)) yield chunk as Buffer;
+      parts.push({ name, bytes: ref.bytes });
     }
   }
+  // A checkpoint every few thousand records makes hundreds of parts: each is opened
+  // while those before it are read, not after.
+  yield* readInOrder(deps.store, layout.bucket, parts);
 }
 
 /** The job's merged output as a stream of chunks; `digest` sees every byte. */

@@ -12,6 +12,7 @@ import { type JobLayout, jobLayout } from "./layout.ts";
 import type { Manifest } from "./manifest.ts";
 import { mergedErrors } from "./merge-errors.ts";
 import { mergedOutput } from "./merge-output.ts";
+import { deleteAll } from "./object-batches.ts";
 import { ErrorTally, renderJobReport } from "./report.ts";
 
 /**
@@ -121,7 +122,12 @@ async function deletePrefix(deps: PipelineDeps, bucket: string, prefix: string):
       ...(start ? { start } : {}),
       limit: 1000,
     });
-    for (const o of page.objects) await deps.store.delete(bucket, o.name);
+    // Hundreds of parts for a job checkpointed often: deleted several at a time.
+    await deleteAll(
+      deps.store,
+      bucket,
+      page.objects.map((o) => o.name),
+    );
     start = page.nextStart;
   } while (start);
 }

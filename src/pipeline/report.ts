@@ -11,6 +11,7 @@
  * forbids scripts as a second line of defence behind escaping, since record
  * text in it comes from arbitrary input files.
  */
+import { thousands } from "../core/numbers.ts";
 import type { Attempt } from "../core/records.ts";
 import { jobLayout } from "./layout.ts";
 import type { Manifest } from "./manifest.ts";
@@ -93,9 +94,7 @@ function esc(value: unknown): string {
     .replaceAll("'", "&#39;");
 }
 
-function int(n: number): string {
-  return Math.round(n).toLocaleString("en-US");
-}
+const int = thousands;
 
 function compact(n: number): string {
   const a = Math.abs(n);

@@ -288,6 +288,8 @@ export class LocalObjectStore implements ObjectStore {
           throw err;
         }
         unlinkQuietly(tmp);
+      } else if (options.ifMatch === undefined && this.createdByLink(bucket, name, tmp, path)) {
+        // A new object: created atomically without the lock.
       } else {
         const replace = () => {
           if (options.ifMatch !== undefined) {
@@ -498,6 +500,28 @@ export class LocalObjectStore implements ObjectStore {
       }
       current = dirname(current);
     }
+  }
+
+  /**
+   * An unconditional put of an object that does not exist yet: link(2) creates it
+   * atomically or fails EEXIST, so it needs no lock file. The lock serializes a
+   * conditional put's check and rename with other writers of an existing object; a
+   * link can't land between those (the name exists then). Most puts are new objects
+   * (every checkpoint's part): this saves each a lock file's create and unlink, about a
+   * third of its CPU. False when the object exists (then replaced under the lock).
+   */
+  private createdByLink(bucket: string, name: string, tmp: string, path: string): boolean {
+    // A record left by a placed object removed from outside the store must not describe
+    // this one. A placeFile linking this name meanwhile makes the link below fail.
+    this.placed.forget(bucket, name);
+    try {
+      linkSync(tmp, path);
+    } catch (err) {
+      if (errno(err) === "EEXIST") return false;
+      throw err;
+    }
+    unlinkQuietly(tmp);
+    return true;
   }
 
   private ifMatchFailed(
