@@ -27,6 +27,10 @@ export interface CliRunResult {
   /** First claim → last partition done, from the attempts: the streaming part alone. */
   windowMs: number;
   windowRowsPerSec: number;
+  /** Checkpoints committed with a part (the parts the merge read). */
+  commits: number;
+  /** Bytes of those parts. */
+  partBytes: number;
   /** Largest VmHWM of any worker process (bytes). */
   peakRssPerWorker: number;
   workerPeaks: number[];
@@ -65,18 +69,28 @@ export async function childrenOf(pid: number): Promise<number[]> {
   }
 }
 
-async function processingWindowMs(dataDir: string, jobId: string): Promise<number> {
+/** First claim → last partition done, and the parts committed, from the partition rows. */
+async function partitionFacts(
+  dataDir: string,
+  jobId: string,
+): Promise<{ windowMs: number; commits: number; partBytes: number }> {
   const p = openLocalPipeline(dataDir, { log: silentLogger });
   try {
     let first = Number.POSITIVE_INFINITY;
     let last = 0;
+    let commits = 0;
+    let partBytes = 0;
     for (const { value } of await p.checkpoints.listPartitions(jobId)) {
       for (const a of value.attempts) {
         first = Math.min(first, Date.parse(a.startedAt));
         if (a.endedAt) last = Math.max(last, Date.parse(a.endedAt));
       }
+      for (const ref of value.parts) {
+        commits++;
+        partBytes += ref.bytes;
+      }
     }
-    return Math.max(1, last - first);
+    return { windowMs: Math.max(1, last - first), commits, partBytes };
   } finally {
     p.close();
   }
@@ -195,7 +209,7 @@ export async function runCli(options: {
     const p = openLocalPipeline(dataDir, { log: silentLogger });
     const job = (await p.checkpoints.getJob(out.jobId))?.value;
     p.close();
-    const windowMs = await processingWindowMs(dataDir, out.jobId);
+    const { windowMs, commits, partBytes } = await partitionFacts(dataDir, out.jobId);
     const workerPeaks = [...peaks.values()];
     return {
       label: options.label,
@@ -208,6 +222,8 @@ export async function runCli(options: {
       rowsPerSec: (r.records * 1000) / r.durationMs,
       windowMs,
       windowRowsPerSec: (r.records * 1000) / windowMs,
+      commits,
+      partBytes,
       peakRssPerWorker: Math.max(0, ...workerPeaks),
       workerPeaks,
       cliPeakRss: cliPeak,
