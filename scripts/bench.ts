@@ -280,7 +280,7 @@ let coldStart: ColdStart[] = [];
 {
   const r = spawnSync(
     process.execPath,
-    ["--import", "tsx", "scripts/cold-start.ts", "--runs", "3", "--json"],
+    ["--import", "tsx", "scripts/cold-start.ts", "--runs", "5", "--json"],
     { encoding: "utf8", cwd: ROOT },
   );
   if (r.status === 0) {

@@ -8,7 +8,12 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { LocalObjectStore } from "../src/adapters/local/fs-object-store.ts";
-import { deleteAll, readInOrder, WHOLE_READ_MAX } from "../src/pipeline/object-batches.ts";
+import {
+  AHEAD_BYTES,
+  deleteAll,
+  readInOrder,
+  WHOLE_READ_MAX,
+} from "../src/pipeline/object-batches.ts";
 import type { ObjectStore } from "../src/ports/object-store.ts";
 import { tempDir } from "./helpers/pipeline-fixture.ts";
 
@@ -45,6 +50,34 @@ describe("readInOrder", () => {
     const shuffled = [...made].reverse();
     const got = await collect(readInOrder(store, "b", shuffled, 4));
     assert.ok(got.equals(Buffer.concat(shuffled.map((o) => o.body))));
+  });
+
+  it("holds at most AHEAD_BYTES of whole objects ahead of the one it yields", async () => {
+    const size = 3 * 1024 * 1024;
+    const made: { name: string; bytes: number }[] = [];
+    for (let i = 0; i < 6; i++) {
+      await store.put("b", `big/o${i}`, Buffer.alloc(size, 65 + i));
+      made.push({ name: `big/o${i}`, bytes: size });
+    }
+    let started = 0;
+    const counting: Pick<ObjectStore, "read" | "readBuffer"> = {
+      read: (bucket, name) => store.read(bucket, name),
+      readBuffer: (bucket, name, range, max) => {
+        started++;
+        return store.readBuffer(bucket, name, range, max);
+      },
+    };
+    let yielded = 0;
+    for await (const chunk of readInOrder(counting, "b", made)) {
+      assert.equal(chunk[0], 65 + yielded);
+      yielded++;
+      // The one yielded plus what fits in AHEAD_BYTES.
+      assert.ok(
+        started - yielded <= Math.floor(AHEAD_BYTES / size),
+        `${started} read, ${yielded} yielded`,
+      );
+    }
+    assert.equal(yielded, 6);
   });
 
   it("fails on an object whose size is not the one committed, naming it", async () => {

@@ -12,6 +12,8 @@ import type { ObjectStore } from "../ports/object-store.ts";
 export const READ_AHEAD = 8;
 /** Objects up to this size are read whole, in one call, where the store can. */
 export const WHOLE_READ_MAX = 4 * 1024 * 1024;
+/** Bytes read whole ahead of the object being yielded, at most (always one object). */
+export const AHEAD_BYTES = 8 * 1024 * 1024;
 /** Deletes in flight at once. */
 export const DELETE_CONCURRENCY = 16;
 
@@ -19,7 +21,7 @@ export const DELETE_CONCURRENCY = 16;
  * The bytes of `objects`, in order, each opened up to `depth` ahead of the one being
  * read (its open, or its request, overlaps the reading of those before it). Objects
  * of up to WHOLE_READ_MAX bytes are read whole where the store can (one read, no
- * stream): at most `depth` × WHOLE_READ_MAX bytes are held ahead. An object whose size
+ * stream), while those held ahead come to AHEAD_BYTES or less. An object whose size
  * is not the `bytes` it was recorded with fails the read (it is not what was
  * committed). Streams opened ahead and never read (the consumer stopped, a read
  * failed) are closed.
@@ -32,12 +34,17 @@ export async function* readInOrder(
 ): AsyncGenerator<Buffer> {
   type Opened = Promise<Readable | Buffer>;
   const opened: Opened[] = [];
+  const whole = (bytes: number) => store.readBuffer !== undefined && bytes <= WHOLE_READ_MAX;
   let next = 0;
+  let aheadBytes = 0;
   const fill = () => {
     while (next < objects.length && opened.length < depth) {
-      const { name, bytes } = objects[next++] as { name: string; bytes: number };
+      const { name, bytes } = objects[next] as { name: string; bytes: number };
+      if (whole(bytes) && opened.length > 0 && aheadBytes + bytes > AHEAD_BYTES) break;
+      next++;
+      if (whole(bytes)) aheadBytes += bytes;
       const got: Opened =
-        store.readBuffer && bytes <= WHOLE_READ_MAX
+        store.readBuffer && whole(bytes)
           ? store.readBuffer(bucket, name, undefined, bytes).catch((err: unknown) => {
               if (err instanceof TooLargeError) throw changed(bucket, name, bytes, "longer");
               throw err;
@@ -52,6 +59,7 @@ export async function* readInOrder(
     fill();
     while (opened.length > 0) {
       const { name, bytes } = objects[next - opened.length] as { name: string; bytes: number };
+      if (whole(bytes)) aheadBytes -= bytes;
       const got = await (opened.shift() as Opened);
       fill();
       let seen = 0;
