@@ -221,15 +221,8 @@ export async function driveLocalJob(
       metrics = await startMetricsServer({
         port: options.metricsPort,
         render: async () => {
-          const sources = poolOf.metricsSources();
-          const answers = await Promise.all(
-            sources.live.map(async (c) => {
-              const m = await requestWorkerMetrics(c);
-              if (m) sources.remember(c, m);
-              return m;
-            }),
-          );
-          return aggregateMetrics(answers, sources.departed);
+          const { live, departed } = await poolOf.collectMetrics((c) => requestWorkerMetrics(c));
+          return aggregateMetrics(live, departed);
         },
       });
     }

@@ -63,7 +63,8 @@ export class ProcessPool implements ReplicaTarget {
   private desired = 0;
   private seq = 0;
   private readonly members = new Map<string, Member>();
-  private readonly departedMetrics: MetricsJson[] = [];
+  /** The last figures of each worker that has left, by worker id. */
+  private readonly departedMetrics = new Map<string, MetricsJson>();
   private closed = false;
   private wake: (() => void) | undefined;
   private nextChange: Promise<void> | undefined;
@@ -146,25 +147,24 @@ export class ProcessPool implements ReplicaTarget {
   }
 
   /**
-   * Where the pool's metrics come from: the live workers that answer metrics requests
-   * (asked over IPC at each scrape), and the last figures of workers that have left.
-   * `remember` notes a live worker's answer: if it dies without sending its last
-   * figures (killed), those from its last scrape stay in the sum.
+   * Every worker's figures for one scrape: the live workers that answer metrics
+   * requests are asked (`ask`, over IPC), and the workers that have left give the last
+   * figures they sent (or, killed outright, those of their last scrape). Each worker
+   * counts once: one that leaves while it is asked counts by its last figures, never
+   * by both, so a sum over them never goes down.
    */
-  metricsSources(): {
-    live: ChildProcess[];
-    departed: readonly MetricsJson[];
-    remember(proc: ChildProcess, metrics: MetricsJson): void;
-  } {
-    const answering = [...this.members.values()].filter((m) => m.answersMetrics);
-    return {
-      live: answering.map((m) => m.proc),
-      departed: this.departedMetrics,
-      remember: (proc, metrics) => {
-        const m = answering.find((a) => a.proc === proc);
-        if (m?.answersMetrics) m.lastMetrics = metrics;
-      },
-    };
+  async collectMetrics(
+    ask: (proc: ChildProcess) => Promise<MetricsJson | undefined>,
+  ): Promise<{ live: MetricsJson[]; departed: MetricsJson[] }> {
+    const asked = [...this.members.values()].filter((m) => m.answersMetrics);
+    const answers = await Promise.all(asked.map(async (m) => ({ m, got: await ask(m.proc) })));
+    const live: MetricsJson[] = [];
+    for (const { m, got } of answers) {
+      if (!got || this.departedMetrics.has(m.id)) continue;
+      m.lastMetrics = got;
+      live.push(got);
+    }
+    return { live, departed: [...this.departedMetrics.values()] };
   }
 
   /** Live workers (not yet exited). */
@@ -288,8 +288,7 @@ export class ProcessPool implements ReplicaTarget {
         const final = finalMetricsOf(msg);
         if (final) {
           member.answersMetrics = false;
-          delete member.lastMetrics;
-          this.departedMetrics.push(final);
+          this.departedMetrics.set(id, final);
           return;
         }
         if (msg?.type === METRICS_READY) {
@@ -321,7 +320,9 @@ export class ProcessPool implements ReplicaTarget {
     );
     proc.on("exit", (code, signal) => {
       this.members.delete(id);
-      if (member.lastMetrics) this.departedMetrics.push(member.lastMetrics);
+      if (member.lastMetrics && !this.departedMetrics.has(id)) {
+        this.departedMetrics.set(id, member.lastMetrics);
+      }
       this.notify();
       const claim = member.claim;
       if (claim && (code !== 0 || signal)) {
