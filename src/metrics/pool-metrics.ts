@@ -35,6 +35,13 @@ function isReply(m: unknown, id: number): m is ReplyMessage {
 }
 
 /**
+ * A send's callback: a message to a pool that has just gone (its channel closing) is
+ * dropped. Without a callback, the failure would be an 'error' event on the process,
+ * and an unhandled one ends it.
+ */
+const ignoreSendError = () => undefined;
+
+/**
  * In a worker process: answer the pool's metrics requests from `registry`.
  * Returns a function that stops answering. Does nothing without an IPC channel.
  */
@@ -49,13 +56,13 @@ export function answerMetricsRequests(
       (metrics) => {
         const reply: ReplyMessage = { type: METRICS_REPLY, id: m.id, metrics };
         // The channel may be gone (the pool exiting): nothing to answer then.
-        if (proc.connected) proc.send?.(reply);
+        if (proc.connected) proc.send?.(reply, ignoreSendError);
       },
       () => undefined,
     );
   };
   proc.on("message", onMessage);
-  if (proc.connected) proc.send({ type: METRICS_READY });
+  if (proc.connected) proc.send({ type: METRICS_READY }, ignoreSendError);
   return () => proc.off("message", onMessage);
 }
 
