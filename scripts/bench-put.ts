@@ -5,13 +5,12 @@
  * thread's event-loop time; the kernel time is mostly the two fsyncs.
  * Usage: npx tsx scripts/bench-put.ts [puts=300]
  */
-import { closeSync, fsync, mkdirSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { LocalObjectStore } from "../src/adapters/local/fs-object-store.ts";
+import { durableWrite } from "./bench/durable-write.ts";
 
-const fsyncAsync = promisify(fsync);
 const PUTS = Number(process.argv[2] ?? 300);
 const body = Buffer.alloc(200_000, 65);
 const root = path.join(tmpdir(), `bench-put-${process.pid}`);
@@ -36,17 +35,9 @@ try {
   await store.put("b", "warm", body);
   console.log(`${PUTS} puts of ${body.length.toLocaleString("en-US")} bytes, per put:`);
   for (let round = 0; round < 2; round++) {
-    await measure("minimal durable write", async (i) => {
-      const file = path.join(dir, `p${round}-${i}`);
-      const fd = openSync(`${file}.tmp`, "wx");
-      writeSync(fd, body);
-      await fsyncAsync(fd);
-      closeSync(fd);
-      renameSync(`${file}.tmp`, file);
-      const d = openSync(dir, "r");
-      await fsyncAsync(d);
-      closeSync(d);
-    });
+    await measure("minimal durable write", (i) =>
+      durableWrite(path.join(dir, `p${round}-${i}`), body),
+    );
     await measure("LocalObjectStore.put (a part)", (i) =>
       store.put("b", `jobs/j/parts/p00001/c${round}-${i}.jsonl`, body),
     );

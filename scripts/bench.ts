@@ -27,6 +27,7 @@ import { cpus, loadavg } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { NUMERIC_WIDTH } from "../src/model/datasets.ts";
+import { measureCheckpoints } from "./bench/checkpoints.ts";
 import { type CliRunResult, runCli } from "./bench/cli-run.ts";
 import {
   BENCH_DIR,
@@ -38,7 +39,6 @@ import {
   removeDataset,
 } from "./bench/data.ts";
 import { type DuckdbResult, measureDuckdb } from "./bench/duckdb.ts";
-import { durableWriteCpuMs } from "./bench/durable-write.ts";
 import {
   type ColdStart,
   issueFigures,
@@ -242,34 +242,10 @@ const heavyRuns = await modelRuns(models["mlp-1024x2"], 1, 50_000);
 console.log(
   `\n== checkpoints (logistic): every ${fmtInt(CKPT_SMALL)} vs every ${fmtInt(CKPT_LARGE)} records, interleaved`,
 );
-const smalls: CliRunResult[] = [];
-const larges: CliRunResult[] = [];
-// Pairs, interleaved, and the median of each pair's ratio: a few percent is measured
-// on a machine whose run-to-run noise is ±10%, and a pair shares its noise.
-const CKPT_PAIRS = Math.max(REPEAT, 5);
-for (let i = 0; i < CKPT_PAIRS; i++) {
-  smalls.push(await cli(`ckpt${CKPT_SMALL}`, logistic, { checkpointEvery: CKPT_SMALL }));
-  larges.push(await cli(`ckpt${CKPT_LARGE}`, logistic, { checkpointEvery: CKPT_LARGE }));
-}
-const ckptSmall = median(smalls, (r) => r.wallMs);
-const ckptLarge = median(larges, (r) => r.wallMs);
-const pairRatio = (key: (r: CliRunResult) => number) => {
-  const ratios = smalls
-    .map((s, i) => key(s) / key(larges[i] as CliRunResult))
-    .sort((a, b) => a - b);
-  return ((ratios[ratios.length >> 1] ?? 1) - 1) * 100;
-};
-const ckptOverheadPct = pairRatio((r) => r.wallMs);
-const ckptOverheadJobPct = pairRatio((r) => r.durationMs);
-// The floor: each extra checkpoint's part made durable at least as cheaply as the barest
-// durable write can, its CPU spread over the machine's cores.
-const extraCommits = ckptSmall.commits - ckptLarge.commits;
-const partSize = ckptSmall.partBytes / Math.max(1, ckptSmall.commits);
-const writeCpuMs = await durableWriteCpuMs(partSize);
-const cores = cpus().length;
-const ckptFloorPct = ((extraCommits * writeCpuMs) / cores / ckptLarge.wallMs) * 100;
-console.log(
-  `  overhead ${ckptOverheadPct.toFixed(1)}% (median of ${CKPT_PAIRS} pairs' ratios); floor: ${fmtInt(extraCommits)} more checkpoints × ${writeCpuMs.toFixed(2)} ms CPU for the barest durable write of a ${fmtInt(partSize)}-byte part ÷ ${cores} cores = +${ckptFloorPct.toFixed(1)}% of ${secs(ckptLarge.wallMs)}`,
+const checkpoints = await measureCheckpoints(
+  [CKPT_SMALL, CKPT_LARGE],
+  Math.max(REPEAT, 5),
+  (every) => cli(`ckpt${every}`, logistic, { checkpointEvery: every }),
 );
 
 // ---------------------------------------------------------------------------------
@@ -346,15 +322,7 @@ const measured: Measured = {
   logistic: logisticRuns,
   mlp: mlpRuns,
   heavy: heavyRuns,
-  checkpoints: {
-    every: [CKPT_SMALL, CKPT_LARGE],
-    small: ckptSmall,
-    large: ckptLarge,
-    all: [...smalls, ...larges],
-    overheadPct: ckptOverheadPct,
-    overheadJobPct: ckptOverheadJobPct,
-    floor: { pct: ckptFloorPct, extraCommits, writeCpuMs, partBytes: partSize },
-  },
+  checkpoints,
   coldStart,
   scale,
   quick: flags.quick,
@@ -389,11 +357,11 @@ const results = {
   },
   models: { logistic: logisticRuns, "mlp-256x2": mlpRuns, "mlp-1024x2": heavyRuns },
   checkpoints: {
-    small: smalls,
-    large: larges,
-    overheadPct: ckptOverheadPct,
-    overheadJobPct: ckptOverheadJobPct,
-    floor: { pct: ckptFloorPct, extraCommits, writeCpuMs, partBytes: partSize },
+    small: checkpoints.all.filter((r) => r.checkpointEvery === CKPT_SMALL),
+    large: checkpoints.all.filter((r) => r.checkpointEvery === CKPT_LARGE),
+    overheadPct: checkpoints.overheadPct,
+    overheadJobPct: checkpoints.overheadJobPct,
+    floor: checkpoints.floor,
   },
   coldStart,
   scale: scale ?? null,

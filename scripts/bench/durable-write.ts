@@ -12,6 +12,18 @@ import { RUNS_DIR } from "./data.ts";
 
 const fsyncAsync = promisify(fsync);
 
+/** The barest durable atomic write of `body` as `file` (temp, write, fsync, rename, folder fsync). */
+export async function durableWrite(file: string, body: Buffer): Promise<void> {
+  const fd = openSync(`${file}.tmp`, "wx");
+  writeSync(fd, body);
+  await fsyncAsync(fd);
+  closeSync(fd);
+  renameSync(`${file}.tmp`, file);
+  const d = openSync(path.dirname(file), "r");
+  await fsyncAsync(d);
+  closeSync(d);
+}
+
 /** Median CPU (user + kernel) per durable write of `bytes`, in ms, over `count` writes. */
 export async function durableWriteCpuMs(bytes: number, count = 200): Promise<number> {
   const dir = path.join(RUNS_DIR, `durable-write-${process.pid}`);
@@ -20,16 +32,8 @@ export async function durableWriteCpuMs(bytes: number, count = 200): Promise<num
   const samples: number[] = [];
   try {
     for (let i = 0; i < count; i++) {
-      const file = path.join(dir, `p${i}`);
       const cpu0 = process.cpuUsage();
-      const fd = openSync(`${file}.tmp`, "wx");
-      writeSync(fd, body);
-      await fsyncAsync(fd);
-      closeSync(fd);
-      renameSync(`${file}.tmp`, file);
-      const d = openSync(dir, "r");
-      await fsyncAsync(d);
-      closeSync(d);
+      await durableWrite(path.join(dir, `p${i}`), body);
       const cpu = process.cpuUsage(cpu0);
       samples.push((cpu.user + cpu.system) / 1000);
     }
