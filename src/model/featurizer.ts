@@ -315,8 +315,9 @@ export function createCsvFeaturizer(
         const act = fieldAction[field];
         if (act === 1) {
           const c = i < end ? (buf[i] as number) : sep;
-          const negative = c === MINUS;
-          if (negative || c === PLUS) i++;
+          // Branch-free sign (1 for "-"): with random signs a branch mispredicts half the time.
+          const minus = ((c ^ MINUS) - 1) >>> 31;
+          i += minus | (((c ^ PLUS) - 1) >>> 31);
           // Integer digits, then fraction digits: two tight loops, no per-digit state checks.
           let m = 0;
           const intStart = i;
@@ -354,7 +355,7 @@ export function createCsvFeaturizer(
             if (i === fs && Number.isNaN(value)) return `column ${columns[field]}: missing value`;
           } else if (m < TWO_POW_53 && frac <= 22) {
             value = frac > 0 ? m / (POW10[frac] as number) : m;
-            if (negative) value = -value;
+            value *= 1 - 2 * minus;
           } else {
             value = parseNumber(buf, fs, i);
             if (!finiteAsFloat32(value)) return badCsvNumber(columns, field, buf, fs, i, value);

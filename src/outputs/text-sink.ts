@@ -87,12 +87,12 @@ export class TextRowSink implements RowSink {
   float32s(values: Float32Array): void {
     this.next();
     if (this.csv) this.out.bytes(QUOTE);
-    this.out.latin1("[");
+    this.out.byte(0x5b); // [
     for (let i = 0; i < values.length; i++) {
-      if (i > 0) this.out.latin1(",");
+      if (i > 0) this.out.byte(0x2c); // ,
       this.out.float32(values[i] as number, "null");
     }
-    this.out.latin1("]");
+    this.out.byte(0x5d); // ]
     if (this.csv) this.out.bytes(QUOTE);
   }
 

@@ -24,6 +24,9 @@ function trimmedLength(s: string, end: number): number {
   return n;
 }
 
+/** 10^k for k in 0..14: exact doubles. */
+const POW10 = Array.from({ length: 15 }, (_, k) => 10 ** k);
+
 /** Quote a CSV field when it needs it (RFC 4180). */
 export function csvField(text: string): string {
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
@@ -44,6 +47,8 @@ export function outputColumns(descriptor: ModelDescriptor, keyNames: string[]): 
 export class ByteWriter {
   private buf = Buffer.allocUnsafe(1 << 16);
   pos = 0;
+  /** A float32's 9 significant digits, formed here before they are placed. */
+  private readonly digits = new Uint8Array(9);
 
   reserve(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -78,19 +83,87 @@ export class ByteWriter {
     this.pos += b.length;
   }
 
+  /** One byte (a separator): a native write for a single character costs more than the row's digits. */
+  byte(c: number): void {
+    this.reserve(1);
+    this.buf[this.pos++] = c;
+  }
+
   float32(v: number, nullText: string): void {
     if (!Number.isFinite(v)) {
       this.latin1(nullText);
       return;
     }
     if (v === 0) {
-      this.latin1("0");
+      this.byte(0x30);
       return;
     }
-    const s = v.toPrecision(9);
-    const e = s.indexOf("e");
-    if (e < 0) this.latin1(s, trimmedLength(s, s.length));
-    else this.latin1(formatFloat32(v));
+    if (!this.plainFloat32(v)) this.latin1(formatFloat32(v));
+  }
+
+  /**
+   * Write `v` as {@link formatFloat32} does, digit by digit with no string in between,
+   * when its text has no exponent (|v| in [1e-6, 1e9)) and the 9-digit rounding is
+   * certain; return false (nothing written) otherwise. Scores and embeddings are nearly
+   * all in that range, and toPrecision's string plus a native write cost ~0.2 µs a value.
+   */
+  private plainFloat32(v: number): boolean {
+    const a = v < 0 ? -v : v;
+    if (!(a >= 1e-6 && a < 1e9)) return false;
+    let k = Math.floor(Math.log10(a)); // the decimal exponent, checked below
+    if (k < -6) k = -6;
+    else if (k > 8) k = 8;
+    // a × 10^(8-k) is a 9-digit number; the power is exact (≤ 1e14), so the product is
+    // rounded once, by at most 2^-24 below 2^30.
+    let scaled = a * (POW10[8 - k] as number);
+    if (scaled < 1e8) {
+      if (k === -6) return false;
+      k--;
+      scaled = a * (POW10[8 - k] as number);
+    } else if (scaled >= 1e9) {
+      if (k === 8) return false;
+      k++;
+      scaled = a * (POW10[8 - k] as number);
+    }
+    const whole = Math.floor(scaled);
+    const frac = scaled - whole;
+    // Within rounding error of a tie: the exact product might fall on either side.
+    if (frac > 0.5 - 2 ** -20 && frac < 0.5 + 2 ** -20) return false;
+    let m = frac >= 0.5 ? whole + 1 : whole;
+    if (m === 1e9) {
+      // Rounded up to the next power of ten (9.999999996 → 10.0000000).
+      if (k === 8) return false;
+      m = 1e8;
+      k++;
+    }
+    if (m < 1e8 || m >= 1e9) return false;
+    const digits = this.digits;
+    for (let i = 8; i >= 0; i--) {
+      const q = (m / 10) | 0; // m < 2^30: int32 arithmetic
+      digits[i] = 0x30 + m - q * 10;
+      m = q;
+    }
+    // Digits after the point: those past the integer part, without trailing zeros.
+    let last = 8;
+    while (last > 0 && digits[last] === 0x30 && last > k) last--;
+    this.reserve(20);
+    const buf = this.buf;
+    let pos = this.pos;
+    if (v < 0) buf[pos++] = 0x2d;
+    if (k >= 0) {
+      for (let i = 0; i <= k; i++) buf[pos++] = digits[i] as number;
+      if (last > k) {
+        buf[pos++] = 0x2e;
+        for (let i = k + 1; i <= last; i++) buf[pos++] = digits[i] as number;
+      }
+    } else {
+      buf[pos++] = 0x30;
+      buf[pos++] = 0x2e;
+      for (let i = k + 1; i < 0; i++) buf[pos++] = 0x30;
+      for (let i = 0; i <= last; i++) buf[pos++] = digits[i] as number;
+    }
+    this.pos = pos;
+    return true;
   }
 
   /** What was written so far (a view: valid until the next write or reset). */

@@ -47,10 +47,9 @@ export class TabularDecoder implements TaskDecoder<TabularMeta> {
       sink.startRow();
       for (let j = 0; j < k; j++) {
         const idx = r * k + j;
-        const key = keys.strings[idx];
-        if (key === undefined)
-          sink.keyBytes(data, keys.starts[idx] as number, keys.ends[idx] as number);
-        else sink.string(key);
+        const start = keys.starts[idx] as number;
+        if (start >= 0) sink.keyBytes(data, start, keys.ends[idx] as number);
+        else sink.string(keys.stringAt(idx) as string);
       }
       let labelValue = 0;
       for (let j = 0; j < this.readers.length; j++) {
