@@ -64,6 +64,8 @@ await Promise.all([
       worker: "src/runner/worker-main.ts",
       // The Parquet decode thread's entry (src/sources/parquet/decode-thread.ts finds it).
       "parquet-decode": "src/sources/parquet/decode-worker.ts",
+      // The input hash thread's entry (src/adapters/local/file-hash-thread.ts finds it).
+      "file-hash": "src/adapters/local/file-hash-worker.ts",
     },
     outdir: "dist",
     bundle: true,

@@ -24,6 +24,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { sha256OfFile } from "../adapters/local/file-hash.ts";
+import { sha256OfFileBeside } from "../adapters/local/file-hash-thread.ts";
 import { withFileLock } from "../adapters/local/file-lock.ts";
 import { InvalidArgumentError, NotFoundError, PreconditionFailedError } from "../core/errors.ts";
 import { sha256Hex } from "../core/ids.ts";
@@ -101,16 +102,29 @@ function candidateNames(sha: string, base: string): string[] {
   return [`${head}/${safe}`, ...Array.from({ length: 4 }, (_, i) => `${head}/v${i + 2}/${safe}`)];
 }
 
+/** A local file as it was when its content was identified (see {@link identifyLocalInput}). */
+export interface InputIdentity {
+  absolute: string;
+  st: FileStat;
+  gzip: boolean;
+  /** Where the hash of this (device, inode, size, mtime, ctime) is remembered. */
+  hashRecord: string;
+  /** The content's sha256; undefined for a gzip file not seen before (its hash is the decompressed bytes'). */
+  sha256?: string;
+}
+
 /**
- * Stage `file` as an object of `bucket` (see the module comment). Throws
- * NotFoundError when the file is missing (with the absolute path tried),
- * InvalidArgumentError when it is not a regular file or changes while it is read.
+ * Identify `file` by its content without writing anything: its sha256, from the
+ * remembered hash of this very file (same device, inode, size, mtime and ctime) or
+ * hashed on a thread of its own, so a caller can check other things meanwhile.
+ * Throws NotFoundError when the file is missing, InvalidArgumentError when it is not
+ * a regular file or changes while it is read; `signal` stops the hash.
  */
-export async function stageLocalInput(
+export async function identifyLocalInput(
   pipeline: LocalPipeline,
-  bucket: string,
   file: string,
-): Promise<StagedInput> {
+  signal?: AbortSignal,
+): Promise<InputIdentity> {
   const absolute = path.resolve(file);
   let st: FileStat;
   try {
@@ -119,36 +133,56 @@ export async function stageLocalInput(
     throw new NotFoundError(`input file ${absolute} does not exist`);
   }
   if (!st.isFile()) throw new InvalidArgumentError(`input ${absolute} is not a regular file`);
-  const dataDir = pipeline.paths.dataDir;
   const gzip = await checkGzipFile(absolute);
-  // A gzip file's record holds the hash of its decompressed content.
   const hashRecord = path.join(
-    dataDir,
+    pipeline.paths.dataDir,
     "state",
     "input-hashes",
     `${statKey(absolute, st)}${gzip ? ".gunzip" : ""}`,
   );
+  const known = (await readRecord<{ sha256: string }>(hashRecord))?.sha256;
+  if (known || gzip) return { absolute, st, gzip, hashRecord, ...(known ? { sha256: known } : {}) };
+  const sha256 = await sha256OfFileBeside(absolute, signal ? { signal } : {});
+  await assertUnchanged(absolute, st);
+  return { absolute, st, gzip, hashRecord, sha256 };
+}
+
+async function assertUnchanged(absolute: string, before: FileStat): Promise<void> {
+  if (!sameBytes(before, await statBig(absolute))) {
+    throw new InvalidArgumentError(
+      `input file ${absolute} changed while it was being read: run again once it is complete`,
+    );
+  }
+}
+
+/**
+ * Stage `file` as an object of `bucket` (see the module comment), identified first
+ * unless `identity` (from {@link identifyLocalInput} of the same file) is given.
+ * Throws NotFoundError when the file is missing (with the absolute path tried),
+ * InvalidArgumentError when it is not a regular file or changes while it is read.
+ */
+export async function stageLocalInput(
+  pipeline: LocalPipeline,
+  bucket: string,
+  file: string,
+  identity?: InputIdentity,
+): Promise<StagedInput> {
+  const id = identity ?? (await identifyLocalInput(pipeline, file));
+  const { absolute, gzip, hashRecord } = id;
+  const dataDir = pipeline.paths.dataDir;
   const source = sourceOf(absolute, gzip, path.join(dataDir, "state", "gunzip"));
   try {
-    let sha = (await readRecord<{ sha256: string }>(hashRecord))?.sha256;
+    let sha = id.sha256;
     if (!sha) {
-      sha = gzip ? await source.hashed() : await sha256OfFile(absolute);
-      const after = await statBig(absolute);
-      if (!sameBytes(st, after)) {
-        throw new InvalidArgumentError(
-          `input file ${absolute} changed while it was being read: run again once it is complete`,
-        );
-      }
+      sha = await source.hashed();
+      await assertUnchanged(absolute, id.st);
     }
     const content = sha;
     const stagedRecord = path.join(dataDir, "state", "staged", sha);
     await mkdir(path.dirname(stagedRecord), { recursive: true, mode: 0o700 });
-    // One command at a time stages a given content (two `run`s of one file racing):
-    // the second then finds what the first placed, etag and all.
     return await withFileLock(
       `${stagedRecord}.lock`,
       () => place(pipeline, bucket, absolute, source, content, stagedRecord, hashRecord),
-      // Placing may copy a large file across filesystems; the holder stays alive meanwhile.
       { timeoutMs: 30 * 60_000 },
     );
   } finally {

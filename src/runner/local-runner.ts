@@ -10,7 +10,7 @@ import { objectCreatedEvent } from "../pipeline/events.ts";
 import { recoverStalledJob } from "../pipeline/recover.ts";
 import { DEFAULT_POLICY, decideReplicas, type ScalingPolicy } from "../pipeline/scaler.ts";
 import { type SplitResult, splitFromEvent } from "../pipeline/splitter.ts";
-import { stageLocalInput } from "./local-input.ts";
+import { identifyLocalInput, stageLocalInput } from "./local-input.ts";
 import { splitLocalDirectory } from "./local-media-job.ts";
 import { preflightLocalFile } from "./local-preflight.ts";
 import type { JobProgress, LocalRunOptions } from "./local-run-options.ts";
@@ -118,11 +118,20 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
         ...(await driveLocalJob(pipeline, media.jobId, { ...options, warmPool })),
       };
     }
-    // The splitter's checks (options, model, onnxruntime, header) on the local file
-    // first: a refused run stages nothing and logs no event.
-    await preflightLocalFile(pipeline, bucket, options);
+    // The input is hashed on a thread of its own while the splitter's checks (options,
+    // model, onnxruntime, header) run on the local file; both before anything is
+    // written: a refused run stages nothing and logs no event.
+    const hashing = new AbortController();
+    const identity = identifyLocalInput(pipeline, options.inputFile, hashing.signal);
+    identity.catch(() => undefined); // the preflight's error, if any, is the one to report
+    try {
+      await preflightLocalFile(pipeline, bucket, options);
+    } catch (err) {
+      hashing.abort(err);
+      throw err;
+    }
     warmPool.release();
-    const staged = await stageLocalInput(pipeline, bucket, options.inputFile);
+    const staged = await stageLocalInput(pipeline, bucket, options.inputFile, await identity);
     const { etag, object: objectName } = staged;
     options.log.info("input staged", {
       object: objectName,

@@ -8,11 +8,10 @@
  * esbuild bundle (scripts/build.ts). Where neither is found, on one core, or after
  * the thread failed, callers decode inline: the thread only ever saves time.
  */
-import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { PipelineError } from "../../core/errors.ts";
+import { type ThreadEntry, threadEntry } from "../../core/thread-entry.ts";
 import type { DecodedColumn, DecodeRequest } from "./decode-worker.ts";
 
 let worker: Worker | undefined;
@@ -29,25 +28,8 @@ const pending = new Map<
 >();
 
 /** How to start the thread, or undefined when this build has no entry for it. */
-function entry(): { code: string; eval: boolean } | undefined {
-  const here = import.meta.url;
-  if (here.endsWith(".ts")) {
-    // Under tsx: a worker thread does not inherit its loader; register it, then load.
-    let api: string;
-    try {
-      api = import.meta.resolve("tsx/esm/api");
-    } catch {
-      return undefined;
-    }
-    const worker = new URL("./decode-worker.ts", here).href;
-    const code = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(worker)}); })`;
-    return { code, eval: true };
-  }
-  for (const url of [new URL("./parquet-decode.js", here), new URL("../parquet-decode.js", here)]) {
-    const file = fileURLToPath(url);
-    if (existsSync(file)) return { code: file, eval: false };
-  }
-  return undefined;
+function entry(): ThreadEntry | undefined {
+  return threadEntry(import.meta.url, "./decode-worker.ts", "parquet-decode.js");
 }
 
 function fail(err: Error): void {
