@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, open, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { readFile, rename, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
 import { StoreUnavailableError } from "../../core/errors.ts";
 
 /** Tuning for {@link withFileLock}. */
@@ -20,6 +21,7 @@ interface LockOwner {
 }
 
 const HOST = hostname();
+const openAsync = promisify(open);
 
 /** True when `pid` on this host is certainly gone (ESRCH); EPERM means alive, other user. */
 function processGone(pid: number): boolean {
@@ -92,7 +94,7 @@ export async function withFileLock<T>(
   for (;;) {
     // Creating, writing and closing the lock file are microseconds of syscalls: done
     // synchronously, an uncontended lock costs its holder no event-loop turn.
-    held = tryFileLockSync(lockPath, staleMs);
+    held = await tryFileLock(lockPath, staleMs);
     if (held) break;
     if (await isStale(lockPath, staleMs)) {
       const aside = `${lockPath}.stale-${randomBytes(8).toString("hex")}`;
@@ -128,12 +130,17 @@ interface HeldFileLock {
   readonly staleMs: number;
 }
 
-/** Create the lock file if there is none (O_EXCL), or undefined when one exists. */
-function tryFileLockSync(lockPath: string, staleMs: number): HeldFileLock | undefined {
+/**
+ * Create the lock file if there is none (O_EXCL), or undefined when one exists. The
+ * create runs on the thread pool: creating an inode waits for a journal commit in
+ * flight (another put's fsync), and a blocking open held the event loop meanwhile
+ * (~0.5 ms a delete in a merge of 200 parts, 16 at a time, all on one thread).
+ */
+async function tryFileLock(lockPath: string, staleMs: number): Promise<HeldFileLock | undefined> {
   const token = randomBytes(8).toString("hex");
   let fd: number;
   try {
-    fd = openSync(lockPath, "wx", 0o600);
+    fd = await openAsync(lockPath, "wx", 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EEXIST") return undefined;
     throw err;

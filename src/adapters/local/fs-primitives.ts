@@ -8,6 +8,7 @@ import {
   closeSync,
   fsync,
   mkdirSync,
+  open,
   openSync,
   unlinkSync,
   write,
@@ -86,6 +87,7 @@ export function compareCodeUnits(a: string, b: string): number {
 }
 
 const fsyncAsync = promisify(fsync);
+const openAsync = promisify(open);
 const writeAsync = promisify(write);
 
 /** fsync on the thread pool (the one step of a put that waits on the disk). */
@@ -149,11 +151,16 @@ export async function syncDir(dir: string): Promise<void> {
 /**
  * Create a put's temp file (its fd), creating its folders when missing, and again when
  * a concurrent delete has just removed them.
+ *
+ * On the thread pool, unlike the put's other metadata steps: creating an inode waits
+ * for a journal commit in flight (an fsync of this put's predecessor, or of another
+ * worker's), and a blocking open then held the worker's event loop ~0.27 ms a part
+ * (ext4; as much as the rest of the put's metadata steps together).
  */
-export function createTempFile(dir: string, tmp: string, context: string): number {
+export async function createTempFile(dir: string, tmp: string, context: string): Promise<number> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return openSync(tmp, "wx", 0o600);
+      return await openAsync(tmp, "wx", 0o600);
     } catch (err) {
       if (!isMissing(err) || attempt >= 5) throw err;
     }

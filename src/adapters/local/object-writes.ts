@@ -107,17 +107,17 @@ export class ObjectWrites {
         throw this.ifMatchFailed(bucket, name, options.ifMatch, current);
       }
     }
-    // The metadata steps (create, stamp, lock, rename, stat) are synchronous syscalls of
-    // microseconds; only the body's bytes (past a size) and the two fsyncs go to the
-    // thread pool. Each awaited step costs an event-loop turn, and a worker's loop is
-    // busy scoring: a part put of ~20 awaited steps cost it ~1 ms of CPU and took as
-    // many turns to finish (a checkpoint every 5,000 records was +25% over one per
-    // partition).
+    // The metadata steps (stamp, lock, link or rename, stat) are synchronous syscalls of
+    // microseconds; the create (see createTempFile), the body's bytes (past a size) and
+    // the two fsyncs go to the thread pool. Each awaited step costs an event-loop turn,
+    // and a worker's loop is busy scoring: a part put of ~20 awaited steps cost it ~1 ms
+    // of CPU and took as many turns to finish (a checkpoint every 5,000 records was +25%
+    // over one per partition).
     const tmp = join(dir, `.${base}.tmp-${randomBytes(8).toString("hex")}`);
     let etag: string;
     let fd: number | undefined;
     try {
-      fd = createTempFile(dir, tmp, context);
+      fd = await createTempFile(dir, tmp, context);
       await writeBodyToFd(fd, body);
       // Random sub-millisecond mtime: kernel timestamps are jiffy-coarse, and the
       // etag must differ between two same-size puts in the same tick.
@@ -194,7 +194,7 @@ export class ObjectWrites {
       this.paths.assertNoLinks(located, name);
       // link() would link a symbolic link itself: link what it points to.
       const source = await realpath(file);
-      closeSync(createTempFile(dir, tmp, context));
+      closeSync(await createTempFile(dir, tmp, context));
       await unlink(tmp);
       try {
         await link(source, tmp);
