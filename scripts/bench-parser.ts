@@ -16,9 +16,10 @@
  * Rates are per CPU second of this process (one core), best of the rounds.
  * Usage: npx tsx scripts/bench-parser.ts [rows=1000000] [rounds=3]
  */
-import { createCsvFeaturizer } from "../src/model/featurizer.ts";
+import { createCsvFeaturizer } from "../src/model/csv-featurizer.ts";
 import { KeyBatch } from "../src/model/key-batch.ts";
-import { createFieldSpans, parseNumber, splitCsvLine } from "../src/records/csv-fields.ts";
+import { createFieldSpans, splitCsvLine } from "../src/records/csv-fields.ts";
+import { parseNumber } from "../src/records/decimal-number.ts";
 import { createReadStats, readOwnedLines } from "../src/records/line-reader.ts";
 
 const COLUMNS = 32;

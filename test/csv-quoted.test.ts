@@ -6,8 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { createCsvFeaturizer } from "../src/model/csv-featurizer.ts";
 import type { ModelDescriptor } from "../src/model/descriptor.ts";
-import { createCsvFeaturizer } from "../src/model/featurizer.ts";
 import { KeyBatch } from "../src/model/key-batch.ts";
 import {
   createFieldSpans,

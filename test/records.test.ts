@@ -13,8 +13,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, mock, test } from "node:test";
 import { PipelineError } from "../src/core/errors.ts";
+import { createCsvFeaturizer } from "../src/model/csv-featurizer.ts";
 import type { ModelDescriptor } from "../src/model/descriptor.ts";
-import { createCsvFeaturizer } from "../src/model/featurizer.ts";
 import { KeyBatch } from "../src/model/key-batch.ts";
 import { BadRecordError } from "../src/records/bad-record.ts";
 import {
@@ -22,9 +22,9 @@ import {
   createFieldSpans,
   decodeField,
   parseCsvHeader,
-  parseNumber,
   splitCsvLine,
 } from "../src/records/csv-fields.ts";
+import { parseNumber } from "../src/records/decimal-number.ts";
 import { readFirstLine } from "../src/records/header.ts";
 import { parseJsonLine } from "../src/records/jsonl.ts";
 import {

@@ -11,8 +11,9 @@ import path from "node:path";
 import { InvalidArgumentError, ModelError, PipelineError } from "../core/errors.ts";
 import { delimiterFromName, formatFromName, withoutGzipSuffix } from "../core/job-spec.ts";
 import type { CsvDelimiter } from "../core/records.ts";
+import { createCsvFeaturizer } from "../model/csv-featurizer.ts";
 import { loadTabularModel } from "../model/descriptor.ts";
-import { createCsvFeaturizer, createJsonlFeaturizer, delimiterHint } from "../model/featurizer.ts";
+import { createJsonlFeaturizer, delimiterHint } from "../model/featurizer.ts";
 import { KeyBatch } from "../model/key-batch.ts";
 import {
   createFieldSpans,

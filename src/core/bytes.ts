@@ -17,3 +17,13 @@ export function copyBytes(
   }
   for (let i = 0; i < n; i++) to[at + i] = from[start + i] as number;
 }
+
+/** Undocumented but stable Buffer methods that skip toString's argument handling. */
+interface FastSlices {
+  latin1Slice(start: number, end: number): string;
+}
+
+/** buf[start, end) as latin1 text (ASCII as it is), without toString's argument checks. */
+export function latin1Slice(buf: Buffer, start: number, end: number): string {
+  return (buf as unknown as FastSlices).latin1Slice(start, end);
+}

@@ -1,7 +1,8 @@
 import { ModelError } from "../../core/errors.ts";
 import type { JobRecord } from "../../core/records.ts";
+import { createCsvFeaturizer } from "../../model/csv-featurizer.ts";
 import type { LoadedModel, TabularModel } from "../../model/descriptor.ts";
-import { createCsvFeaturizer, createJsonlFeaturizer } from "../../model/featurizer.ts";
+import { createJsonlFeaturizer } from "../../model/featurizer.ts";
 import { type ModelSession, openModelSession, type SessionOptions } from "../../model/session.ts";
 import { delimiterByte } from "../../records/csv-fields.ts";
 import { createRowFeaturizer } from "../../sources/parquet/row-featurizer.ts";
