@@ -15,11 +15,19 @@ export class KeyBatch {
   private used = 0;
   private count = 0;
   /** Byte range of key i in `data`; start is -1 when {@link KeyBatch.stringAt} holds it. */
-  starts = new Int32Array(256);
-  ends = new Int32Array(256);
+  starts: Int32Array;
+  ends: Int32Array;
   /** Where `used` stood before key i (to drop keys from i on). */
-  private marks = new Int32Array(256);
+  private marks: Int32Array;
   private readonly strings = new Map<number, string>();
+
+  /** `capacity`: the keys expected (a batch's rows × key columns); it grows past them as needed. */
+  constructor(capacity = 256) {
+    const n = Math.max(16, capacity);
+    this.starts = new Int32Array(n);
+    this.ends = new Int32Array(n);
+    this.marks = new Int32Array(n);
+  }
 
   /** Number of keys held. */
   get length(): number {
@@ -78,11 +86,16 @@ export class KeyBatch {
     return this.strings.get(i);
   }
 
-  /** Drop keys from index `n` on (a record that turned out bad). */
+  /** Drop keys from index `n` on (a record that turned out bad; 0: all of them, to reuse the batch). */
   truncate(n: number): void {
     if (n >= this.count) return;
     this.used = this.marks[n] as number;
-    for (let i = n; i < this.count; i++) if ((this.starts[i] as number) < 0) this.strings.delete(i);
+    if (n === 0) this.strings.clear();
+    else {
+      for (let i = n; i < this.count; i++) {
+        if ((this.starts[i] as number) < 0) this.strings.delete(i);
+      }
+    }
     this.count = n;
   }
 

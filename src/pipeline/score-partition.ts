@@ -122,6 +122,7 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
     const next = pending.shift();
     if (!next) return;
     runtime.decoder.write(next.window, await next.outputs, output.sink);
+    encoder.recycle?.(next.window);
   };
   const submit = (flush: boolean): Promise<void> => submitWindows(encoder.take(flush));
   const submitWindows = async (windows: Window[]): Promise<void> => {

@@ -68,6 +68,11 @@ export interface TaskEncoder<M = unknown> {
   ): Record<string, string> | undefined;
   /** Windows complete now; `flush` also closes the open one (checkpoint, end of partition). */
   take(flush: boolean): Window<M>[];
+  /**
+   * Optional: `window` was scored and its rows written, so its buffers may be filled
+   * again (tabular reuses its feature buffers). Not called for a window whose attempt failed.
+   */
+  recycle?(window: Window<M>): void;
 }
 
 /** Writes output rows, column by column in the job's output column order. */

@@ -105,4 +105,8 @@ export class TabularEncoder implements TaskEncoder<TabularMeta> {
   take(flush: boolean): Window<TabularMeta>[] {
     return this.batches.take(flush);
   }
+
+  recycle(window: Window<TabularMeta>): void {
+    this.batches.recycle(window.meta);
+  }
 }

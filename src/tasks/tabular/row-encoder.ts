@@ -39,4 +39,8 @@ export class TabularRowEncoder implements TaskEncoder<TabularMeta> {
   take(flush: boolean): Window<TabularMeta>[] {
     return this.batches.take(flush);
   }
+
+  recycle(window: Window<TabularMeta>): void {
+    this.batches.recycle(window.meta);
+  }
 }
