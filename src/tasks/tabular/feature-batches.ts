@@ -20,6 +20,9 @@ export interface TabularMeta {
  */
 const MAX_SPARE = 4;
 
+/** What `take` returns while no batch is complete (shared; callers only read it). */
+const NO_WINDOWS: Window<TabularMeta>[] = [];
+
 /** Options of {@link FeatureBatches}. */
 export interface FeatureBatchOptions {
   inputName: string;
@@ -76,7 +79,8 @@ export class FeatureBatches {
   /** The closed windows (and, with `flush`, the partial batch too). */
   take(flush: boolean): Window<TabularMeta>[] {
     if (flush) this.close();
-    if (this.ready.length === 0) return [];
+    // Asked after every record: no new (empty) array for the records that close no batch.
+    if (this.ready.length === 0) return NO_WINDOWS;
     return this.ready.splice(0, this.ready.length);
   }
 
