@@ -694,3 +694,36 @@ describe("a job that completed_with_errors", () => {
     assert.match(v.stdout, /unscored in failed partitions \d+ \[\d+, \d+\)/);
   });
 });
+
+describe("an input that changes while it is hashed", () => {
+  it("is refused with what to do, and nothing is staged", async () => {
+    const { identifyLocalInput } = await import("../src/runner/local-input.ts");
+    const { openLocalPipeline } = await import("../src/runner/local-stores.ts");
+    const { silentLogger } = await import("../src/core/log.ts");
+    const { appendFile, truncate, readdir } = await import("node:fs/promises");
+    const dir = dataDir();
+    // A sparse 1 GiB file: no disk used, and its hash (on the hash thread) takes long
+    // enough (~0.7 s, more on a loaded machine) for a write to land in the middle of it.
+    const file = path.join(root.dir, "growing.csv");
+    await writeFile(file, "");
+    await truncate(file, 1 << 30);
+    const p = openLocalPipeline(dir, { log: silentLogger });
+    try {
+      const identifying = identifyLocalInput(p, file);
+      identifying.catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 200));
+      await appendFile(file, "id,x\n"); // another program still writing the file
+      await assert.rejects(identifying, {
+        code: "INVALID_ARGUMENT",
+        message: new RegExp(
+          `input file ${file} changed while it was being read: run again once it is complete`,
+        ),
+      });
+      // Nothing was written: no object, and no remembered hash for the file.
+      assert.deepEqual(await readdir(path.join(dir, "buckets")).catch(() => []), []);
+      assert.equal(existsSync(path.join(dir, "state", "input-hashes")), false);
+    } finally {
+      p.close();
+    }
+  });
+});
