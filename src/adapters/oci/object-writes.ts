@@ -1,8 +1,9 @@
 /**
- * How {@link OciObjectStore} writes an object: one PutObject, or for a long stream a
- * multipart upload sent a part at a time; idempotent writes retried on 429/5xx and
- * network errors (a conditional one never: see the store's class comment); write
- * errors mapped onto the pipeline's error hierarchy.
+ * How `OciObjectStore` (object-storage.ts) writes an object: one PutObject, or for
+ * a long stream a multipart upload sent a part at a time; idempotent writes retried
+ * on 429/5xx and network errors (a conditional one never: see the store's class
+ * comment); write errors mapped onto the pipeline's error hierarchy. It does not
+ * import the store (the store passes in what it needs), so the two form no cycle.
  */
 import { Readable } from "node:stream";
 import * as common from "oci-common";
@@ -17,7 +18,6 @@ import {
 import type { PutOptions } from "../../ports/object-store.ts";
 import { type AuthzRetry, retryNotAuthorized } from "./authz-retry.ts";
 import { mapOciError, type NotFoundReading } from "./errors.ts";
-import type { OciObjectStore } from "./object-storage.ts";
 
 /** OCI's limit: 10,000 parts per multipart upload. */
 const MAX_PARTS = 10_000;
@@ -49,7 +49,7 @@ export function requireEtag(etag: string | undefined | null, what: string): stri
  * A PutObject/UploadPart body. oci-common checks bodies for emptiness with
  * `Object.keys(body)`, which for a Buffer builds one key per byte (seconds of CPU
  * and GC per 8 MiB part), so non-empty bodies go as a one-chunk stream. The SDK
- * does not retry stream bodies; {@link OciObjectStore} retries idempotent writes
+ * does not retry stream bodies; `OciObjectStore` retries idempotent writes
  * itself. An empty body stays a Buffer: the SDK then sends no body at all, which is
  * what an empty PutObject is (an empty stream makes the request hang).
  */
@@ -67,7 +67,7 @@ async function* byteChunks(body: Readable): AsyncGenerator<Buffer> {
   }
 }
 
-/** The writes of one {@link OciObjectStore} (see the module comment). */
+/** The writes of one `OciObjectStore` (see the module comment). */
 export class OciObjectWrites {
   constructor(private readonly s: OciWriteSettings) {}
 
