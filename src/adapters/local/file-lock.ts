@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, open, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { readFile, rename, stat, unlink } from "node:fs/promises";
 import { hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
 import { StoreUnavailableError } from "../../core/errors.ts";
+import { createExclusive } from "./fs-primitives.ts";
 
 /** Tuning for {@link withFileLock}. */
 export interface FileLockOptions {
@@ -21,7 +21,6 @@ interface LockOwner {
 }
 
 const HOST = hostname();
-const openAsync = promisify(open);
 
 /** True when `pid` on this host is certainly gone (ESRCH); EPERM means alive, other user. */
 function processGone(pid: number): boolean {
@@ -92,8 +91,8 @@ export async function withFileLock<T>(
   let backoffMs = 2;
   let held: HeldFileLock | undefined;
   for (;;) {
-    // Creating, writing and closing the lock file are microseconds of syscalls: done
-    // synchronously, an uncontended lock costs its holder no event-loop turn.
+    // One event-loop turn for the create (see createExclusive); writing and closing the
+    // lock file are microseconds of synchronous syscalls.
     held = await tryFileLock(lockPath, staleMs);
     if (held) break;
     if (await isStale(lockPath, staleMs)) {
@@ -130,17 +129,12 @@ interface HeldFileLock {
   readonly staleMs: number;
 }
 
-/**
- * Create the lock file if there is none (O_EXCL), or undefined when one exists. The
- * create runs on the thread pool: creating an inode waits for a journal commit in
- * flight (another put's fsync), and a blocking open held the event loop meanwhile
- * (~0.5 ms a delete in a merge of 200 parts, 16 at a time, all on one thread).
- */
+/** Create the lock file if there is none ({@link createExclusive}), or undefined when one exists. */
 async function tryFileLock(lockPath: string, staleMs: number): Promise<HeldFileLock | undefined> {
   const token = randomBytes(8).toString("hex");
   let fd: number;
   try {
-    fd = await openAsync(lockPath, "wx", 0o600);
+    fd = await createExclusive(lockPath);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EEXIST") return undefined;
     throw err;

@@ -149,18 +149,25 @@ export async function syncDir(dir: string): Promise<void> {
 }
 
 /**
+ * Create `path` if it does not exist (O_EXCL, mode 0600) and return its fd; EEXIST
+ * when it does. On the thread pool, unlike the store's other metadata steps: creating
+ * an inode waits for a journal commit in flight (an fsync of the previous put, or of
+ * another worker's), and a blocking open then held a worker's event loop ~0.27 ms a
+ * part (ext4; as much as the rest of a put's metadata steps together). Temp files and
+ * lock files are both created this way.
+ */
+export function createExclusive(path: string): Promise<number> {
+  return openAsync(path, "wx", 0o600);
+}
+
+/**
  * Create a put's temp file (its fd), creating its folders when missing, and again when
- * a concurrent delete has just removed them.
- *
- * On the thread pool, unlike the put's other metadata steps: creating an inode waits
- * for a journal commit in flight (an fsync of this put's predecessor, or of another
- * worker's), and a blocking open then held the worker's event loop ~0.27 ms a part
- * (ext4; as much as the rest of the put's metadata steps together).
+ * a concurrent delete has just removed them (the create: {@link createExclusive}).
  */
 export async function createTempFile(dir: string, tmp: string, context: string): Promise<number> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await openAsync(tmp, "wx", 0o600);
+      return await createExclusive(tmp);
     } catch (err) {
       if (!isMissing(err) || attempt >= 5) throw err;
     }
