@@ -523,6 +523,43 @@ describe("ProcessPool held until released (local only)", () => {
   });
 });
 
+describe("ProcessPool scale-down (local only)", () => {
+  it("stops only a worker free for a second, never one that may be taking a task right now", async () => {
+    const dir = await tempDir();
+    const queue = new SqliteTaskQueue({
+      path: join(dir, "queue.db"),
+      queue: "pool",
+      maxDeliveries: 5,
+    });
+    const pool = new ProcessPool({
+      env: { ...process.env, BATCH_INFER_DATA_DIR: join(dir, "data") },
+      queue,
+      log: silentLogger,
+    });
+    try {
+      await pool.scaleTo(2);
+      const startedAt = Date.now();
+      // A worker reports its claim only after it received the message: the pool can't
+      // tell a just-started (or just-freed) worker from one taking a partition.
+      await pool.scaleTo(1);
+      assert.deepEqual(
+        pool.list().map((m) => m.stopping),
+        [false, false],
+        "no worker is stopped the moment it was started",
+      );
+      const deadline = Date.now() + 30_000;
+      while (pool.list().length > 1 && Date.now() < deadline) {
+        await Promise.race([pool.changed(), new Promise((r) => setTimeout(r, 200))]);
+      }
+      assert.equal(pool.list().length, 1, "one worker left once it had been free long enough");
+      assert.ok(Date.now() - startedAt >= 1000, "not before it had been free for a second");
+    } finally {
+      await pool.close();
+      queue.close();
+    }
+  });
+});
+
 describe("ProcessPool and workers that are gone (local only)", () => {
   it("answering a held worker that already exited does not crash the pool", async () => {
     const dir = await tempDir();

@@ -25,7 +25,7 @@ import {
 } from "./partition-attempts.ts";
 import { PartitionLease } from "./partition-lease.ts";
 import { scorePartition } from "./score-partition.ts";
-import { TaskRuntimeCache } from "./task-runtimes.ts";
+import { type EarlyModel, TaskRuntimeCache } from "./task-runtimes.ts";
 
 /** Tuning and test hooks for a worker. */
 export interface WorkerOptions {
@@ -49,6 +49,8 @@ export interface WorkerOptions {
   observer?: WorkerObserver;
   /** Wraps each job's task runtime (instrumentation: metrics, or a test injecting a fault into scoring). */
   instrumentRuntime?: (runtime: TaskRuntime) => TaskRuntime;
+  /** A model opened before the first claim (a held local worker's, see openModelEarly): its first job on that model finds it open. */
+  earlyModel?: Promise<EarlyModel | undefined>;
   /** Called when this worker claims or releases a message (the local pool uses it to hand back a dead worker's partition). */
   onClaim?: (claim: { receipt: string; jobId: string; partition?: number } | undefined) => void;
 }
@@ -71,15 +73,21 @@ export class PartitionWorker {
   ) {
     this.log = deps.log.child({ worker: options.workerId });
     this.observer = options.observer ?? noopObserver;
-    this.runtimes = new TaskRuntimeCache(deps.loadModel, options.scorer, 2, (opened) => {
-      this.observer.executionProvider(opened.session.provider);
-      for (const f of opened.session.fallbacks) {
-        this.log.warn(
-          `execution provider ${f.provider} is unavailable here, falling back to ${opened.session.provider}`,
-          { reason: f.reason },
-        );
-      }
-    });
+    this.runtimes = new TaskRuntimeCache(
+      deps.loadModel,
+      options.scorer,
+      2,
+      (opened) => {
+        this.observer.executionProvider(opened.session.provider);
+        for (const f of opened.session.fallbacks) {
+          this.log.warn(
+            `execution provider ${f.provider} is unavailable here, falling back to ${opened.session.provider}`,
+            { reason: f.reason },
+          );
+        }
+      },
+      options.earlyModel,
+    );
   }
 
   /** Ask the loop to stop: the partition in hand is checkpointed and handed back. */

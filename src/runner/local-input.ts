@@ -59,6 +59,14 @@ interface Source {
 
 type FileStat = Awaited<ReturnType<typeof statBig>>;
 
+/**
+ * Below this size the input is hashed on the calling thread: starting a hash thread
+ * (an isolate and its bundle) costs ~50-100 ms while the workers boot, and hashing
+ * 16 MiB takes ~10 ms here. Measured on a 10k-row file: hashed at ~180 ms from the
+ * command's start instead of ~280 ms.
+ */
+const INLINE_HASH_BYTES = 16n << 20n;
+
 function statBig(file: string) {
   return stat(file, { bigint: true });
 }
@@ -116,9 +124,10 @@ export interface InputIdentity {
 /**
  * Identify `file` by its content without writing anything: its sha256, from the
  * remembered hash of this very file (same device, inode, size, mtime and ctime) or
- * hashed on a thread of its own, so a caller can check other things meanwhile.
+ * hashed (a file of 16 MiB or more on a thread of its own, so a caller can check other
+ * things meanwhile).
  * Throws NotFoundError when the file is missing, InvalidArgumentError when it is not
- * a regular file or changes while it is read; `signal` stops the hash.
+ * a regular file or changes while it is read; `signal` stops a hash on the thread.
  */
 export async function identifyLocalInput(
   pipeline: LocalPipeline,
@@ -142,7 +151,10 @@ export async function identifyLocalInput(
   );
   const known = (await readRecord<{ sha256: string }>(hashRecord))?.sha256;
   if (known || gzip) return { absolute, st, gzip, hashRecord, ...(known ? { sha256: known } : {}) };
-  const sha256 = await sha256OfFileBeside(absolute, signal ? { signal } : {});
+  const sha256 =
+    st.size < INLINE_HASH_BYTES
+      ? await sha256OfFile(absolute)
+      : await sha256OfFileBeside(absolute, signal ? { signal } : {});
   await assertUnchanged(absolute, st);
   return { absolute, st, gzip, hashRecord, sha256 };
 }

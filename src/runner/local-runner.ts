@@ -105,7 +105,13 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
   // Start the workers now: they load (a few hundred ms each) while the input is
   // hashed, staged and split, and take the first partitions the moment they exist.
   // Held until the pre-flight passes: a refused run writes nothing.
-  const warmPool = startPool(pipeline, options, options.spec?.visibilitySeconds ?? 60, true);
+  // Each opens the run's model meanwhile (reading files only), so its first claim finds it open.
+  const warmPool = startPool(pipeline, options, options.spec?.visibilitySeconds ?? 60, {
+    BATCH_INFER_PRELOAD_MODEL: path.resolve(options.descriptor),
+    ...(options.spec?.batchSize
+      ? { BATCH_INFER_PRELOAD_BATCH: String(options.spec.batchSize) }
+      : {}),
+  });
   let handedOver = false;
   try {
     await warmPool.scaleTo(Math.max(1, options.workers));
@@ -175,12 +181,14 @@ function startPool(
   pipeline: LocalPipeline,
   options: DriveOptions,
   visibilitySeconds: number,
-  held = false,
+  /** Start the workers held (see ProcessPool), with these variables (the model to open meanwhile). */
+  held?: Record<string, string>,
 ): ProcessPool {
   return new ProcessPool({
-    held,
+    held: held !== undefined,
     env: {
       ...process.env,
+      ...held,
       BATCH_INFER_DATA_DIR: pipeline.paths.dataDir,
       ORT_INTRA_OP_THREADS: String(options.intraOpThreads ?? 1),
       // A message a worker takes before it has read the job is leased for the job's

@@ -51,11 +51,24 @@ interface Member extends PoolMember {
   answersMetrics?: boolean;
   /** Its figures at the last scrape, kept for the sum if it dies without its last ones. */
   lastMetrics?: MetricsJson;
+  /** performance.now() when it last became free to take a task (started, or released its claim). */
+  idleSince: number;
 }
 
 /**
+ * How long a worker must have been free before a scale-down stops it. A worker reports
+ * a claim only after it received the message: one that looks idle may have just taken
+ * a partition, and stopping it hands that partition back and throws away the model it
+ * opened (seen on one-partition jobs, where the runner scales 2 -> 1 as the partition is
+ * taken: ~150 ms lost). A worker free for this long is waiting on an empty queue.
+ * Kubernetes' HPA waits far longer before it scales down (a 300 s stabilization window).
+ */
+const SCALE_DOWN_IDLE_MS = 1000;
+
+/**
  * ReplicaTarget for the embedded default: a pool of worker child processes.
- * Scale-down stops idle workers first (SIGTERM: they checkpoint and hand back).
+ * Scale-down stops only workers free for a second or more (SIGTERM: they
+ * checkpoint and hand back); a busy one is stopped once it has been free that long.
  * When a worker dies without handing back (SIGKILL, crash), the pool returns its
  * message to the queue at once instead of waiting out the visibility timeout.
  */
@@ -69,6 +82,8 @@ export class ProcessPool implements ReplicaTarget {
   private wake: (() => void) | undefined;
   private nextChange: Promise<void> | undefined;
   private released: boolean;
+  /** A reconcile due when a free worker has been free long enough to stop. */
+  private recheck: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly options: {
@@ -103,6 +118,7 @@ export class ProcessPool implements ReplicaTarget {
 
   private start(m: Member): void {
     m.held = false;
+    m.idleSince = performance.now();
     // A worker can exit between saying "held" and this (a run that ended as it booted):
     // the send then fails, at once or later (EPIPE), and without a callback a later
     // failure is an 'error' event that crashed the CLI. Its exit is handled as any other.
@@ -186,6 +202,7 @@ export class ProcessPool implements ReplicaTarget {
   async close(): Promise<void> {
     this.closed = true;
     this.desired = 0;
+    clearTimeout(this.recheck);
     for (const m of this.members.values()) {
       // One SIGTERM per worker: a worker already told to stop (chaos, scale-down) may
       // still be checkpointing, and a second signal means "exit now" to it (no hand-back).
@@ -204,10 +221,20 @@ export class ProcessPool implements ReplicaTarget {
       // Scale-down stops idle workers only; a busy one is stopped when it goes idle
       // (the claim message below calls reconcile again). Stopping a working worker
       // would be graceful (it hands back) but throws away the batch in hand.
-      const idle = live.filter((m) => !m.busy).slice(0, live.length - this.desired);
-      for (const m of idle) {
+      // Among those, only one free long enough not to be taking a task right now.
+      const now = performance.now();
+      const idle = live.filter((m) => !m.busy);
+      const settled = idle.filter((m) => now - m.idleSince >= SCALE_DOWN_IDLE_MS);
+      for (const m of settled.slice(0, live.length - this.desired)) {
         m.stopping = true;
         m.proc.kill("SIGTERM");
+      }
+      const young = idle.filter((m) => now - m.idleSince < SCALE_DOWN_IDLE_MS);
+      if (settled.length < live.length - this.desired && young.length > 0) {
+        const due = Math.min(...young.map((m) => m.idleSince + SCALE_DOWN_IDLE_MS)) - now;
+        clearTimeout(this.recheck);
+        this.recheck = setTimeout(() => this.reconcile(), Math.max(1, Math.ceil(due)));
+        this.recheck.unref();
       }
     }
   }
@@ -271,7 +298,15 @@ export class ProcessPool implements ReplicaTarget {
     const exited = new Promise<void>((r) => {
       resolveExit = r;
     });
-    const member: Member = { id, pid: proc.pid, busy: false, stopping: false, proc, exited };
+    const member: Member = {
+      id,
+      pid: proc.pid,
+      busy: false,
+      stopping: false,
+      proc,
+      exited,
+      idleSince: performance.now(),
+    };
     this.members.set(id, member);
     // A failed kill or send reported late: the 'exit' handler below does the cleanup,
     // and an unhandled 'error' event would take the whole run down.
@@ -304,7 +339,8 @@ export class ProcessPool implements ReplicaTarget {
           if (msg.claim) member.claim = msg.claim;
           else {
             delete member.claim;
-            // Now idle: a pending scale-down may take it.
+            member.idleSince = performance.now();
+            // Now free: a pending scale-down takes it once it has been free long enough.
             this.reconcile();
           }
         } else if (msg?.type === "commit") {
