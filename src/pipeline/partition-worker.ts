@@ -1,8 +1,7 @@
-import { ConflictError, LeaseLostError, PipelineError } from "../core/errors.ts";
+import { LeaseLostError, PipelineError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
-import type { JobRecord, PartitionRecord } from "../core/records.ts";
+import type { PartitionRecord } from "../core/records.ts";
 import { noopObserver, type WorkerObserver } from "../metrics/worker-observer.ts";
-import type { Versioned } from "../ports/checkpoint-store.ts";
 import type { QueueMessage } from "../ports/task-queue.ts";
 import { createReadStats } from "../records/line-reader.ts";
 import { maxRecordBytes } from "../sources/line-source.ts";
@@ -10,20 +9,17 @@ import { sourceFor } from "../sources/registry.ts";
 import type { TaskSessionOptions } from "../tasks/registry.ts";
 import type { TaskRuntime } from "../tasks/task.ts";
 import type { PipelineDeps } from "./deps.ts";
-import { EVENT_TYPES, jobEvent } from "./events.ts";
 import { finalizeIfLast, publishDone } from "./finalize.ts";
 import { mergeJob } from "./merger.ts";
 import { MessageLease } from "./message-lease.ts";
 import { parseTask, type Task } from "./messages.ts";
+import { erroredRow, failedAttempts, failureDetail } from "./partition-attempts.ts";
 import {
-  claimedRow,
-  erroredRow,
-  failedAttempts,
-  failedRow,
-  failureDetail,
-  handedBackRow,
-} from "./partition-attempts.ts";
-import { PartitionLease } from "./partition-lease.ts";
+  claimPartition,
+  giveUpPartition,
+  handPartitionBack,
+  watchJobState,
+} from "./partition-claim.ts";
 import { scorePartition } from "./score-partition.ts";
 import { type EarlyModel, TaskRuntimeCache } from "./task-runtimes.ts";
 
@@ -97,6 +93,17 @@ export class PartitionWorker {
     this.stopped.abort();
   }
 
+  /**
+   * Look at the queue now rather than at its next poll: the local runner says so once it
+   * has enqueued a job (the SQLite queue re-checks every 50 ms; OCI's long poll returns
+   * on arrival by itself).
+   */
+  nudge(): void {
+    this.waiting?.abort();
+  }
+
+  private waiting: AbortController | undefined;
+
   /** Receive and handle tasks until stop() (or `untilIdle` and the queue is empty). */
   async run(options: { untilIdle?: boolean } = {}): Promise<void> {
     const visibility = this.options.receiveVisibilitySeconds ?? 30;
@@ -105,12 +112,14 @@ export class PartitionWorker {
       while (!this.stopping) {
         const sentAt = this.deps.now();
         let messages: Awaited<ReturnType<PipelineDeps["queue"]["receive"]>>;
+        // A nudge ends this wait (nothing claimed) and the loop receives again at once.
+        this.waiting = new AbortController();
         try {
           messages = await this.deps.queue.receive({
             max: 1,
             visibilitySeconds: visibility,
             waitSeconds: this.options.receiveWaitSeconds ?? 2,
-            signal: this.stopped.signal,
+            signal: AbortSignal.any([this.stopped.signal, this.waiting.signal]),
           });
         } catch (err) {
           this.log.warn("receive failed; retrying", { error: failureDetail(err) });
@@ -119,7 +128,7 @@ export class PartitionWorker {
         }
         const msg = messages[0];
         if (!msg) {
-          if (options.untilIdle) return;
+          if (options.untilIdle && !this.waiting.signal.aborted) return;
           continue;
         }
         this.observer.queueWait(performance.now() - freeSince);
@@ -220,15 +229,15 @@ export class PartitionWorker {
       return;
     }
     if (failedAttempts(row.value) >= job.spec.maxAttempts) {
-      await this.failPartition(job, row, lease, log);
+      await giveUpPartition(this.deps, this.observer, job, row, lease, log);
       return;
     }
-    const claimed = await this.claim(row, log);
+    const claimed = await claimPartition(this.deps, this.options.workerId, row, log);
     if (!claimed) {
       await lease.release(1);
       return;
     }
-    const stopWatching = this.watchJob(jobId, job.spec.visibilitySeconds, claimed);
+    const stopWatching = watchJobState(this.deps, jobId, job.spec.visibilitySeconds, claimed);
     lease.startHeartbeat(job.spec.visibilitySeconds, (why) => claimed.markLost(why));
     try {
       if (!(await lease.extend(job.spec.visibilitySeconds))) {
@@ -280,7 +289,7 @@ export class PartitionWorker {
           offset: claimed.value.offset,
         });
         this.observer.attemptEnded("handed_back");
-        await this.handBack(claimed, lease, log);
+        await handPartitionBack(this.deps, claimed, lease, log);
       }
     } catch (err) {
       if (err instanceof LeaseLostError) {
@@ -319,92 +328,5 @@ export class PartitionWorker {
       stopWatching();
       lease.stopHeartbeat();
     }
-  }
-
-  /** A job that stopped (e.g. failed on its error threshold) needs no more scoring. */
-  private watchJob(jobId: string, visibilitySeconds: number, claimed: PartitionLease): () => void {
-    const timer = setInterval(
-      () => {
-        this.deps.checkpoints
-          .getJob(jobId)
-          .then((row) => {
-            if (row && row.value.state !== "running")
-              claimed.markLost(`job ${jobId} is ${row.value.state}`);
-          })
-          .catch(() => undefined);
-      },
-      Math.max(250, (visibilitySeconds * 1000) / 3),
-    );
-    timer.unref();
-    return () => clearInterval(timer);
-  }
-
-  private async claim(
-    row: Versioned<PartitionRecord>,
-    log: Logger,
-  ): Promise<PartitionLease | undefined> {
-    const at = new Date(this.deps.now()).toISOString();
-    const claimed = claimedRow(row.value, this.options.workerId, at);
-    const epoch = claimed.epoch;
-    try {
-      const next = await this.deps.checkpoints.updatePartition(claimed, row.version);
-      log.info("claimed partition", {
-        epoch,
-        offset: row.value.offset,
-        resumed: row.value.offset > row.value.start,
-      });
-      return new PartitionLease(this.deps.checkpoints, next);
-    } catch (err) {
-      if (err instanceof ConflictError) {
-        log.info("another worker claimed the partition first");
-        return undefined;
-      }
-      throw err;
-    }
-  }
-
-  private async handBack(claimed: PartitionLease, lease: MessageLease, log: Logger): Promise<void> {
-    const at = new Date(this.deps.now()).toISOString();
-    try {
-      await claimed.update((p) => handedBackRow(p, at));
-    } catch (err) {
-      if (!(err instanceof LeaseLostError)) throw err;
-    }
-    await lease.release(0);
-    log.info("handed partition back");
-  }
-
-  private async failPartition(
-    job: JobRecord,
-    row: Versioned<PartitionRecord>,
-    lease: MessageLease,
-    log: Logger,
-  ): Promise<void> {
-    const at = new Date(this.deps.now()).toISOString();
-    const last = row.value.lastError ?? "the worker died while processing it";
-    const failures = failedAttempts(row.value);
-    const reason = `gave up after ${failures} failed attempt${failures === 1 ? "" : "s"} (maxAttempts ${job.spec.maxAttempts}); last error: ${last}`;
-    let failed: PartitionRecord;
-    try {
-      failed = (
-        await this.deps.checkpoints.updatePartition(failedRow(row.value, reason, at), row.version)
-      ).value;
-    } catch (err) {
-      if (err instanceof ConflictError) {
-        await lease.release(1);
-        return;
-      }
-      throw err;
-    }
-    log.error("partition failed; dead-lettering it", { reason });
-    this.observer.attemptEnded("failed");
-    await this.deps.events.publish([
-      jobEvent(EVENT_TYPES.partitionFailed, job, `p${row.value.index}.r${job.runAttempt}`, {
-        partition: row.value.index,
-        reason,
-      }),
-    ]);
-    await finalizeIfLast(this.deps, job, failed, false);
-    await lease.deadLetter(reason).catch(() => undefined);
   }
 }

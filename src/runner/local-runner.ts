@@ -158,6 +158,7 @@ export async function runLocalJob(options: LocalRunOptions): Promise<LocalRunRes
       model: { descriptor: path.resolve(options.descriptor) },
     });
     handedOver = true;
+    warmPool.nudge();
     const driven = await driveLocalJob(pipeline, split.jobId, { ...options, warmPool });
     return { split, ...driven };
   } finally {

@@ -116,6 +116,18 @@ export class ProcessPool implements ReplicaTarget {
     for (const m of this.members.values()) if (m.held) this.start(m);
   }
 
+  /** Tell every started worker to look at the queue now (a job was just enqueued). */
+  nudge(): void {
+    for (const m of this.members.values()) {
+      if (m.held || m.stopping || !m.proc.connected) continue;
+      try {
+        m.proc.send({ type: "nudge" }, () => undefined);
+      } catch {
+        // Its channel closed: its exit is handled as any other.
+      }
+    }
+  }
+
   private start(m: Member): void {
     m.held = false;
     m.idleSince = performance.now();

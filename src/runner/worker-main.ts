@@ -135,6 +135,9 @@ const worker = new PartitionWorker(deps, {
   },
 });
 stop = () => worker.stop();
+process.on("message", (m: unknown) => {
+  if ((m as { type?: unknown } | null)?.type === "nudge") worker.nudge();
+});
 // Started by a pool that is already gone (its 'disconnect' came before we listened).
 if (stopRequested || (hasPool && !process.connected)) worker.stop();
 
