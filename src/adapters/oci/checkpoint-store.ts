@@ -7,23 +7,17 @@
  * `if-match: <etag>` to compare-and-set. updateRow and query are not retried by
  * the SDK by default, so every call carries a retry policy; a retried
  * conditional write is ambiguous (the first attempt may have applied before its
- * response was lost), which {@link NosqlCheckpointStore} resolves by re-reading.
+ * response was lost), which the row layer (nosql-rows.ts) resolves by re-reading.
  */
-import * as common from "oci-common";
-import { models, type NosqlClient, requests } from "oci-nosql";
-import {
-  ConflictError,
-  InvalidArgumentError,
-  NotFoundError,
-  StoreUnavailableError,
-} from "../../core/errors.ts";
-import { canonicalJson } from "../../core/ids.ts";
+import type * as common from "oci-common";
+import type { NosqlClient } from "oci-nosql";
+import { InvalidArgumentError, StoreUnavailableError } from "../../core/errors.ts";
 import type { JobRecord, PartitionRecord } from "../../core/records.ts";
 import type { CheckpointStore, Versioned } from "../../ports/checkpoint-store.ts";
 import { checkJobId, checkJobUpdate, checkPartition } from "../port-contract.ts";
-import { type AuthzRetry, NO_AUTHZ_RETRY, retryNotAuthorized } from "./authz-retry.ts";
+import { type AuthzRetry, NO_AUTHZ_RETRY } from "./authz-retry.ts";
 import { retryConfiguration } from "./clients.ts";
-import { mapOciError, type NotFoundReading, ociStatus } from "./errors.ts";
+import { NosqlRows, plain, queryValue, sameJson } from "./nosql-rows.ts";
 
 /** Options for {@link NosqlCheckpointStore}. */
 export interface NosqlCheckpointStoreOptions {
@@ -45,52 +39,10 @@ export interface NosqlCheckpointStoreOptions {
   authzRetry?: AuthzRetry;
 }
 
-type Json = Record<string, unknown>;
-
 /** Default page for `listJobs`, as the local store. */
 const DEFAULT_LIST_LIMIT = 1000;
 /** In-flight requests per fan-out (createPartitions, per-row reads of a listing). */
 const CONCURRENCY = 8;
-
-/** Result of one conditional put. */
-interface PutOutcome {
-  /** The new row's version; undefined when the condition (if-match / IF_ABSENT) did not hold. */
-  version: string | undefined;
-  /** The row that made an IF_ABSENT put fail, when the service returned it. */
-  existing: Versioned<Json> | undefined;
-  /** The SDK sent the request more than once: an earlier attempt may have been applied. */
-  retried: boolean;
-}
-
-/** JSON round trip: what the store hands back is exactly what a later read returns (no `undefined` fields). */
-function plain<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
-}
-
-function sameJson(a: unknown, b: unknown): boolean {
-  return canonicalJson(a) === canonicalJson(b);
-}
-
-/**
- * An etag we can send as `if-match`: a row version is base64, and the NoSQL proxy
- * answers anything else with 400 (oracle/nosql httpproxy). A version of another
- * form (another store's, a caller's guess) can't be the row's: the compare-and-set
- * then re-reads and reports a conflict without sending it. The SDK also drops a
- * falsy header, which would turn a compare-and-set into an unconditional put.
- */
-function usableVersion(version: unknown): version is string {
-  return (
-    typeof version === "string" &&
-    version.length <= 512 &&
-    version.length % 4 === 0 &&
-    /^[A-Za-z0-9+/]+={0,2}$/.test(version)
-  );
-}
-
-/** Percent-encode a value the SDK puts into the query string as is (it does not encode query values). */
-function queryValue(value: string): string {
-  return encodeURIComponent(value);
-}
 
 /** The `createdAt` LONG column: the record's own creation time, so rewriting the row never moves it. */
 function createdAtMillis(job: JobRecord): number {
@@ -132,14 +84,9 @@ async function mapBounded<T, R>(
  * const { created, row } = await store.createJob(job);
  */
 export class NosqlCheckpointStore implements CheckpointStore {
-  private readonly client: NosqlClient;
-  private readonly compartmentId: string;
+  private readonly rows: NosqlRows;
   private readonly jobsTable: string;
   private readonly partitionsTable: string;
-  private readonly pageSize: number;
-  private readonly retry: common.RetryConfiguration;
-  private readonly principal: string | undefined;
-  private readonly authzRetry: AuthzRetry;
 
   constructor(options: NosqlCheckpointStoreOptions) {
     if (!options?.client)
@@ -151,28 +98,16 @@ export class NosqlCheckpointStore implements CheckpointStore {
     if (!Number.isSafeInteger(pageSize) || pageSize < 1) {
       throw new InvalidArgumentError("NosqlCheckpointStore: queryPageSize must be an integer >= 1");
     }
-    this.client = options.client;
-    this.compartmentId = options.compartmentId;
+    this.rows = new NosqlRows({
+      client: options.client,
+      compartmentId: options.compartmentId,
+      pageSize,
+      retry: options.retry ?? retryConfiguration(),
+      principal: options.principal,
+      authzRetry: options.authzRetry ?? NO_AUTHZ_RETRY,
+    });
     this.jobsTable = options.jobsTable ?? "batch_infer_jobs";
     this.partitionsTable = options.partitionsTable ?? "batch_infer_partitions";
-    this.pageSize = pageSize;
-    this.retry = options.retry ?? retryConfiguration();
-    this.principal = options.principal;
-    this.authzRetry = options.authzRetry ?? NO_AUTHZ_RETRY;
-  }
-
-  /**
-   * Every 404 from the NoSQL service is a configuration error: a missing row is a
-   * 200 with `value: null` (oracle/nosql httpproxy), so a 404 means the table does
-   * not exist in the compartment (`TableNotFound`) or the caller may not use it
-   * (`NotAuthorizedOrNotFound`), never "no such job".
-   */
-  private reading(table: string): NotFoundReading {
-    return {
-      absent: [],
-      principal: this.principal,
-      resource: `NoSQL table ${table} in compartment ${this.compartmentId}`,
-    };
   }
 
   /** Insert if absent (IF_ABSENT); otherwise return the stored row with `created: false`. */
@@ -180,7 +115,7 @@ export class NosqlCheckpointStore implements CheckpointStore {
     checkJobId(job?.jobId, "createJob");
     const what = `creating job ${job.jobId}`;
     const record = plain(job);
-    const out = await this.put(
+    const out = await this.rows.put(
       this.jobsTable,
       { jobId: job.jobId, createdAt: createdAtMillis(job), record },
       { ifAbsent: true },
@@ -189,14 +124,14 @@ export class NosqlCheckpointStore implements CheckpointStore {
     if (out.version !== undefined)
       return { created: true, row: { value: record, version: out.version } };
     const existing =
-      out.existing ?? (await this.getRow(this.jobsTable, this.jobKey(job.jobId), what));
+      out.existing ?? (await this.rows.getRow(this.jobsTable, this.jobKey(job.jobId), what));
     if (!existing) {
       // No deletes in this port: a create that found a row which is then gone is a service fault.
       throw new StoreUnavailableError(
         `${what}: the row was reported present but is missing; retry`,
       );
     }
-    const stored = this.recordOf<JobRecord>(existing, what);
+    const stored = this.rows.recordOf<JobRecord>(existing, what);
     // A retried create may have been applied by its lost first attempt: that row is ours.
     const created = out.retried && sameJson(stored.value, record);
     return { created, row: stored };
@@ -206,8 +141,8 @@ export class NosqlCheckpointStore implements CheckpointStore {
   async getJob(jobId: string): Promise<Versioned<JobRecord> | undefined> {
     checkJobId(jobId, "getJob");
     const what = `reading job ${jobId}`;
-    const row = await this.getRow(this.jobsTable, this.jobKey(jobId), what);
-    return row && this.recordOf<JobRecord>(row, what);
+    const row = await this.rows.getRow(this.jobsTable, this.jobKey(jobId), what);
+    return row && this.rows.recordOf<JobRecord>(row, what);
   }
 
   /** Compare-and-set the job row; ConflictError on a stale version, NotFoundError if absent. */
@@ -218,7 +153,7 @@ export class NosqlCheckpointStore implements CheckpointStore {
   ): Promise<Versioned<JobRecord>> {
     checkJobUpdate(jobId, value, "updateJob");
     const record = plain(value);
-    return this.compareAndSet<JobRecord>({
+    return this.rows.compareAndSet<JobRecord>({
       table: this.jobsTable,
       row: { jobId, createdAt: createdAtMillis(value), record },
       record,
@@ -247,7 +182,7 @@ export class NosqlCheckpointStore implements CheckpointStore {
       b: { jobId: string; createdAt: number },
     ): number => b.createdAt - a.createdAt || (a.jobId < b.jobId ? 1 : a.jobId > b.jobId ? -1 : 0);
     let top: Array<{ jobId: string; createdAt: number }> = [];
-    for await (const item of this.query(
+    for await (const item of this.rows.query(
       `SELECT j.jobId, j.createdAt FROM ${this.jobsTable} j`,
       undefined,
       what,
@@ -267,7 +202,7 @@ export class NosqlCheckpointStore implements CheckpointStore {
     for (const p of partitions) checkPartition(p, "createPartitions");
     // An IF_ABSENT that finds the row (ours from a lost attempt, or anyone's) leaves it as it is.
     await mapBounded(partitions, CONCURRENCY, (p) =>
-      this.put(
+      this.rows.put(
         this.partitionsTable,
         { jobId: p.jobId, idx: p.index, record: plain(p) },
         { ifAbsent: true, returnRow: false },
@@ -284,8 +219,8 @@ export class NosqlCheckpointStore implements CheckpointStore {
     checkJobId(jobId, "getPartition");
     if (!Number.isSafeInteger(index) || index < 0) return undefined;
     const what = `reading partition ${index} of job ${jobId}`;
-    const row = await this.getRow(this.partitionsTable, this.partitionKey(jobId, index), what);
-    return row && this.recordOf<PartitionRecord>(row, what);
+    const row = await this.rows.getRow(this.partitionsTable, this.partitionKey(jobId, index), what);
+    return row && this.rows.recordOf<PartitionRecord>(row, what);
   }
 
   /** Compare-and-set a partition row (keyed by value.jobId and value.index). */
@@ -296,7 +231,7 @@ export class NosqlCheckpointStore implements CheckpointStore {
     checkPartition(value, "updatePartition");
     const { jobId, index } = value;
     const record = plain(value);
-    return this.compareAndSet<PartitionRecord>({
+    return this.rows.compareAndSet<PartitionRecord>({
       table: this.partitionsTable,
       row: { jobId, idx: index, record },
       record,
@@ -318,7 +253,7 @@ export class NosqlCheckpointStore implements CheckpointStore {
     checkJobId(jobId, "listPartitions");
     const what = `listing partitions of job ${jobId}`;
     const indexes: number[] = [];
-    for await (const item of this.query(
+    for await (const item of this.rows.query(
       `DECLARE $jobId STRING; SELECT p.idx FROM ${this.partitionsTable} p WHERE p.jobId = $jobId`,
       { $jobId: jobId },
       what,
@@ -335,7 +270,7 @@ export class NosqlCheckpointStore implements CheckpointStore {
     checkJobId(jobId, "readPartitions");
     const what = `reading partitions of job ${jobId}`;
     const rows: PartitionRecord[] = [];
-    for await (const item of this.query(
+    for await (const item of this.rows.query(
       `DECLARE $jobId STRING; SELECT p.idx, p.record FROM ${this.partitionsTable} p WHERE p.jobId = $jobId`,
       { $jobId: jobId },
       what,
@@ -359,190 +294,5 @@ export class NosqlCheckpointStore implements CheckpointStore {
 
   private partitionKey(jobId: string, index: number): string[] {
     return [`jobId:${queryValue(jobId)}`, `idx:${index}`];
-  }
-
-  /** The `record` column of a row as a versioned record. */
-  private recordOf<T>(row: Versioned<Json>, what: string): Versioned<T> {
-    const record = row.value.record;
-    if (!record || typeof record !== "object") {
-      throw new StoreUnavailableError(`${what}: the row has no record column`, {
-        retryable: false,
-      });
-    }
-    return { value: record as T, version: row.version };
-  }
-
-  /**
-   * The retry policy for one call, noting whether the SDK retried: its retrier
-   * calls the delay strategy before every further attempt, whatever failed
-   * (the retry condition is not consulted for network errors).
-   */
-  private trackedRetry(): { config: common.RetryConfiguration; retried: () => boolean } {
-    let retried = false;
-    const base = this.retry.delayStrategy ?? new common.ExponentialBackoffDelayStrategy(8);
-    return {
-      config: {
-        ...this.retry,
-        delayStrategy: {
-          delay: (context) => {
-            retried = true;
-            return base.delay(context);
-          },
-        },
-      },
-      retried: () => retried,
-    };
-  }
-
-  /** One conditional updateRow: `ifMatch` (compare-and-set) or IF_ABSENT (create). */
-  private async put(
-    table: string,
-    row: Json,
-    condition: { ifMatch?: string; ifAbsent?: boolean; returnRow?: boolean },
-    what: string,
-  ): Promise<PutOutcome> {
-    return retryNotAuthorized(this.authzRetry, () => this.putOnce(table, row, condition, what));
-  }
-
-  private async putOnce(
-    table: string,
-    row: Json,
-    condition: { ifMatch?: string; ifAbsent?: boolean; returnRow?: boolean },
-    what: string,
-  ): Promise<PutOutcome> {
-    const retry = this.trackedRetry();
-    try {
-      const response = await this.client.updateRow({
-        tableNameOrId: table,
-        ifMatch: condition.ifMatch,
-        updateRowDetails: {
-          compartmentId: this.compartmentId,
-          value: row,
-          ...(condition.ifAbsent
-            ? {
-                option: models.UpdateRowDetails.Option.IfAbsent,
-                isGetReturnRow: condition.returnRow ?? true,
-              }
-            : {}),
-        },
-        retryConfiguration: retry.config,
-      });
-      const result = response.updateRowResult;
-      // The body's `version` is the success signal (absent when the condition did not
-      // hold). The token handed out is the etag header, the same kind getRow returns;
-      // that both carry the same value is assumed (UNCONFIRMED), hence the fallback.
-      const version = result?.version ? response.etag || result.version : undefined;
-      const existing =
-        result?.existingValue && usableVersion(result.existingVersion)
-          ? { value: result.existingValue, version: result.existingVersion }
-          : undefined;
-      return { version, existing, retried: retry.retried() };
-    } catch (err) {
-      // UNCONFIRMED: a failed condition may come back as 412 rather than 200 without
-      // a version; both mean "not written", and the caller decides by re-reading.
-      if (ociStatus(err) === 412) {
-        return { version: undefined, existing: undefined, retried: retry.retried() };
-      }
-      throw mapOciError(err, what, this.reading(table));
-    }
-  }
-
-  /**
-   * Compare-and-set, resolving an ambiguous retry: when the SDK retried and the
-   * condition then failed, the first attempt may have written our value before
-   * its response was lost. If the row now holds exactly what we wrote, that write
-   * was ours and succeeded. (If another writer changed the row after our lost
-   * write, this reports a conflict: the caller re-reads, which is safe.)
-   */
-  private async compareAndSet<T>(args: {
-    table: string;
-    row: Json;
-    record: T;
-    expectedVersion: string;
-    key: string[];
-    label: string;
-    details: Record<string, unknown>;
-  }): Promise<Versioned<T>> {
-    const what = `updating ${args.label}`;
-    let retried = false;
-    if (usableVersion(args.expectedVersion)) {
-      const out = await this.put(args.table, args.row, { ifMatch: args.expectedVersion }, what);
-      if (out.version !== undefined) return { value: args.record, version: out.version };
-      retried = out.retried;
-    }
-    const current = await this.getRow(args.table, args.key, `re-reading ${args.label}`);
-    if (!current) {
-      throw new NotFoundError(`${args.label} does not exist`, { details: args.details });
-    }
-    const stored = this.recordOf<T>(current, what);
-    if (retried && sameJson(stored.value, args.record)) return stored;
-    throw new ConflictError(
-      `${args.label} changed: version is ${stored.version}, not ${args.expectedVersion}; re-read and retry`,
-      {
-        details: {
-          ...args.details,
-          expectedVersion: args.expectedVersion,
-          currentVersion: stored.version,
-        },
-      },
-    );
-  }
-
-  /** getRow with ABSOLUTE consistency; undefined for a missing row (200 with `value: null`). */
-  private async getRow(
-    table: string,
-    key: string[],
-    what: string,
-  ): Promise<Versioned<Json> | undefined> {
-    const response = await retryNotAuthorized(this.authzRetry, async () => {
-      try {
-        return await this.client.getRow({
-          tableNameOrId: table,
-          compartmentId: this.compartmentId,
-          key,
-          consistency: requests.GetRowRequest.Consistency.Absolute,
-          retryConfiguration: this.retry,
-        });
-      } catch (err) {
-        throw mapOciError(err, what, this.reading(table));
-      }
-    });
-    const value = response.row?.value;
-    if (!value || Object.keys(value).length === 0) return undefined;
-    if (!usableVersion(response.etag)) {
-      throw new StoreUnavailableError(`${what}: the service returned a row without an etag`);
-    }
-    return { value, version: response.etag };
-  }
-
-  /** Run a query (ABSOLUTE), following `opc-next-page` to the end. */
-  private async *query(
-    statement: string,
-    variables: Json | undefined,
-    what: string,
-  ): AsyncGenerator<Json> {
-    let page: string | undefined;
-    do {
-      const table = /\bFROM\s+(\w+)/i.exec(statement)?.[1] ?? "(query)";
-      const response = await retryNotAuthorized(this.authzRetry, async () => {
-        try {
-          return await this.client.query({
-            queryDetails: {
-              compartmentId: this.compartmentId,
-              statement,
-              consistency: models.QueryDetails.Consistency.Absolute,
-              ...(variables ? { variables } : {}),
-            },
-            limit: this.pageSize,
-            ...(page ? { page: queryValue(page) } : {}),
-            retryConfiguration: this.retry,
-          });
-        } catch (err) {
-          throw mapOciError(err, what, this.reading(table));
-        }
-      });
-      for (const item of response.queryResultCollection?.items ?? []) yield item;
-      page = response.opcNextPage || undefined;
-    } while (page);
   }
 }
