@@ -142,7 +142,7 @@ export function createFunctionHandler(env: NodeJS.ProcessEnv) {
       throw new InvalidArgumentError("config BATCH_INFER_STATE_BUCKET is required by the scaler");
     }
     const [{ createOkeScalerTarget }, { ociAuthFromEnv, ociIdentity }] = await Promise.all([
-      import("../src/adapters/oci/oke-replica-target.ts"),
+      import("../src/adapters/oci/oke-scaler-target.ts"),
       import("../src/adapters/oci/auth.ts"),
     ]);
     const auth = await ociAuthFromEnv(env);

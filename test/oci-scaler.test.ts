@@ -18,11 +18,11 @@ import { guardHandler, type Rejection } from "../functions/wiring.ts";
 import { SqliteTaskQueue } from "../src/adapters/local/sqlite-task-queue.ts";
 import type { OciAuth } from "../src/adapters/oci/auth.ts";
 import { createClient } from "../src/adapters/oci/clients.ts";
+import { OkeDeploymentTarget } from "../src/adapters/oci/oke-replica-target.ts";
 import {
   type ClusterLookup,
   createOkeScalerTarget,
-  OkeDeploymentTarget,
-} from "../src/adapters/oci/oke-replica-target.ts";
+} from "../src/adapters/oci/oke-scaler-target.ts";
 import { cachedOkeToken, generateOkeToken, type OkeToken } from "../src/adapters/oci/oke-token.ts";
 import {
   InvalidArgumentError,
