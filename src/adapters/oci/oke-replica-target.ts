@@ -1,3 +1,10 @@
+/**
+ * ReplicaTarget for OCI: the worker Deployment's `scale` subresource on the OKE
+ * cluster's Kubernetes API, authenticated with an OKE token (see oke-token.ts).
+ *
+ * Only the scale subresource is touched (never the Deployment spec), so RBAC can
+ * grant exactly `get`/`patch` on `deployments/scale` and nothing else.
+ */
 import http from "node:http";
 import https from "node:https";
 import {
