@@ -10,12 +10,8 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type BinaryLogistic, sklearnLogisticOnnx } from "../scripts/example-model.ts";
-import {
-  buildSkeleton,
-  guessKeyColumn,
-  type ModelSignature,
-  profileColumns,
-} from "../src/cli/descriptor-skeleton.ts";
+import { guessKeyColumn, profileColumns } from "../src/cli/column-profile.ts";
+import { buildSkeleton, type ModelSignature } from "../src/cli/descriptor-skeleton.ts";
 import { readModelSignature } from "../src/cli/init-model.ts";
 import { loadModel } from "../src/model/descriptor.ts";
 import { tempDir } from "./helpers/pipeline-fixture.ts";

@@ -11,6 +11,19 @@
 import { ModelError } from "../core/errors.ts";
 import type { Feature, ModelDescriptor, OutputMapping } from "../model/descriptor.ts";
 import { featureWidth } from "../model/descriptor.ts";
+import {
+  type ColumnProfile,
+  guessKeyColumn,
+  MAX_CATEGORIES,
+  MAX_TRACKED,
+} from "./column-profile.ts";
+
+export {
+  type ColumnProfile,
+  guessKeyColumn,
+  MAX_CATEGORIES,
+  profileColumns,
+} from "./column-profile.ts";
 
 /** One graph input or output, as onnxruntime describes it. */
 export interface ValueSignature {
@@ -29,76 +42,8 @@ export interface ModelSignature {
   outputs: ValueSignature[];
 }
 
-/** What the sample says about one column. */
-export interface ColumnProfile {
-  name: string;
-  /** number: every value parses; boolean: true/false/yes/no words; category: few distinct strings; text: many. */
-  kind: "number" | "boolean" | "category" | "text" | "empty";
-  /** Rows with a value (not empty). */
-  present: number;
-  /** Rows with an empty value. */
-  missing: number;
-  /** Distinct values (up to MAX_TRACKED), in first-seen order. */
-  distinct: string[];
-  /** Every present value differs from the others. */
-  unique: boolean;
-}
-
-/** Most distinct strings a column may have and still be taken for a category. */
-export const MAX_CATEGORIES = 50;
-const MAX_TRACKED = 10_000;
-const BOOLEAN_WORDS = new Set(["true", "false", "yes", "no", "t", "f", "y", "n"]);
-const ID_NAME = /(^|[_\s.-])(id|key|uuid|guid)$|^(id|key|uuid|guid)$|[a-z]Id$/i;
 const TARGET_NAME =
   /^(y|label|labels|target|class|outcome|churn|churned|default|defaulted|fraud|is_fraud|survived)$/i;
-
-function isNumberText(v: string): boolean {
-  return v.trim() !== "" && Number.isFinite(Number(v));
-}
-
-/** Profile each column from sample rows (values as text; "" = missing). */
-export function profileColumns(header: string[], rows: string[][]): ColumnProfile[] {
-  return header.map((name, c) => {
-    const seen = new Set<string>();
-    let present = 0;
-    let missing = 0;
-    let numbers = 0;
-    let booleans = 0;
-    let repeated = false;
-    for (const row of rows) {
-      const v = (row[c] ?? "").trim();
-      if (v === "") {
-        missing++;
-        continue;
-      }
-      present++;
-      if (isNumberText(v)) numbers++;
-      if (BOOLEAN_WORDS.has(v.toLowerCase())) booleans++;
-      if (seen.has(v)) repeated = true;
-      else if (seen.size < MAX_TRACKED) seen.add(v);
-    }
-    const distinct = [...seen];
-    let kind: ColumnProfile["kind"];
-    if (present === 0) kind = "empty";
-    else if (numbers === present) kind = "number";
-    else if (booleans === present) kind = "boolean";
-    else if (distinct.length <= MAX_CATEGORIES && (repeated || present <= 2)) kind = "category";
-    else kind = "text";
-    return { name, kind, present, missing, distinct, unique: !repeated };
-  });
-}
-
-/** The key column: an id-like name whose sample values are all present and distinct. */
-export function guessKeyColumn(profiles: ColumnProfile[]): string | undefined {
-  const candidates = profiles.filter((p) => p.missing === 0 && p.present > 0 && p.unique);
-  return (
-    candidates.find((p) => ID_NAME.test(p.name))?.name ??
-    // Else a leading text column of distinct values (a customer code, an email).
-    (profiles[0] && candidates[0] === profiles[0] && profiles[0].kind === "text"
-      ? profiles[0].name
-      : undefined)
-  );
-}
 
 /** What `buildSkeleton` takes besides the model and the sample. */
 export interface SkeletonOptions {

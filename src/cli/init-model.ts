@@ -26,10 +26,10 @@ import {
 import { gunzipHead, isGzipFile } from "../runner/gunzip-input.ts";
 import { openTabularSession, scoreTabular } from "../tasks/tabular/tabular-task.ts";
 import { parseDelimiter, parseInputFormat } from "./args.ts";
+import { profileColumns } from "./column-profile.ts";
 import {
   buildSkeleton,
   type ModelSignature,
-  profileColumns,
   type Skeleton,
   type ValueSignature,
 } from "./descriptor-skeleton.ts";
