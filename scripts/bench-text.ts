@@ -26,27 +26,25 @@
  * Model and corpus are generated under .bench/text/ (gitignored) and reused.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { createReadStream, existsSync } from "node:fs";
-import { readFile, rm, stat } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { loadavg } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { readOwnedLines } from "../src/records/line-reader.ts";
-import type { LineBlock } from "../src/sources/record-source.ts";
-import type { RowSink } from "../src/tasks/task.ts";
-import { planBatches } from "../src/tasks/text-embedding/batcher.ts";
-import { embedInProcess } from "../src/tasks/text-embedding/embed-in-process.ts";
-import { createFeedsScorer } from "../src/tasks/text-embedding/feeds-scorer.ts";
-import { loadTextModel, type TextModel } from "../src/tasks/text-embedding/model-dir.ts";
 import { writeTextModel } from "../src/tasks/text-embedding/model-gen/generate.ts";
-import { toSequences } from "../src/tasks/text-embedding/sequences.ts";
-import { truncateChars } from "../src/tasks/text-embedding/tokenizer.ts";
 import { changeCorpus, ensureCorpusDir, refreshEndToEnd, runEndToEnd } from "./bench/text-e2e.ts";
+import {
+  benchModel,
+  CHILD_PATHS,
+  corpusSequences,
+  type PathResult,
+  readTexts,
+  type TextPathOptions,
+} from "./bench/text-paths.ts";
 import { writeCorpusJsonl } from "./gen-text-model.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const TRANSFORMERS_BATCH = 32;
 
 const { values: flags } = parseArgs({
   options: {
@@ -76,230 +74,13 @@ const num = (name: keyof typeof flags, min = 1) => {
   return n;
 };
 
-/** What one child measured. */
-interface PathResult {
-  path: string;
-  docs: number;
-  tokens: number;
-  seconds: number;
-  /** CPU time of the whole process (all threads) over the timed part. */
-  cpuSeconds: number;
-  peakRssMB: number;
-  note: string;
-}
-
-/** Starts a wall and CPU clock; the returned function reads both in seconds. */
-function clock(): () => { seconds: number; cpuSeconds: number } {
-  const t0 = performance.now();
-  const c0 = process.cpuUsage();
-  return () => {
-    const c = process.cpuUsage(c0);
-    return { seconds: (performance.now() - t0) / 1000, cpuSeconds: (c.user + c.system) / 1e6 };
-  };
-}
-
-function peakRssMB(): number {
-  return Math.round(process.resourceUsage().maxRSS / 1024);
-}
-
-async function corpusBlocks(file: string): Promise<AsyncIterable<LineBlock>> {
-  const size = (await stat(file)).size;
-  const lines = readOwnedLines(createReadStream(file), {
-    from: 0,
-    fromIsRecordStart: true,
-    end: size,
-    maxLineBytes: 1 << 24,
-  });
-  return (async function* () {
-    for await (const l of lines)
-      yield { kind: "lines" as const, format: "jsonl" as const, lines: l };
-  })();
-}
-
-/** A sink that formats each row as an output JSON line (the bytes are dropped). */
-class JsonlCountingSink implements RowSink {
-  rows = 0;
-  bytes = 0;
-  private parts: string[] = [];
-  startRow(): void {
-    this.parts = [];
-  }
-  keyBytes(buf: Buffer, start: number, end: number): void {
-    this.parts.push(JSON.stringify(buf.toString("utf8", start, end)));
-  }
-  string(value: string | null): void {
-    this.parts.push(JSON.stringify(value));
-  }
-  float32(value: number): void {
-    this.parts.push(String(value));
-  }
-  float64(value: number): void {
-    this.parts.push(String(value));
-  }
-  int(value: number): void {
-    this.parts.push(String(value));
-  }
-  float32s(values: Float32Array): void {
-    this.parts.push(`[${Array.from(values, (v) => v.toPrecision(9)).join(",")}]`);
-  }
-  strings(values: string[]): void {
-    this.parts.push(JSON.stringify(values));
-  }
-  endRow(): void {
-    this.rows++;
-    this.bytes += this.parts.join(",").length + 3;
-  }
-}
-
-async function readTexts(file: string): Promise<string[]> {
-  return (await readFile(file, "utf8"))
-    .split("\n")
-    .filter((l) => l !== "")
-    .map((l) => (JSON.parse(l) as { text: string }).text);
-}
-
-/** Real tokens of the corpus under the model's settings (the same numerator for every path). */
-function corpusSequences(model: TextModel, texts: string[]): Int32Array[] {
-  const { settings, tokenizer } = model;
-  return texts.map(
-    (t) =>
-      toSequences(
-        tokenizer,
-        tokenizer.encode(truncateChars(t, settings.maxChars)),
-        settings.maxLength,
-      ).sequences[0] as Int32Array,
-  );
-}
-
-/** The bench model with the batching flags applied (a and c batch the same way). */
-async function benchModel(dir: string): Promise<TextModel> {
-  const model = await loadTextModel({ descriptorPath: path.join(dir, "model", "descriptor.json") });
-  if (flags["token-budget"]) model.batching.tokenBudget = num("token-budget");
-  if (flags["attention-budget"]) model.batching.attentionBudget = num("attention-budget");
-  return model;
-}
-
-const ARENA = flags.arena !== "off";
-
-async function childA(dir: string, threads: number): Promise<PathResult> {
-  const ort = await import("onnxruntime-node");
-  const model = await benchModel(dir);
-  const texts = await readTexts(path.join(dir, "corpus.jsonl"));
-  const sequences = corpusSequences(model, texts);
-  const tokens = sequences.reduce((n, s) => n + s.length, 0);
-  // One global sort: the least padding any batching of this corpus can have.
-  const plan = planBatches(sequences, model.batching, {
-    inputs: model.inputs,
-    padId: model.tokenizer.padId,
-    typeIdsOf: (n) => new Int32Array(n),
-  });
-  const session = await ort.InferenceSession.create(model.onnxBytes, {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    enableCpuMemArena: ARENA,
-    graphOptimizationLevel: "all",
-  });
-  const feeds = plan.batches.map((b) => {
-    const f: Record<string, import("onnxruntime-node").Tensor> = {};
-    for (const [name, t] of Object.entries(b.feeds))
-      f[name] = new ort.Tensor(t.type, t.data, t.dims);
-    return f;
-  });
-  await session.run(feeds[feeds.length - 1] ?? {}); // warm-up on the smallest batch
-  const stop = clock();
-  for (const f of feeds) await session.run(f);
+/** The batching and arena flags, for the paths. */
+function pathOptions(): TextPathOptions {
   return {
-    path: "a",
-    docs: texts.length,
-    tokens,
-    ...stop(),
-    peakRssMB: peakRssMB(),
-    note: `${plan.batches.length} batches, padding ${pct(plan.paddedTokens, tokens)}`,
+    arena: flags.arena !== "off",
+    ...(flags["token-budget"] ? { tokenBudget: num("token-budget") } : {}),
+    ...(flags["attention-budget"] ? { attentionBudget: num("attention-budget") } : {}),
   };
-}
-
-async function childB(dir: string, threads: number): Promise<PathResult> {
-  const { env, pipeline } = await import("@huggingface/transformers");
-  env.allowRemoteModels = false;
-  env.localModelPath = dir;
-  const extractor = await pipeline("feature-extraction", "model", {
-    dtype: "fp32",
-    device: "cpu",
-    session_options: { intraOpNumThreads: threads, interOpNumThreads: 1 },
-  });
-  const texts = await readTexts(path.join(dir, "corpus.jsonl"));
-  const model = await loadTextModel({ descriptorPath: path.join(dir, "model", "descriptor.json") });
-  const lengths = corpusSequences(model, texts).map((s) => s.length);
-  const tokens = lengths.reduce((a, b) => a + b, 0);
-  let padded = 0;
-  for (let i = 0; i < lengths.length; i += TRANSFORMERS_BATCH) {
-    const batch = lengths.slice(i, i + TRANSFORMERS_BATCH);
-    padded += batch.length * Math.max(...batch);
-  }
-  await extractor(texts.slice(0, 2), { pooling: "mean", normalize: true });
-  const stop = clock();
-  let rows = 0;
-  for (let i = 0; i < texts.length; i += TRANSFORMERS_BATCH) {
-    const out = await extractor(texts.slice(i, i + TRANSFORMERS_BATCH), {
-      pooling: "mean",
-      normalize: true,
-    });
-    rows += out.dims[0] as number;
-  }
-  const timed = stop();
-  await extractor.dispose();
-  return {
-    path: "b",
-    docs: rows,
-    tokens,
-    ...timed,
-    peakRssMB: peakRssMB(),
-    note: `batches of ${TRANSFORMERS_BATCH} in input order, padding ${pct(padded, tokens)}`,
-  };
-}
-
-async function childI(dir: string, threads: number): Promise<PathResult> {
-  const model = await benchModel(dir);
-  const scorer = await createFeedsScorer(model.onnxBytes, {
-    intraOpThreads: threads,
-    memoryArena: ARENA,
-  });
-  // Warm-up, like (a): one short batch.
-  await embedInProcess(
-    model,
-    scorer,
-    [
-      {
-        kind: "rows",
-        count: 1,
-        firstRow: 0,
-        columns: { id: ["w"], text: ["warm up"] },
-      },
-    ],
-    new JsonlCountingSink(),
-  );
-  const sink = new JsonlCountingSink();
-  const stop = clock();
-  const stats = await embedInProcess(
-    model,
-    scorer,
-    await corpusBlocks(path.join(dir, "corpus.jsonl")),
-    sink,
-  );
-  const timed = stop();
-  await scorer.close();
-  return {
-    path: "i",
-    docs: sink.rows,
-    tokens: stats.tokens,
-    ...timed,
-    peakRssMB: peakRssMB(),
-    note: `padding ${pct(stats.paddedTokens, stats.tokens)}, ${(sink.bytes / 1e6).toFixed(1)} MB of output lines`,
-  };
-}
-
-function pct(padded: number, tokens: number): string {
-  return `${(((padded - tokens) / padded) * 100).toFixed(1)}%`;
 }
 
 function runChild(which: string, dir: string, threads: number): Promise<PathResult> {
@@ -317,7 +98,7 @@ function runChild(which: string, dir: string, threads: number): Promise<PathResu
         "--threads",
         String(threads),
         "--arena",
-        ARENA ? "on" : "off",
+        flags.arena !== "off" ? "on" : "off",
         ...(flags["token-budget"] ? ["--token-budget", flags["token-budget"]] : []),
         ...(flags["attention-budget"] ? ["--attention-budget", flags["attention-budget"]] : []),
       ],
@@ -340,9 +121,9 @@ async function main(): Promise<void> {
   const threads = num("threads");
   if (flags.child) {
     const dir = flags.dir ?? "";
-    const run = { a: childA, b: childB, i: childI }[flags.child as "a" | "b" | "i"];
+    const run = CHILD_PATHS[flags.child as "a" | "b" | "i"];
     if (!run) throw new Error(`unknown --child ${flags.child}`);
-    console.log(JSON.stringify(await run(dir, threads)));
+    console.log(JSON.stringify(await run(dir, threads, pathOptions())));
     return;
   }
   const docs = num("docs");
@@ -433,7 +214,7 @@ function ensureBuilt(): void {
 /** (c): `batch-infer run` over the corpus, start to exit. */
 async function endToEnd(dir: string, threads: number): Promise<PathResult> {
   ensureBuilt();
-  const model = await benchModel(dir);
+  const model = await benchModel(dir, pathOptions());
   const texts = await readTexts(path.join(dir, "corpus.jsonl"));
   const tokens = corpusSequences(model, texts).reduce((n, q) => n + q.length, 0);
   const workers = num("e2e-workers");
