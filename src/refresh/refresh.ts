@@ -20,8 +20,6 @@ import type { JobRecord } from "../core/records.ts";
 import { TERMINAL_JOB_STATES } from "../core/records.ts";
 import type { PipelineDeps } from "../pipeline/deps.ts";
 import { type SplitterDeps, splitJob } from "../pipeline/splitter.ts";
-import { refreshCompletedEvent } from "./events.ts";
-import { writeGeneration } from "./generation.ts";
 import {
   type ActiveRefresh,
   type CorpusHead,
@@ -34,6 +32,7 @@ import {
 } from "./head.ts";
 import { type CorpusLayout, corpusLayout, layoutOfHead } from "./layout.ts";
 import { planManifest, writePlan } from "./plan.ts";
+import { finishRefresh, publishGeneration } from "./refresh-finish.ts";
 
 /** How long a planner's claim holds before another request may take the planning over. */
 export const PLANNING_LEASE_MS = 10 * 60_000;
@@ -289,10 +288,11 @@ export async function advance(
     a = after.active;
     if (!a?.plan) return undefined;
   }
-  if (!a.manifest) return finish(deps, layout, undefined);
+  if (!a.manifest)
+    return finishRefresh(deps, layout, undefined, (next) => requestRefresh(deps, next));
   const job = a.jobId ? (await deps.checkpoints.getJob(a.jobId))?.value : undefined;
   if (job && TERMINAL_JOB_STATES.includes(job.state) && job.completionPublished) {
-    return finish(deps, layout, job);
+    return finishRefresh(deps, layout, job, (next) => requestRefresh(deps, next));
   }
   return undefined;
 }
@@ -353,98 +353,6 @@ async function splitRefreshJob(
 }
 
 /**
- * Write the refresh's generation and advance the head to it (compare-and-set: only
- * after every output is durable), publish the completion event, tidy up, and start
- * the one more refresh a dirty corpus asks for.
- */
-async function finish(
-  deps: SplitterDeps,
-  layout: CorpusLayout,
-  job: JobRecord | undefined,
-): Promise<RefreshCounts | undefined> {
-  const { head } = await readHead(deps.store, layout);
-  const a = head?.active;
-  if (!head || !a?.plan || (a.jobId ?? undefined) !== job?.jobId) return undefined;
-  const ref = await writeGeneration(deps.store, layout, head, a, job, new Date(deps.now()));
-  const { head: after, changed } = await updateHead(
-    deps.store,
-    layout,
-    head.corpus,
-    deps.now,
-    (h) => {
-      if (h.active?.generation !== a.generation || h.active.plan !== a.plan) return undefined;
-      h.generation = a.generation;
-      if (a.model) h.model = a.model;
-      h.current = ref;
-      delete h.active;
-      return h;
-    },
-  );
-  await publishGeneration(deps, layout);
-  if (!changed) return undefined;
-  deps.log.info("refresh finished", {
-    corpus: layout.root,
-    generation: ref.generation,
-    ...ref.counts,
-  });
-  await tidy(deps, layout, ref.generation).catch((err: unknown) =>
-    deps.log.warn("could not remove old refresh objects", { error: String(err) }),
-  );
-  if (after.dirty && !after.active) {
-    // Events came during this refresh: one more, now.
-    try {
-      await requestRefresh(deps, a.settings);
-    } catch (err) {
-      // It stays dirty: the next event or command runs it.
-      deps.log.warn("the follow-up refresh could not start here; the corpus stays dirty", {
-        corpus: layout.root,
-        error: String(err),
-      });
-    }
-  }
-  return ref.counts;
-}
-
-/** Publish the current generation's completion event if it is not yet (outbox). */
-async function publishGeneration(deps: PipelineDeps, layout: CorpusLayout): Promise<void> {
-  const { head } = await readHead(deps.store, layout);
-  const g = head?.current;
-  if (!head || !g || g.eventPublished || !head.model) return;
-  await deps.events.publish([
-    refreshCompletedEvent(layout, head.corpus, g, head.model, new Date(deps.now())),
-  ]);
-  await updateHead(deps.store, layout, head.corpus, deps.now, (h) => {
-    if (h.current?.generation !== g.generation || h.current.eventPublished) return undefined;
-    h.current.eventPublished = true;
-    return h;
-  });
-}
-
-/** Remove generations older than the previous one, and their plans. */
-async function tidy(deps: PipelineDeps, layout: CorpusLayout, generation: number): Promise<void> {
-  const old = generation - 2;
-  if (old >= 1) {
-    const g = layout.generation(old);
-    for (const name of [g.embeddings, g.delta, g.state, g.failed, g.summary]) {
-      await deps.store.delete(layout.bucket, name);
-    }
-  }
-  let start: string | undefined;
-  do {
-    const page = await deps.store.list(layout.bucket, {
-      prefix: `${layout.root}/plans/`,
-      ...(start ? { start } : {}),
-      limit: 1000,
-    });
-    for (const o of page.objects) {
-      const g = Number(/\/plans\/g(\d+)-/.exec(o.name)?.[1] ?? Number.NaN);
-      if (g < generation - 1) await deps.store.delete(layout.bucket, o.name);
-    }
-    start = page.nextStart;
-  } while (start);
-}
-
-/**
  * The merge of a refresh's embedding job finishes the refresh (called by the merger
  * once the job's completion is published; idempotent, so a redelivered merge repeats
  * it harmlessly).
@@ -453,8 +361,9 @@ export async function finishRefreshOf(deps: PipelineDeps, job: JobRecord): Promi
   if (!job.refresh || !TERMINAL_JOB_STATES.includes(job.state) || !job.completionPublished) return;
   const layout = layoutOfHead(job.refresh.bucket, job.refresh.head);
   const { head } = await readHead(deps.store, layout);
-  if (head?.active?.jobId === job.jobId) await finish(deps, layout, job);
-  else if (head?.current?.jobId === job.jobId && !head.current.eventPublished) {
+  if (head?.active?.jobId === job.jobId) {
+    await finishRefresh(deps, layout, job, (next) => requestRefresh(deps, next));
+  } else if (head?.current?.jobId === job.jobId && !head.current.eventPublished) {
     await publishGeneration(deps, layout);
   }
 }
