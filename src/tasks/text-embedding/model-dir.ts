@@ -301,7 +301,7 @@ export async function loadTextModel(source: TextModelSource): Promise<TextModel>
       `${onnxPath}: the output's last dim is not fixed and config.json has no hidden_size: can't tell the vector dimension`,
     );
   }
-  const tokenizer = loadTokenizer(
+  const tokenizer = await loadTokenizer(
     tokenizerJson,
     tokenizerConfig,
     dir,

@@ -4,8 +4,12 @@
  * It gives content ids only; special tokens, truncation and chunking are applied by
  * sequences.ts with the Hugging Face tokenizers convention, from the special tokens the
  * tokenizer's post-processor adds around one text (found here once, by probing).
+ *
+ * The library loads when a tokenizer is first loaded, not with this module: the text
+ * helpers below are reached by every process through the task registry, and
+ * evaluating the library costs ~9 ms a start that only text-embedding jobs need.
  */
-import { Tokenizer } from "@huggingface/tokenizers";
+import type { Tokenizer } from "@huggingface/tokenizers";
 import { ModelError } from "../../core/errors.ts";
 
 /** A loaded tokenizer: content ids of a text, and what goes around them. */
@@ -36,15 +40,16 @@ function indexOfRun(haystack: readonly number[], needle: readonly number[]): num
  * Load a tokenizer from parsed `tokenizer.json` and `tokenizer_config.json`. Throws
  * ModelError when the library can't build it or its special tokens can't be found.
  */
-export function loadTokenizer(
+export async function loadTokenizer(
   tokenizerJson: Record<string, unknown>,
   tokenizerConfig: Record<string, unknown>,
   where: string,
   configPadId?: number,
-): TextTokenizer {
+): Promise<TextTokenizer> {
+  const { Tokenizer: TokenizerClass } = await import("@huggingface/tokenizers");
   let tok: Tokenizer;
   try {
-    tok = new Tokenizer(tokenizerJson, tokenizerConfig);
+    tok = new TokenizerClass(tokenizerJson, tokenizerConfig);
   } catch (err) {
     throw new ModelError(
       `${where}: tokenizer.json can't be loaded (${(err as Error).message}); it must be a Hugging Face tokenizers file (WordPiece, BPE or Unigram)`,
