@@ -4,11 +4,9 @@
  * merger concatenates parts), or a Parquet file (the merger copies its column
  * chunks into one file and writes a new footer).
  */
-import { createHash } from "node:crypto";
 import type { OutputFormat } from "../core/records.ts";
 import { ByteWriter } from "../pipeline/output-rows.ts";
 import type { OutputColumn, RowSink } from "../tasks/task.ts";
-import { ParquetRowSink } from "./parquet/row-sink.ts";
 import { TextRowSink } from "./text-sink.ts";
 
 /** A finished chunk's part. */
@@ -50,53 +48,23 @@ class TextChunkOutput implements ChunkOutput {
   }
 }
 
-/** Byte range [4, dataEnd) of a Parquet file: everything between the magic and the footer. */
-export function parquetDataSection(bytes: Uint8Array): { start: number; end: number } {
-  const n = bytes.length;
-  const view = Buffer.from(bytes.buffer, bytes.byteOffset, n);
-  return { start: 4, end: n - 8 - view.readUInt32LE(n - 8) };
-}
-
-class ParquetChunkOutput implements ChunkOutput {
-  sink: ParquetRowSink;
-
-  constructor(
-    private readonly columns: readonly OutputColumn[],
-    private readonly keyValues: Record<string, string>,
-  ) {
-    this.sink = new ParquetRowSink(columns, keyValues);
-  }
-
-  finish(): ChunkPart {
-    // Even a chunk of bad records only gets a part: it carries the schema the model
-    // really produces, so an output without a single row still has the right one.
-    const bytes = this.sink.finish();
-    const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-    const { start, end } = parquetDataSection(bytes);
-    return {
-      body,
-      section: {
-        bytes: end - start,
-        sha256: createHash("sha256").update(body.subarray(start, end)).digest("hex"),
-      },
-    };
-  }
-
-  reset(): void {
-    this.sink = new ParquetRowSink(this.columns, this.keyValues);
-  }
-}
+/** Makes an empty chunk output (one per chunk in flight). */
+export type ChunkOutputFactory = () => ChunkOutput;
 
 /**
- * Chunk output in `format` for rows of `columns`; `keyValues` go into every Parquet
- * part (and so into the merged file's footer).
+ * Chunk outputs in `format` for rows of `columns`; `keyValues` go into every Parquet
+ * part (and so into the merged file's footer). Async because the Parquet writer is
+ * imported here, when a worker scores its first Parquet-output partition, not when it
+ * starts: a JSON Lines or CSV job never loads it (hyparquet-writer: ~36 ms to evaluate).
  */
-export function createChunkOutput(
+export async function chunkOutputFactory(
   format: OutputFormat,
   columns: readonly OutputColumn[],
   keyValues: Record<string, string> = {},
-): ChunkOutput {
-  return format === "parquet"
-    ? new ParquetChunkOutput(columns, keyValues)
-    : new TextChunkOutput(columns, format);
+): Promise<ChunkOutputFactory> {
+  if (format === "parquet") {
+    const { ParquetChunkOutput } = await import("./parquet/chunk-output.ts");
+    return () => new ParquetChunkOutput(columns, keyValues);
+  }
+  return () => new TextChunkOutput(columns, format);
 }

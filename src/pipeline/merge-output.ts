@@ -7,7 +7,6 @@
  */
 import type { createHash } from "node:crypto";
 import type { JobRecord, PartitionRecord } from "../core/records.ts";
-import { mergeParquetParts } from "../outputs/parquet/merge.ts";
 import type { OutputColumn } from "../tasks/task.ts";
 import type { PipelineDeps } from "./deps.ts";
 import { type JobLayout, partName } from "./layout.ts";
@@ -75,9 +74,14 @@ export async function* mergedOutput(
   partitions: PartitionRecord[],
   digest: Digest,
 ): AsyncGenerator<Buffer> {
+  // The Parquet merge (hyparquet and its writer) loads only when a job outputs Parquet:
+  // every worker and the CLI reach this module, most never merge Parquet.
   const chunks =
     job.spec.output.format === "parquet"
-      ? mergeParquetParts(partBodies(deps, layout, job, partitions), declaredColumns(job))
+      ? (await import("../outputs/parquet/merge.ts")).mergeParquetParts(
+          partBodies(deps, layout, job, partitions),
+          declaredColumns(job),
+        )
       : concatParts(deps, layout, job, partitions);
   for await (const b of chunks) {
     digest.hash.update(b);

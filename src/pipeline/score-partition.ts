@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { PipelineError } from "../core/errors.ts";
 import type { JobRecord, PartitionRecord, PartRef } from "../core/records.ts";
 import type { WorkerObserver } from "../metrics/worker-observer.ts";
-import { type ChunkOutput, type ChunkPart, createChunkOutput } from "../outputs/chunk-output.ts";
+import { type ChunkOutput, type ChunkPart, chunkOutputFactory } from "../outputs/chunk-output.ts";
 import type { ObjectStore } from "../ports/object-store.ts";
 import type { ReadStats } from "../records/line-reader.ts";
 import {
@@ -99,11 +99,10 @@ export async function scorePartition(ctx: ScoreContext): Promise<"done" | "stopp
   const every = job.spec.checkpointEvery;
   const depth = ctx.pipelineDepth ?? 2;
   const encoder = runtime.encoder();
-  const newOutput = () =>
-    createChunkOutput(job.spec.output.format, runtime.outputColumns, {
-      "batch-infer.job": job.jobId,
-      "batch-infer.model": `${job.model.name}@${job.model.version}`,
-    });
+  const newOutput = await chunkOutputFactory(job.spec.output.format, runtime.outputColumns, {
+    "batch-infer.job": job.jobId,
+    "batch-infer.model": `${job.model.name}@${job.model.version}`,
+  });
   // Two chunk buffers: a chunk's commit (part writes, fsync, the checkpoint's
   // compare-and-set) runs while the next chunk is read and scored in the other.
   let output = newOutput();

@@ -16,8 +16,7 @@ import {
 import { parseJsonLine } from "../records/jsonl.ts";
 import { readOwnedLines } from "../records/line-reader.ts";
 import { parseManifestLine } from "../sources/objects/manifest.ts";
-import { openParquetObject, readParquetFooter } from "../sources/parquet/object-file.ts";
-import { ParquetSource } from "../sources/parquet/parquet-source.ts";
+import type { ParquetSource } from "../sources/parquet/parquet-source.ts";
 import { valueToString } from "../sources/parquet/row-featurizer.ts";
 
 /** One record (a line, or a CSV record that may span lines) of an object. */
@@ -130,6 +129,12 @@ async function parquetRows(
   object: string,
   columns: string[],
 ): Promise<{ rows: number; source: ParquetSource; metadata: FileMetaData }> {
+  // The Parquet reader loads only to verify a Parquet input or output: `verify` of a
+  // CSV job, and every other CLI command, never evaluates hyparquet.
+  const [{ openParquetObject, readParquetFooter }, { ParquetSource }] = await Promise.all([
+    import("../sources/parquet/object-file.ts"),
+    import("../sources/parquet/parquet-source.ts"),
+  ]);
   const { file } = await openParquetObject(store, bucket, object);
   const metadata = await readParquetFooter(file, `${bucket}/${object}`);
   const rows = Number(metadata.num_rows);
