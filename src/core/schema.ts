@@ -1,4 +1,5 @@
-import { Ajv, type ErrorObject, type Options, type ValidateFunction } from "ajv";
+import { createRequire } from "node:module";
+import type { Ajv, ErrorObject, Options, ValidateFunction } from "ajv";
 import { ValidationError } from "./errors.ts";
 import { sha256Hex } from "./ids.ts";
 import { PRECOMPILED } from "./precompiled-validators.ts";
@@ -19,8 +20,19 @@ export const AJV_OPTIONS: Options = {
 // One Ajv for the process, created on first use (keeps cold start free of schema compiles).
 let ajv: Ajv | undefined;
 
+/**
+ * Ajv's compiler, required (synchronously: a validator is a plain function) when a
+ * schema is first compiled at run time. Not a static import: in the bundles every
+ * schema is precompiled, and evaluating the compiler cost ~34 ms of every start for
+ * nothing. A require through createRequire is opaque to esbuild, so the compiler is
+ * not in any bundle either; should a bundle ever meet a schema the build did not see,
+ * it loads from node_modules, where Ajv ships as a dependency.
+ */
 function getAjv(): Ajv {
-  ajv ??= new Ajv(AJV_OPTIONS);
+  if (!ajv) {
+    const { Ajv: AjvClass } = createRequire(import.meta.url)("ajv") as typeof import("ajv");
+    ajv = new AjvClass(AJV_OPTIONS);
+  }
   return ajv;
 }
 
