@@ -13,18 +13,31 @@
  *   every external import to the top and load the whole SDK at cold start); bundled,
  *   the SDK's modules still initialize only when first required.
  * - dist/cli.js, dist/worker.js: ESM (the worker awaits at top level), with the
- *   backends split into chunks loaded on demand.
+ *   backends, and the packages few jobs use (Parquet, the tokenizer), split into
+ *   chunks loaded on demand.
+ *
+ *   tsx scripts/build.ts [--outdir DIR] [--metafile]
+ *
+ * --outdir: build there instead of dist/; --metafile: also write esbuild's metafiles
+ * (meta-functions.json, meta-esm.json) there: what each output holds and imports
+ * (test/lazy-deps.test.ts reads them).
  */
-import { readdir, rm, stat } from "node:fs/promises";
+import { readdir, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { parseArgs } from "node:util";
 import { build, type Plugin } from "esbuild";
 import { precompiledValidatorsSource } from "./build/validators.ts";
 
 const native = ["onnxruntime-node", "better-sqlite3", "sharp", "@fnproject/fdk"];
 const external = [...native, "oci-*"];
+const { values: args } = parseArgs({
+  options: { outdir: { type: "string", default: "dist" }, metafile: { type: "boolean" } },
+});
+const outdir = args.outdir;
+const metafile = args.metafile === true;
 const started = Date.now();
 // Chunk names carry a content hash: without this, every build would leave the last one's behind.
-await rm("dist/chunks", { recursive: true, force: true });
+await rm(path.join(outdir, "chunks"), { recursive: true, force: true });
 // Every schema compiled now, not at each start (see src/core/precompiled-validators.ts).
 const validators = await precompiledValidatorsSource(process.cwd());
 const precompiled: Plugin = {
@@ -38,10 +51,11 @@ const precompiled: Plugin = {
     }));
   },
 };
-await Promise.all([
+const [functionsBuild, esmBuild] = await Promise.all([
   build({
     entryPoints: { functions: "functions/fn-entry.ts" },
-    outdir: "dist",
+    outdir,
+    metafile,
     outExtension: { ".js": ".cjs" },
     bundle: true,
     platform: "node",
@@ -67,7 +81,8 @@ await Promise.all([
       // The input hash thread's entry (src/adapters/local/file-hash-thread.ts finds it).
       "file-hash": "src/adapters/local/file-hash-worker.ts",
     },
-    outdir: "dist",
+    outdir,
+    metafile,
     bundle: true,
     platform: "node",
     target: "node20",
@@ -86,11 +101,20 @@ await Promise.all([
     plugins: [precompiled],
   }),
 ]);
-for (const name of ["functions.cjs", "cli.js", "worker.js"]) {
-  const { size } = await stat(path.join("dist", name));
-  console.log(`dist/${name}  ${(size / 1024).toFixed(0)} KiB`);
+if (metafile) {
+  await writeFile(
+    path.join(outdir, "meta-functions.json"),
+    JSON.stringify(functionsBuild.metafile),
+  );
+  await writeFile(path.join(outdir, "meta-esm.json"), JSON.stringify(esmBuild.metafile));
 }
-const chunks = await readdir("dist/chunks").catch(() => []);
-console.log(`dist/chunks/  ${chunks.filter((c) => c.endsWith(".js")).length} chunks (cli, worker)`);
+for (const name of ["functions.cjs", "cli.js", "worker.js"]) {
+  const { size } = await stat(path.join(outdir, name));
+  console.log(`${outdir}/${name}  ${(size / 1024).toFixed(0)} KiB`);
+}
+const chunks = await readdir(path.join(outdir, "chunks")).catch(() => []);
+console.log(
+  `${outdir}/chunks/  ${chunks.filter((c) => c.endsWith(".js")).length} chunks (cli, worker)`,
+);
 console.log(`${validators.count} schema validators precompiled`);
 console.log(`built in ${Date.now() - started} ms`);
