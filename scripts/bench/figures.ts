@@ -2,6 +2,7 @@
  * The issue's figures from one bench run: each ratio with its anchor, the
  * target it is held to and the issue's "today" figure.
  */
+import { type FloorCosts, floorWallMs } from "./ceilings.ts";
 import type { CliRunResult } from "./cli-run.ts";
 import type { DuckdbResult } from "./duckdb.ts";
 import { fmtInt, fmtMB, pct, secs } from "./format.ts";
@@ -29,7 +30,11 @@ export interface ColdStart {
 /** Everything one bench run measured. */
 export interface Measured {
   rows: number;
+  /** Size of the base file. */
+  dataBytes: number;
   scaleRows: number;
+  /** What every run must do at least (ceilings.ts). */
+  floors: FloorCosts;
   quick: boolean;
   duck: DuckdbResult;
   pandas: PandasResult | undefined;
@@ -66,9 +71,23 @@ export function peakRss(m: Measured): { bytes: number; label: string | undefined
   return { bytes, label: runs.find((r) => r.peakRssPerWorker === bytes)?.label };
 }
 
+/**
+ * The best rows/s a run of `rows` rows (`bytes` bytes) can reach here (ceilings.ts),
+ * with the model's inference at `bareRowsPerSec` when it costs more than the parse.
+ */
+function bestRowsPerSec(m: Measured, rows: number, bytes: number, bareRowsPerSec?: number): number {
+  const computeMs = bareRowsPerSec ? (rows / bareRowsPerSec) * 1000 : 0;
+  return rows / (floorWallMs(m.floors, rows, bytes, computeMs) / 1000);
+}
+
 /** The figures the issue asks for, in its order. */
 export function issueFigures(m: Measured): Figure[] {
   const peak = peakRss(m);
+  const best = bestRowsPerSec(m, m.rows, m.dataBytes);
+  const perRow = m.dataBytes / m.rows;
+  const ceiling = (model: ModelRuns) =>
+    bestRowsPerSec(m, model.run.rows, model.run.rows * perRow, model.bare.rowsPerSec) /
+    model.bare.rowsPerSec;
   const coldMax =
     m.coldStart.length > 0 ? Math.max(...m.coldStart.map((c) => c.totalMs)) : undefined;
   const L = m.logistic.run;
@@ -80,6 +99,7 @@ export function issueFigures(m: Measured): Figure[] {
       anchor: m.duck.rowsPerSec,
       ratio: L.wallRowsPerSec / m.duck.rowsPerSec,
       byJob: L.rowsPerSec / m.duck.rowsPerSec,
+      ceiling: best / m.duck.rowsPerSec,
       target: { min: 0.7 },
       today: "0.24 (1M)",
     },
@@ -89,6 +109,9 @@ export function issueFigures(m: Measured): Figure[] {
       anchor: m.scale?.duck.rowsPerSec,
       ratio: m.scale ? m.scale.run.wallRowsPerSec / m.scale.duck.rowsPerSec : undefined,
       byJob: m.scale ? m.scale.run.rowsPerSec / m.scale.duck.rowsPerSec : undefined,
+      ceiling: m.scale
+        ? bestRowsPerSec(m, m.scale.rows, m.scale.bytes) / m.scale.duck.rowsPerSec
+        : undefined,
       target: { min: 1.0 },
       today: "0.33",
       missing: m.quick ? "skipped (--quick)" : undefined,
@@ -99,6 +122,7 @@ export function issueFigures(m: Measured): Figure[] {
       anchor: m.pandas?.rowsPerSec,
       ratio: m.pandas ? L.wallRowsPerSec / m.pandas.rowsPerSec : undefined,
       byJob: m.pandas ? L.rowsPerSec / m.pandas.rowsPerSec : undefined,
+      ceiling: m.pandas ? best / m.pandas.rowsPerSec : undefined,
       target: { min: 4 },
       today: "1.3",
       missing: m.pandasMissing ? `skipped: ${m.pandasMissing}` : undefined,
@@ -123,6 +147,7 @@ export function issueFigures(m: Measured): Figure[] {
       anchor: m.mlp.bare.rowsPerSec,
       ratio: m.mlp.run.wallRowsPerSec / m.mlp.bare.rowsPerSec,
       byJob: m.mlp.run.rowsPerSec / m.mlp.bare.rowsPerSec,
+      ceiling: ceiling(m.mlp),
       target: { min: 0.5 },
       today: "0.17 wall, 0.30 job",
     },
@@ -132,6 +157,7 @@ export function issueFigures(m: Measured): Figure[] {
       anchor: m.heavy.bare.rowsPerSec,
       ratio: m.heavy.run.wallRowsPerSec / m.heavy.bare.rowsPerSec,
       byJob: m.heavy.run.rowsPerSec / m.heavy.bare.rowsPerSec,
+      ceiling: ceiling(m.heavy),
       target: { min: 0.9 },
       today: "0.83 job",
     },

@@ -11,6 +11,8 @@ export interface Figure {
   ratio?: number;
   /** The same ratio by the job's durationMs instead of wall clock. */
   byJob?: number;
+  /** The most the ratio can be on this machine (ceilings.ts): the mandatory work alone. */
+  ceiling?: number;
   /** A non-ratio figure as printed (e.g. "+3.1%", "212 MB"). */
   value?: string;
   detail?: string;
@@ -62,11 +64,20 @@ export function printFigures(figures: Figure[]): string[] {
     f.name,
     valueText(f),
     targetText(f),
+    f.ceiling !== undefined && !f.missing ? `≤ ${times(f.ceiling)}` : "",
     f.today ?? "",
     status(f),
     anchorText(f),
   ]);
-  const head = ["figure", "value", "target", "issue's today", "status", "ours vs anchor / detail"];
+  const head = [
+    "figure",
+    "value",
+    "target",
+    "ceiling here",
+    "issue's today",
+    "status",
+    "ours vs anchor / detail",
+  ];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) =>
     cells
