@@ -29,18 +29,33 @@ const DEFERRED: Record<string, RegExp> = {
 /** The entries started with every process of their kind (the Parquet decode thread is not). */
 const ESM_ENTRIES = ["cli.js", "worker.js", "file-hash.js"];
 
-/** The outputs `entry` imports statically, itself included, transitively. */
-function staticOutputs(meta: Metafile, entry: string): string[] {
+type Import = { path: string; kind: string; external?: boolean };
+
+/** Everything `entry` reaches over the imports `follow` takes, itself included. */
+function reachable(
+  importsOf: (file: string) => readonly Import[] | undefined,
+  entry: string,
+  follow: (imp: Import) => boolean,
+): string[] {
   const seen = new Set<string>();
   const stack = [entry];
   for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
     if (seen.has(next)) continue;
     seen.add(next);
-    for (const imp of meta.outputs[next]?.imports ?? []) {
-      if (imp.kind === "import-statement" && !imp.external) stack.push(imp.path);
+    for (const imp of importsOf(next) ?? []) {
+      if (!imp.external && follow(imp)) stack.push(imp.path);
     }
   }
   return [...seen];
+}
+
+/** The outputs `entry` imports statically, itself included, transitively. */
+function staticOutputs(meta: Metafile, entry: string): string[] {
+  return reachable(
+    (f) => meta.outputs[f]?.imports,
+    entry,
+    (i) => i.kind === "import-statement",
+  );
 }
 
 /**
@@ -49,16 +64,11 @@ function staticOutputs(meta: Metafile, entry: string): string[] {
  * when it runs. (A require inside a function counts too: an over-estimate.)
  */
 function startInputs(meta: Metafile, entry: string): string[] {
-  const seen = new Set<string>();
-  const stack = [entry];
-  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
-    if (seen.has(next)) continue;
-    seen.add(next);
-    for (const imp of meta.inputs[next]?.imports ?? []) {
-      if (imp.kind !== "dynamic-import" && !imp.external) stack.push(imp.path);
-    }
-  }
-  return [...seen];
+  return reachable(
+    (f) => meta.inputs[f]?.imports,
+    entry,
+    (i) => i.kind !== "dynamic-import",
+  );
 }
 
 function offenders(inputs: Iterable<string>): string[] {

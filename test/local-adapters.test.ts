@@ -48,15 +48,16 @@ async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise
   });
 }
 
+/** The queue a ProcessPool test hands back to (SQLite in `dir`). */
+function poolQueue(dir: string): SqliteTaskQueue {
+  return new SqliteTaskQueue({ path: join(dir, "queue.db"), queue: "pool", maxDeliveries: 5 });
+}
+
 // ---- The port contracts ---------------------------------------------------------
 
 replicaTargetConformance("ProcessPool conformance (worker child processes)", async () => {
   const dir = await tempDir();
-  const queue = new SqliteTaskQueue({
-    path: join(dir, "queue.db"),
-    queue: "pool",
-    maxDeliveries: 5,
-  });
+  const queue = poolQueue(dir);
   const pool = new ProcessPool({
     env: process.env,
     queue,
@@ -429,11 +430,7 @@ describe("SqliteTaskQueue (local only)", () => {
 describe("ProcessPool (local only)", () => {
   it("closing does not signal a worker already stopping again (a second SIGTERM means exit without hand-back)", async () => {
     const dir = await tempDir();
-    const queue = new SqliteTaskQueue({
-      path: join(dir, "queue.db"),
-      queue: "pool",
-      maxDeliveries: 5,
-    });
+    const queue = poolQueue(dir);
     const said = new Map<string, () => void>();
     const hears = (word: string) => new Promise<void>((r) => said.set(word, r));
     const started = hears("ready");
@@ -470,11 +467,7 @@ describe("ProcessPool (local only)", () => {
 describe("ProcessPool held until released (local only)", () => {
   it("a held worker boots but opens no store (a refused run writes nothing); released, it does", async () => {
     const dir = await tempDir();
-    const queue = new SqliteTaskQueue({
-      path: join(dir, "queue.db"),
-      queue: "pool",
-      maxDeliveries: 5,
-    });
+    const queue = poolQueue(dir);
     const run = async (release: boolean) => {
       const dataDir = join(dir, release ? "released" : "refused");
       const exits: (number | null)[] = [];
@@ -526,11 +519,7 @@ describe("ProcessPool held until released (local only)", () => {
 describe("ProcessPool scale-down (local only)", () => {
   it("stops only a worker free for a second, never one that may be taking a task right now", async () => {
     const dir = await tempDir();
-    const queue = new SqliteTaskQueue({
-      path: join(dir, "queue.db"),
-      queue: "pool",
-      maxDeliveries: 5,
-    });
+    const queue = poolQueue(dir);
     const pool = new ProcessPool({
       env: { ...process.env, BATCH_INFER_DATA_DIR: join(dir, "data") },
       queue,
@@ -563,11 +552,7 @@ describe("ProcessPool scale-down (local only)", () => {
 describe("ProcessPool and workers that are gone (local only)", () => {
   it("answering a held worker that already exited does not crash the pool", async () => {
     const dir = await tempDir();
-    const queue = new SqliteTaskQueue({
-      path: join(dir, "queue.db"),
-      queue: "pool",
-      maxDeliveries: 5,
-    });
+    const queue = poolQueue(dir);
     let exited = 0;
     const pool = new ProcessPool({
       env: process.env,
