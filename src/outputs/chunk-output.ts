@@ -7,25 +7,10 @@
 import type { OutputFormat } from "../core/records.ts";
 import { ByteWriter } from "../pipeline/output-rows.ts";
 import type { OutputColumn, RowSink } from "../tasks/task.ts";
+import type { ChunkOutput, ChunkPart } from "./chunk-part.ts";
 import { TextRowSink } from "./text-sink.ts";
 
-/** A finished chunk's part. */
-export interface ChunkPart {
-  /** The part object's bytes; empty = no part object to write. */
-  body: Buffer;
-  /** What a merge copies from the part when that is not the whole part (Parquet's column chunks). */
-  section?: { bytes: number; sha256: string };
-}
-
-/** Rows of one chunk at a time. */
-export interface ChunkOutput {
-  /** Where the task's decoder writes the chunk's rows. */
-  readonly sink: RowSink;
-  /** The chunk's part (valid until `reset`). */
-  finish(): ChunkPart;
-  /** Start the next chunk. */
-  reset(): void;
-}
+export type { ChunkOutput, ChunkPart } from "./chunk-part.ts";
 
 class TextChunkOutput implements ChunkOutput {
   private readonly out = new ByteWriter();

@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import type { OutputColumn } from "../../tasks/task.ts";
-import type { ChunkOutput, ChunkPart } from "../chunk-output.ts";
+import type { ChunkOutput, ChunkPart } from "../chunk-part.ts";
 import { ParquetRowSink } from "./row-sink.ts";
 
 /** Byte range [4, dataEnd) of a Parquet file: everything between the magic and the footer. */
