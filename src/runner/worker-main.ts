@@ -82,16 +82,19 @@ function openEarly(descriptor: string | undefined): Promise<EarlyModel | undefin
   } catch {
     return undefined; // the same check fails once started, with the error shown
   }
-  return openModelEarly(loadModel, descriptor, scorerOptions(early));
+  // The run's batch size, when it set one: "auto" decides the inference thread by it.
+  const batchSize = Number(process.env.BATCH_INFER_PRELOAD_BATCH);
+  return openModelEarly(loadModel, descriptor, {
+    ...scorerOptions(early),
+    ...(Number.isInteger(batchSize) && batchSize > 0 ? { batchSize } : {}),
+  });
 }
 
 function scorerOptions(c: WorkerConfig): TaskSessionOptions {
-  const batchSize = Number(process.env.BATCH_INFER_PRELOAD_BATCH);
   return {
     intraOpThreads: c.intraOpThreads,
     thread: c.inferenceThread,
     executionProviders: c.executionProviders,
-    ...(Number.isInteger(batchSize) && batchSize > 0 ? { batchSize } : {}),
   };
 }
 
