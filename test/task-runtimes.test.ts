@@ -4,6 +4,7 @@
  * that model; a failed early open costs nothing but the job's own open.
  */
 import assert from "node:assert/strict";
+import { cp } from "node:fs/promises";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { silentLogger } from "../src/core/log.ts";
@@ -81,6 +82,39 @@ describe("TaskRuntimeCache with a model opened early", () => {
       assert.equal(loads.length, 1, "the job's runtime came from the early session");
       assert.deepEqual(opened, ["cpu"], "the early session is reported once, as the job takes it");
       assert.equal(await cache.forJob(job), runtime, "the same job keeps its runtime");
+    } finally {
+      await cache.close();
+    }
+  });
+
+  it("never serves a job from a session opened before its model file was replaced", async () => {
+    // The same descriptor path, another ONNX file by the time the job is created: the
+    // early session holds the old weights and must not score the job.
+    const dir = path.join(await scratchDir(), "model");
+    await cp(path.dirname(await numericModel(7)), dir, { recursive: true });
+    const descriptor = path.join(dir, "descriptor.json");
+    const { load, loads } = countingLoader();
+    const early = openModelEarly(load, descriptor, { thread: false });
+    const before = await early;
+    assert.ok(before, "the early open succeeded");
+    await cp(
+      path.join(path.dirname(await numericModel(8)), "model.onnx"),
+      path.join(dir, "model.onnx"),
+    );
+    const job = await jobOn(descriptor);
+    assert.notEqual(
+      job.model.sha256,
+      before.model.identity.sha256,
+      "the job names the new weights",
+    );
+    const cache = new TaskRuntimeCache(load, { thread: false }, 2, undefined, early);
+    try {
+      await cache.forJob(job);
+      assert.equal(
+        loads.length,
+        2,
+        "the job loaded its model again instead of taking the early one",
+      );
     } finally {
       await cache.close();
     }
