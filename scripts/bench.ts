@@ -30,6 +30,7 @@ import { NUMERIC_WIDTH } from "../src/model/datasets.ts";
 import { describeFloorCosts, measureFloorCosts } from "./bench/ceilings.ts";
 import { measureCheckpoints } from "./bench/checkpoints.ts";
 import { type CliRunResult, runCli } from "./bench/cli-run.ts";
+import { measureColdStart } from "./bench/cold-start.ts";
 import {
   BENCH_DIR,
   type BenchModel,
@@ -40,13 +41,7 @@ import {
   removeDataset,
 } from "./bench/data.ts";
 import { type DuckdbResult, measureDuckdb } from "./bench/duckdb.ts";
-import {
-  type ColdStart,
-  issueFigures,
-  type Measured,
-  type ModelRuns,
-  peakRss,
-} from "./bench/figures.ts";
+import { issueFigures, type Measured, type ModelRuns, peakRss } from "./bench/figures.ts";
 import { fmtInt, fmtMB, median, medianValue, secs } from "./bench/format.ts";
 import {
   type BareResult,
@@ -260,26 +255,7 @@ const checkpoints = await measureCheckpoints(
 // Cold start of the functions
 
 console.log("\n== cold start (scripts/cold-start.ts)");
-let coldStart: ColdStart[] = [];
-{
-  const r = spawnSync(
-    process.execPath,
-    ["--import", "tsx", "scripts/cold-start.ts", "--runs", "5", "--json"],
-    { encoding: "utf8", cwd: ROOT },
-  );
-  if (r.status === 0) {
-    coldStart = (
-      JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "{}") as { coldStart: ColdStart[] }
-    ).coldStart;
-    for (const c of coldStart) {
-      console.log(
-        `  ${c.fn} (${c.backend}): socket ready ${c.readyMs.toFixed(0)} ms + first answer ${c.firstMs.toFixed(0)} ms = ${c.totalMs.toFixed(0)} ms`,
-      );
-    }
-  } else {
-    console.log(`  cold start failed (exit ${r.status}): ${r.stderr.trim().split("\n").at(-1)}`);
-  }
-}
+const coldStart = measureColdStart(ROOT);
 
 // ---------------------------------------------------------------------------------
 // 10M rows: our wall clock against DuckDB on the same file
